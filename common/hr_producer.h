@@ -1,0 +1,57 @@
+/*
+ * The idempotent Kafka producer every worker uses for its outputs and for
+ * retry and dead-letter records, with a delivery barrier: the runtime stores
+ * a batch's offsets only after hr_producer_barrier() saw every record of the
+ * batch acknowledged.
+ *
+ * Not thread-safe: used from the worker's loop thread only (delivery reports
+ * are served there by hr_producer_poll() and hr_producer_barrier()).
+ */
+#ifndef HR_PRODUCER_H
+#define HR_PRODUCER_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hr_compat.h"
+
+struct hr_conf;
+struct hr_producer;
+
+/** Create the producer (enable.idempotence=true, lz4, linger 5 ms, then
+ *  HERALD_KAFKA_PROPERTIES). Returns NULL with @errstr on failure. */
+struct hr_producer *hr_producer_new(const struct hr_conf *cfg, char *errstr,
+                                    size_t errstr_size);
+
+/** Flush within @timeout_ms and destroy. Returns the number of records that
+ *  were not delivered (0 on a clean flush). NULL is a no-op returning 0. */
+int hr_producer_free(struct hr_producer *p, int timeout_ms);
+
+/**
+ * Queue one record; key, value and headers are copied. @hdrs (may be NULL)
+ * is taken over on success only (the caller nulls its pointer); on failure
+ * the caller still owns it. Waits while the local queue is full.
+ * Returns 0, or -1 with @errstr when the record cannot be queued.
+ */
+int hr_producer_send(struct hr_producer *p, const char *topic,
+                     const void *key, size_t key_len, const void *value,
+                     size_t value_len, rd_kafka_headers_t *hdrs, char *errstr,
+                     size_t errstr_size) HR_MUST_CHECK;
+
+/**
+ * Wait until every record sent since the previous barrier is acknowledged
+ * or failed for good, at most @timeout_ms. Returns the number of failed or
+ * still-unacknowledged records (0: all durable), and starts a new epoch.
+ * The first failure's reason goes to @errstr.
+ */
+int hr_producer_barrier(struct hr_producer *p, int timeout_ms, char *errstr,
+                        size_t errstr_size);
+
+/** Serve delivery reports without blocking. */
+void hr_producer_poll(struct hr_producer *p);
+
+/** The underlying handle (borrowed), e.g. for metadata. */
+rd_kafka_t *hr_producer_handle(struct hr_producer *p);
+
+#endif

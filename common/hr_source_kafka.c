@@ -1,0 +1,401 @@
+#include "hr_source.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hr_conf.h"
+#include "hr_kafka.h"
+#include "hr_log.h"
+#include "hr_metrics.h"
+#include "hr_time.h"
+
+#include "hr_banned.h"
+
+struct hr_source {
+    rd_kafka_t *rk;
+    rd_kafka_topic_partition_list_t *assigned; /* current assignment */
+    struct hr_metric *lag;
+    struct hr_metric *errors;
+    struct hr_metric *rebalances;
+    bool fatal;
+    bool all_brokers_down;
+    char last_error[256];
+};
+
+/* Assignment bookkeeping: the cooperative protocol hands out increments. */
+static void assignment_add(struct hr_source *src,
+                           const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+
+        if (!rd_kafka_topic_partition_list_find(src->assigned, tp->topic,
+                                                tp->partition))
+            rd_kafka_topic_partition_list_add(src->assigned, tp->topic,
+                                              tp->partition);
+    }
+}
+
+static void assignment_remove(struct hr_source *src,
+                              const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        char pstr[16];
+
+        rd_kafka_topic_partition_list_del(src->assigned, tp->topic,
+                                          tp->partition);
+        snprintf(pstr, sizeof(pstr), "%d", tp->partition);
+        hr_metric_remove(src->lag, (const char *[]){tp->topic, pstr});
+    }
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct hr_source *src = opaque;
+    bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    rd_kafka_error_t *error = NULL;
+    rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
+    bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+
+    hr_metric_add(src->rebalances, NULL, 1);
+    hr_log_info(assign ? "partitions assigned" : "partitions revoked",
+                HR_LOG_I64("count", parts->cnt),
+                HR_LOG_STR("protocol", rd_kafka_rebalance_protocol(rk)));
+    if (assign) {
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            ret = rd_kafka_assign(rk, parts);
+        assignment_add(src, parts);
+    } else {
+        if (cooperative)
+            error = rd_kafka_incremental_unassign(rk, parts);
+        else
+            ret = rd_kafka_assign(rk, NULL);
+        if (cooperative) {
+            assignment_remove(src, parts);
+        } else {
+            rd_kafka_topic_partition_list_t *all =
+                rd_kafka_topic_partition_list_copy(src->assigned);
+
+            assignment_remove(src, all);
+            rd_kafka_topic_partition_list_destroy(all);
+        }
+    }
+    if (error) {
+        hr_log_error("rebalance failed",
+                     HR_LOG_STR("err", rd_kafka_error_string(error)));
+        rd_kafka_error_destroy(error);
+    } else if (ret) {
+        hr_log_error("rebalance failed", HR_LOG_STR("err", rd_kafka_err2str(ret)));
+    }
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct hr_source *src = opaque;
+
+    hr_metric_add(src->errors, NULL, 1);
+    snprintf(src->last_error, sizeof(src->last_error), "%s", reason);
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        src->all_brokers_down = true;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char fatal[256];
+
+        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        hr_log_error("kafka fatal error", HR_LOG_STR("err", fatal));
+        src->fatal = true;
+        return;
+    }
+    hr_log_warn("kafka error", HR_LOG_STR("err", reason),
+                HR_LOG_STR("code", rd_kafka_err2name(err)));
+}
+
+/* Statistics JSON -> herald_consumer_lag{topic,partition}. Only partitions
+ * this consumer holds are reported (the -1 "internal" partition and
+ * partitions without a known lag are skipped). */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+    struct hr_source *src = opaque;
+    json_t *root, *topics, *topic, *parts, *part;
+    const char *tname, *pname;
+
+    (void)rk;
+    root = json_loadb(json, json_len, 0, NULL);
+    if (!root)
+        return 0;
+    topics = json_object_get(root, "topics");
+    json_object_foreach(topics, tname, topic)
+    {
+        parts = json_object_get(topic, "partitions");
+        json_object_foreach(parts, pname, part)
+        {
+            json_t *lag = json_object_get(part, "consumer_lag");
+            int32_t pid = (int32_t)strtol(pname, NULL, 10);
+
+            if (pid < 0 || !json_is_integer(lag) ||
+                json_integer_value(lag) < 0 ||
+                !rd_kafka_topic_partition_list_find(src->assigned, tname, pid))
+                continue;
+            hr_metric_set(src->lag, (const char *[]){tname, pname},
+                          (double)json_integer_value(lag));
+        }
+    }
+    if (src->all_brokers_down) {
+        json_t *brokers = json_object_get(root, "brokers"), *b;
+        const char *bname;
+
+        json_object_foreach(brokers, bname, b)
+        {
+            const char *state = json_string_value(json_object_get(b, "state"));
+
+            if (state && !strcmp(state, "UP"))
+                src->all_brokers_down = false;
+        }
+    }
+    json_decref(root);
+    return 0; /* librdkafka frees @json */
+}
+
+static rd_kafka_topic_partition_list_t *topic_list(const char *topics)
+{
+    rd_kafka_topic_partition_list_t *list =
+        rd_kafka_topic_partition_list_new(4);
+    char *copy = strdup(topics), *t, *save = NULL;
+
+    for (t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ')
+            t++;
+        if (*t && !rd_kafka_topic_partition_list_find(list, t,
+                                                      RD_KAFKA_PARTITION_UA))
+            rd_kafka_topic_partition_list_add(list, t, RD_KAFKA_PARTITION_UA);
+    }
+    free(copy);
+    return list;
+}
+
+struct hr_source *hr_source_new(const struct hr_conf *cfg, const char *topics,
+                                struct hr_metrics *reg, char *errstr,
+                                size_t errstr_size)
+{
+    const char *defaults[] = {
+        "group.id", hr_conf_str(cfg, "HERALD_KAFKA_GROUP"),
+        "enable.auto.offset.store", "false",
+        "enable.auto.commit", "true",
+        "auto.commit.interval.ms", "1000",
+        "auto.offset.reset", "earliest",
+        "partition.assignment.strategy", "cooperative-sticky",
+        "statistics.interval.ms",
+        hr_conf_str(cfg, "HERALD_KAFKA_STATS_INTERVAL_MS"),
+        /* Bound what librdkafka buffers ahead: peak memory matters more
+         * than read-ahead once a batch is big enough. */
+        "queued.max.messages.kbytes", "8192",
+        "fetch.max.bytes", "8388608",
+        "client.id", "herald-consumer",
+        NULL, NULL, NULL,
+    };
+    struct hr_source *src = calloc(1, sizeof(*src));
+    rd_kafka_topic_partition_list_t *subs;
+    rd_kafka_conf_t *conf;
+    rd_kafka_resp_err_t err;
+
+    if (!src) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    if (hr_conf_str(cfg, "HERALD_INSTANCE_ID")) {
+        size_t n = HR_ARRAY_SIZE(defaults) - 3;
+
+        defaults[n] = "group.instance.id";
+        defaults[n + 1] = hr_conf_str(cfg, "HERALD_INSTANCE_ID");
+    }
+    src->lag = hr_metrics_gauge(reg, "herald_consumer_lag",
+                                "Messages behind the partition's end",
+                                "topic,partition");
+    src->errors = hr_metrics_counter(reg, "herald_source_errors_total",
+                                     "Errors reported by the source client",
+                                     NULL);
+    src->rebalances = hr_metrics_counter(reg, "herald_source_rebalances_total",
+                                         "Assignment changes", NULL);
+    src->assigned = rd_kafka_topic_partition_list_new(32);
+    conf = hr_kafka_conf_new(cfg, defaults, errstr, errstr_size);
+    if (!conf)
+        goto out_free;
+    rd_kafka_conf_set_opaque(conf, src);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_stats_cb(conf, stats_cb);
+    src->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+    if (!src->rk) {
+        rd_kafka_conf_destroy(conf);
+        goto out_free;
+    }
+    conf = NULL; /* owned by src->rk now */
+    rd_kafka_poll_set_consumer(src->rk);
+    subs = topic_list(topics);
+    err = rd_kafka_subscribe(src->rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (err) {
+        snprintf(errstr, errstr_size, "cannot subscribe to '%s': %s", topics,
+                 rd_kafka_err2str(err));
+        rd_kafka_destroy(src->rk);
+        goto out_free;
+    }
+    return src;
+out_free:
+    rd_kafka_topic_partition_list_destroy(src->assigned);
+    free(src);
+    return NULL;
+}
+
+size_t hr_source_poll(struct hr_source *src, rd_kafka_message_t **msgs,
+                      size_t max, int wait_ms)
+{
+    int64_t deadline = hr_time_mono_ms() + wait_ms;
+    size_t n = 0;
+
+    while (n < max) {
+        int64_t left = deadline - hr_time_mono_ms();
+        rd_kafka_message_t *rkm =
+            rd_kafka_consumer_poll(src->rk, left > 0 ? (int)left : 0);
+
+        if (!rkm) {
+            if (left <= 0)
+                break;
+            continue;
+        }
+        if (rkm->err) {
+            if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                hr_metric_add(src->errors, NULL, 1);
+                hr_log_warn("consume error",
+                            HR_LOG_STR("topic", rkm->rkt ? rd_kafka_topic_name(
+                                                               rkm->rkt)
+                                                         : NULL),
+                            HR_LOG_I32("partition", rkm->partition),
+                            HR_LOG_STR("err", rd_kafka_message_errstr(rkm)));
+            }
+            rd_kafka_message_destroy(rkm);
+            continue;
+        }
+        src->all_brokers_down = false;
+        /* The window restarts at the first message: a batch fills for at
+         * most @wait_ms once data flows. */
+        if (!n)
+            deadline = hr_time_mono_ms() + wait_ms;
+        msgs[n++] = rkm;
+    }
+    return n;
+}
+
+bool hr_source_owns(struct hr_source *src, const rd_kafka_message_t *rkm)
+{
+    return rd_kafka_topic_partition_list_find(
+               src->assigned, rd_kafka_topic_name(rkm->rkt),
+               rkm->partition) != NULL;
+}
+
+int hr_source_store(struct hr_source *src, rd_kafka_message_t *const *msgs,
+                    size_t n, char *errstr, size_t errstr_size)
+{
+    rd_kafka_topic_partition_list_t *list;
+    rd_kafka_resp_err_t err;
+    int rc = 0;
+
+    if (!n)
+        return 0;
+    list = rd_kafka_topic_partition_list_new(16);
+    for (size_t i = 0; i < n; i++) {
+        const rd_kafka_message_t *rkm = msgs[i];
+        const char *topic = rd_kafka_topic_name(rkm->rkt);
+        rd_kafka_topic_partition_t *tp;
+
+        if (!hr_source_owns(src, rkm))
+            continue;
+        tp = rd_kafka_topic_partition_list_find(list, topic, rkm->partition);
+        if (!tp)
+            tp = rd_kafka_topic_partition_list_add(list, topic,
+                                                   rkm->partition);
+        if (rkm->offset + 1 > tp->offset)
+            tp->offset = rkm->offset + 1;
+    }
+    if (list->cnt) {
+        err = rd_kafka_offsets_store(src->rk, list);
+        if (err && err != RD_KAFKA_RESP_ERR__STATE) {
+            snprintf(errstr, errstr_size, "cannot store offsets: %s",
+                     rd_kafka_err2str(err));
+            rc = -1;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    return rc;
+}
+
+bool hr_source_is_ready(struct hr_source *src, char *reason,
+                        size_t reason_size)
+{
+    if (src->fatal) {
+        snprintf(reason, reason_size, "kafka fatal error");
+        return false;
+    }
+    if (src->all_brokers_down) {
+        snprintf(reason, reason_size, "kafka brokers unreachable: %s",
+                 src->last_error);
+        return false;
+    }
+    if (!src->assigned->cnt) {
+        snprintf(reason, reason_size, "waiting for a partition assignment");
+        return false;
+    }
+    return true;
+}
+
+bool hr_source_is_fatal(const struct hr_source *src)
+{
+    return src->fatal;
+}
+
+static bool commit_is_retriable(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__WAIT_COORD:
+        return true;
+    default:
+        return false;
+    }
+}
+
+int hr_source_close(struct hr_source *src, int64_t deadline_ms)
+{
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int attempt = 0;
+
+    if (!src)
+        return 0;
+    for (;;) {
+        err = rd_kafka_commit(src->rk, NULL, 0);
+        if (err == RD_KAFKA_RESP_ERR__NO_OFFSET || !err)
+            break;
+        attempt++;
+        hr_log_warn("commit failed", HR_LOG_STR("err", rd_kafka_err2str(err)),
+                    HR_LOG_I64("attempt", attempt));
+        if (!commit_is_retriable(err) || hr_time_mono_ms() + 200 > deadline_ms)
+            break;
+        hr_time_sleep_ms(100);
+    }
+    rd_kafka_consumer_close(src->rk);
+    rd_kafka_destroy(src->rk);
+    rd_kafka_topic_partition_list_destroy(src->assigned);
+    free(src);
+    return err && err != RD_KAFKA_RESP_ERR__NO_OFFSET ? -1 : 0;
+}

@@ -1,0 +1,144 @@
+/*
+ * The worker runtime: a worker is a definition plus a batch handler.
+ *
+ *   int main(int argc, char **argv)
+ *   {
+ *       static const struct hr_worker_def def = {
+ *           .name = "unread", .topics = "herald.messages", ...
+ *           .init = unread_init, .handle = unread_handle,
+ *           .fini = unread_fini,
+ *       };
+ *       return hr_worker_main(&def, argc, argv);
+ *   }
+ *
+ * hr_worker_main() owns flags, configuration, logging, signals, /metrics
+ * and health, the Kafka consumer and producer, Redis, and shutdown. The
+ * handler receives batches of events and sets one outcome per event; the
+ * runtime writes retry and dead-letter records, waits until every output of
+ * the batch is acknowledged by the broker, and only then stores offsets.
+ */
+#ifndef HR_WORKER_H
+#define HR_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hr_compat.h"
+#include "hr_conf.h"
+#include "hr_event.h"
+#include "hr_retry.h"
+
+struct hr_worker;
+struct hr_redis;
+struct hr_metrics;
+
+enum hr_outcome {
+    HR_OUT_PENDING = 0, /* the handler has not decided (treated as a bug) */
+    HR_OUT_OK,
+    HR_OUT_DUPLICATE,
+    HR_OUT_FILTERED,
+    HR_OUT_RETRY, /* -> herald.retry with SPEC section 7 headers */
+    HR_OUT_DEAD,  /* -> herald.dlq with SPEC section 7 headers */
+};
+
+/** One consumed event. Source fields are borrowed for the batch's life. */
+struct hr_item {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+    int64_t timestamp_ms;
+
+    /* Parsed CloudEvent when the definition asks for it (.cloudevents);
+     * items that fail to parse are dead-lettered by the runtime and never
+     * reach the handler's view (their outcome is already set). */
+    struct hr_event ev;
+
+    /* Outcome, set by the handler through hr_item_*(). */
+    enum hr_outcome outcome;
+    enum hr_err_class err_class;
+    int64_t retry_after_ms; /* -1 when unknown */
+    char destination[96];
+    char reason[256];
+
+    void *priv; /* runtime-private (the source message) */
+};
+
+struct hr_batch {
+    struct hr_item *items;
+    size_t n;
+};
+
+enum hr_batch_result {
+    HR_BATCH_DONE = 0, /* every item has an outcome */
+    HR_BATCH_PAUSE,    /* own state unavailable: redo the whole batch later */
+};
+
+/** Called once after configuration and clients are ready. Store the
+ *  worker's state in *state. Returns 0, or -1 to exit with status 1. */
+typedef int hr_init_fn(struct hr_worker *w, void **state);
+
+/** Handle a batch: set every pending item's outcome, or return PAUSE. May be
+ *  called again with the same batch after PAUSE (handlers are idempotent).
+ *  Items whose outcome is already set on entry (poison) must be left alone. */
+typedef enum hr_batch_result hr_handle_fn(struct hr_worker *w, void *state,
+                                          struct hr_batch *batch);
+
+/** Release the state at shutdown. */
+typedef void hr_fini_fn(struct hr_worker *w, void *state);
+
+/** Worker-specific validation for startup and --check-config: report
+ *  problems with hr_conf_add_error(); must not connect anywhere. */
+typedef void hr_validate_fn(struct hr_conf *cfg);
+
+struct hr_worker_def {
+    const char *name;    /* "unread": herald-unread, herald.redeliver.unread */
+    const char *summary; /* one line for --help */
+    const char *topics;  /* default input topics, comma-separated */
+    const struct hr_conf_spec *conf; /* worker settings, may be NULL */
+    bool cloudevents;    /* parse each input as a CloudEvent */
+    bool uses_redis;     /* connect Redis; readiness depends on it */
+    hr_validate_fn *validate;
+    hr_init_fn *init;
+    hr_handle_fn *handle;
+    hr_fini_fn *fini;
+};
+
+/** Run the worker; returns the process exit status (SPEC section 1). */
+int hr_worker_main(const struct hr_worker_def *def, int argc, char **argv);
+
+/** Accessors for handlers; all borrowed, valid until fini. */
+const struct hr_conf *hr_worker_conf(struct hr_worker *w);
+struct hr_redis *hr_worker_redis(struct hr_worker *w);
+struct hr_metrics *hr_worker_metrics(struct hr_worker *w);
+const char *hr_worker_name(const struct hr_worker *w);
+
+/**
+ * Produce one output record (copied). It is part of the current batch: the
+ * batch's offsets are stored only after the broker acknowledged it; if it
+ * fails for good, the batch is redone. Returns 0, or -1 if the producer
+ * queue refused it (the runtime then pauses and redoes the batch).
+ */
+int hr_worker_produce(struct hr_worker *w, const char *topic, const void *key,
+                      size_t key_len, const void *value,
+                      size_t value_len) HR_MUST_CHECK;
+
+/** Say why the handler returned PAUSE (shown on /readyz and in logs). */
+void hr_worker_set_pause_reason(struct hr_worker *w, const char *fmt, ...)
+    HR_PRINTF(2, 3);
+
+/** Outcome setters. */
+void hr_item_ok(struct hr_item *item);
+void hr_item_duplicate(struct hr_item *item);
+void hr_item_filtered(struct hr_item *item);
+void hr_item_dead(struct hr_item *item, enum hr_err_class cls,
+                  const char *fmt, ...) HR_PRINTF(3, 4);
+void hr_item_retry(struct hr_item *item, enum hr_err_class cls,
+                   const char *destination, int64_t retry_after_ms,
+                   const char *fmt, ...) HR_PRINTF(5, 6);
+
+#endif

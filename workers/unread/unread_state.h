@@ -1,0 +1,85 @@
+/* herald-unread's per-process state and the steps of one batch. */
+#ifndef UNREAD_STATE_H
+#define UNREAD_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hr_redis.h"
+#include "hr_strmap.h"
+#include "unread.h"
+
+/* One (user, conversation) touched by the batch. */
+struct unread_pair {
+    size_t user;        /* index into the users map */
+    const char *conv;   /* borrowed from an event of the batch */
+    int64_t batch_read; /* latest read_at in the batch, -1 if none */
+    size_t nmsg;        /* messages to this user in this conversation */
+    size_t first;       /* their first position in the grouped order */
+    size_t cause;       /* last item that touched the pair */
+    /* results of the script */
+    int64_t count;
+    int64_t added;
+    int64_t read_at;
+};
+
+/* One message addressed to one recipient. */
+struct unread_ref {
+    size_t pair;
+    size_t item;
+    int64_t ts;
+    const char *msg_id;
+};
+
+/* Arguments of one script call, pointing into a byte buffer or borrowed. */
+struct unread_args {
+    char *buf;
+    size_t used, cap;
+    const char **argv; /* built at the end, when buf no longer moves */
+    size_t *argvlen;
+    size_t *off;       /* SIZE_MAX: borrowed pointer in ext */
+    const char **ext;
+    size_t n, ncap;
+};
+
+struct unread_state {
+    struct unread_settings set;
+    struct hr_script script;
+    struct hr_metric *changes;
+    struct hr_metric *saturated;
+
+    struct unread_event *events; /* per item of the batch */
+    size_t events_cap;
+    struct hr_strmap users;      /* user id -> index */
+    struct hr_strmap pair_ids;   /* user \0 conversation -> index */
+    struct hr_strmap event_ids;  /* event ids seen in the batch */
+    struct unread_pair *pairs;
+    size_t pairs_cap;
+    struct unread_ref *refs;
+    size_t nrefs, refs_cap;
+    size_t *order;               /* refs grouped by pair */
+    size_t order_cap;
+    int64_t *totals;             /* per user, from the script */
+    size_t totals_cap;
+    struct unread_args args;
+};
+
+/** Group the batch's valid events into pairs and refs (dead-letters
+ *  invalid events and marks in-batch duplicates). */
+void unread_group(struct unread_state *st, struct hr_batch *batch);
+
+/** One script call for the whole batch. Returns 0, or -1 with @errstr when
+ *  Redis is unavailable (the batch pauses). */
+int unread_apply(struct unread_state *st, struct hr_redis *redis,
+                 char *errstr, size_t errstr_size);
+
+/** Set the outcome of every grouped event from the script's results. */
+void unread_settle(struct unread_state *st, struct hr_batch *batch);
+
+/** Emit unread.changed and push.requested. Returns 0 or -1 (producer). */
+int unread_emit(struct unread_state *st, struct hr_worker *w,
+                struct hr_batch *batch);
+
+void unread_args_release(struct unread_args *args);
+
+#endif
