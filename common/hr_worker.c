@@ -427,6 +427,7 @@ static void batch_account(struct hr_worker *w, struct hr_batch *batch,
                           (double)counts[o]);
     }
     hr_metric_observe(w->latency, NULL, elapsed, batch->n);
+    w->events_done += batch->n;
 }
 
 static int run_loop(struct hr_worker *w)
@@ -662,7 +663,8 @@ out_shutdown:
     deadline = hr_time_mono_ms() + hr_conf_int(w.cfg, "HERALD_SHUTDOWN_TIMEOUT_MS");
     if (shutdown_clients(&w, deadline))
         rc = 1;
-    hr_log_info("stopped", HR_LOG_I64("exit_status", rc));
+    hr_log_info("stopped", HR_LOG_I64("exit_status", rc),
+                HR_LOG_I64("events", w.events_done));
     hr_metrics_free(w.metrics);
     hr_conf_free(w.cfg);
     return rc;

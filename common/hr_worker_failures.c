@@ -12,6 +12,12 @@
 
 #include "hr_banned.h"
 
+/* A dead letter must always fit the broker's message size limit (about
+ * 1 MB by default), or an oversized poison event would block its partition
+ * for good: larger values keep their first bytes and say so in a header. */
+#define HR_FAILURE_VALUE_MAX  (512 * 1024)
+#define HR_FAILURE_VALUE_KEEP (64 * 1024)
+
 /* A header of the incoming message as a C string in @buf, or NULL. */
 static const char *header_str(rd_kafka_headers_t *hdrs, const char *name,
                               char *buf, size_t size)
@@ -85,6 +91,7 @@ int hr_worker_send_failures(struct hr_worker *w, struct hr_batch *batch)
         rd_kafka_headers_t *hdrs;
         const char *topic;
         char errstr[256];
+        size_t value_len;
 
         if (item->outcome != HR_OUT_RETRY && item->outcome != HR_OUT_DEAD)
             continue;
@@ -101,8 +108,16 @@ int hr_worker_send_failures(struct hr_worker *w, struct hr_batch *batch)
             HR_LOG_STR("class", hr_err_class_name(item->err_class)),
             HR_LOG_STR("destination", item->destination),
             HR_LOG_STR("err", item->reason), HR_LOG_END);
+        value_len = item->value_len;
+        if (value_len > HR_FAILURE_VALUE_MAX) {
+            char num[32];
+
+            snprintf(num, sizeof(num), "%zu", item->value_len);
+            header_set(hdrs, "herald-value-truncated", num);
+            value_len = HR_FAILURE_VALUE_KEEP;
+        }
         if (hr_producer_send(w->producer, topic, item->key, item->key_len,
-                             item->value, item->value_len, hdrs, errstr,
+                             item->value, value_len, hdrs, errstr,
                              sizeof(errstr))) {
             rd_kafka_headers_destroy(hdrs);
             hr_log_error("cannot write failure record",

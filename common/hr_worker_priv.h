@@ -24,6 +24,7 @@ struct hr_worker {
     char topics[1024];
     char pause_reason[256];
     bool produce_failed;
+    uint64_t events_done; /* events with a durable outcome, this run */
 
     /* SPEC section 6 metrics */
     struct hr_metric *consumed;

@@ -1,0 +1,522 @@
+/*
+ * herald-unread end to end: the worker binary against a real redis-server
+ * and herald-devbroker, with Redis compared to the exact model of
+ * tests/model/chat_model.c after every scenario.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "hr_compat.h"
+#include "unread_fixture.h"
+
+#define TOPICS                                                                 \
+    "exact:8,exact.unread:8,exact.dlq:1,exact.retry:1,"                        \
+    "crash:8,crash.unread:8,crash.dlq:1,crash.retry:1,"                        \
+    "outage:8,outage.unread:8,outage.dlq:1,outage.retry:1,"                    \
+    "faults:8,faults.unread:8,faults.dlq:1,faults.retry:1,"                    \
+    "bad:2,bad.unread:2,bad.dlq:1,bad.retry:1,"                                \
+    "term:8,term.unread:8,term.dlq:1,term.retry:1,"                            \
+    "push:4,push.unread:4,push.dlq:1,push.retry:1,push.push:4,"                  \
+    "metrics:4,metrics.unread:4,metrics.dlq:1,metrics.retry:1"
+
+static struct uf_env *env;
+
+static struct chat_scenario *scenario(size_t messages, uint64_t seed)
+{
+    struct chat_opts o = {
+        .seed = seed, .users = 300, .convs = 400, .members = 3,
+        .messages = messages, .read_ratio = 0.35, .dup_ratio = 0.10,
+        .shuffle_window = 64, .start_ms = 1795305600000LL,
+    };
+
+    return chat_generate(&o);
+}
+
+static void flush_redis(void)
+{
+    hx_redis_flushall(env->redis);
+}
+
+static int64_t topic_count(const char *topic)
+{
+    return hx_topic_count(hx_broker_bootstraps(env->broker), topic);
+}
+
+static int stop_worker(struct uf_worker *w, int timeout_ms)
+{
+    int status = -1;
+
+    hx_proc_signal(w->proc, SIGTERM);
+    if (hx_proc_wait(w->proc, timeout_ms, &status))
+        return -1;
+    return status;
+}
+
+/* The "events" field of the worker's "stopped" log line. */
+static long long stopped_events(const struct uf_worker *w)
+{
+    char *log = hx_file_read(w->log, NULL);
+    char *line = log ? strstr(log, "\"msg\":\"stopped\"") : NULL;
+    char *ev = line ? strstr(line, "\"events\":") : NULL;
+    long long n = ev ? strtoll(ev + 9, NULL, 10) : -1;
+
+    free(log);
+    return n;
+}
+
+/* 1. 100,000 events, 10% duplicate ids, receipts out of order: exact. */
+static void test_exact_counts_under_duplicates_and_reordering(void **state)
+{
+    struct chat_scenario *s = scenario(70000, 1);
+    struct uf_worker *w;
+
+    (void)state;
+    flush_redis();
+    assert_true(chat_count(s) >= 100000);
+    uf_produce(env, s, "exact", 0, chat_count(s));
+    w = uf_worker_start(env, "exact", "g-exact", NULL);
+    assert_non_null(w);
+    assert_int_equal(uf_wait_exact(env, s, 180000), 0);
+    assert_int_equal(uf_wait_processed(w, (double)chat_count(s), 30000), 0);
+    assert_true(uf_metric(w, "herald_events_processed_total{worker=\"unread\","
+                             "outcome=\"duplicate\"}") > 0);
+    assert_int_equal(topic_count("exact.dlq"), 0);
+    assert_true(topic_count("exact.unread") > 0);
+    assert_int_equal(stop_worker(w, 15000), 0);
+    uf_worker_free(w);
+    chat_free(s);
+}
+
+/* 2. kill -9 mid-stream, restart: nothing lost, nothing doubled. */
+static void test_kill_9_mid_stream_then_restart_is_exact(void **state)
+{
+    struct chat_scenario *s = scenario(40000, 2);
+    struct uf_worker *w;
+
+    (void)state;
+    flush_redis();
+    uf_produce(env, s, "crash", 0, chat_count(s));
+    w = uf_worker_start(env, "crash", "g-crash", NULL);
+    assert_int_equal(uf_wait_processed(w, 8000, 60000), 0);
+    hx_proc_signal(w->proc, SIGKILL);
+    assert_int_equal(hx_proc_wait(w->proc, 5000, NULL), 0);
+    uf_worker_free(w);
+    w = uf_worker_start(env, "crash", "g-crash", NULL);
+    assert_int_equal(uf_wait_exact(env, s, 180000), 0);
+    assert_int_equal(topic_count("crash.dlq"), 0);
+    assert_int_equal(stop_worker(w, 15000), 0);
+    uf_worker_free(w);
+    chat_free(s);
+}
+
+struct ready_arg {
+    struct uf_worker *w;
+    const char *needle;
+};
+
+static bool not_ready_with(void *p)
+{
+    struct ready_arg *a = p;
+    char body[512];
+
+    return uf_readyz(a->w, body, sizeof(body)) == 503 &&
+           strstr(body, a->needle);
+}
+
+/* 3. Redis down for seconds mid-stream: pause (readyz 503 with a reason),
+ *    resume, exact, no dead letters. */
+static void test_redis_outage_pauses_then_resumes_exactly(void **state)
+{
+    struct chat_scenario *s = scenario(30000, 3);
+    size_t half = chat_count(s) / 2;
+    struct ready_arg ra;
+    struct uf_worker *w;
+
+    (void)state;
+    flush_redis();
+    w = uf_worker_start(env, "outage", "g-outage", NULL);
+    assert_int_equal(uf_wait_ready(w, 30000), 0);
+    uf_produce(env, s, "outage", 0, half);
+    assert_int_equal(uf_wait_processed(w, (double)half, 60000), 0);
+    assert_int_equal(hx_redis_stop_server(env->redis), 0);
+    uf_produce(env, s, "outage", half, chat_count(s) - half);
+    ra.w = w;
+    ra.needle = "redis";
+    assert_int_equal(hx_wait_until(not_ready_with, &ra, 20000), 0);
+    hx_sleep_ms(3000);
+    assert_true(hx_proc_is_running(w->proc));
+    assert_int_equal(hx_redis_restart_server(env->redis), 0);
+    assert_int_equal(uf_wait_exact(env, s, 120000), 0);
+    assert_int_equal(uf_wait_ready(w, 20000), 0);
+    assert_int_equal(topic_count("outage.dlq"), 0);
+    assert_true(uf_metric(w, "herald_redis_errors_total{") > 0);
+    assert_true(uf_metric(w, "herald_batch_pauses_total{") > 0);
+    assert_int_equal(stop_worker(w, 15000), 0);
+    uf_worker_free(w);
+    chat_free(s);
+}
+
+/* 4. Broker faults on fetch, commit and produce: exact. */
+static void test_broker_faults_keep_counts_exact(void **state)
+{
+    struct chat_scenario *s = scenario(30000, 4);
+    size_t third = chat_count(s) / 3;
+    struct uf_worker *w;
+
+    (void)state;
+    flush_redis();
+    w = uf_worker_start(env, "faults", "g-faults", NULL);
+    assert_int_equal(uf_wait_ready(w, 30000), 0);
+    assert_int_equal(hx_broker_control(env->broker,
+                                       "errors Fetch 6 NOT_LEADER_FOR_PARTITION"),
+                     0);
+    assert_int_equal(hx_broker_control(env->broker,
+                                       "errors OffsetCommit 4 REBALANCE_IN_PROGRESS"),
+                     0);
+    uf_produce(env, s, "faults", 0, third);
+    assert_int_equal(hx_broker_control(env->broker,
+                                       "errors Produce 6 NOT_LEADER_FOR_PARTITION"),
+                     0);
+    assert_int_equal(hx_broker_control(env->broker, "errors Fetch 3 _TRANSPORT"),
+                     0);
+    uf_produce(env, s, "faults", third, third);
+    assert_int_equal(hx_broker_control(env->broker,
+                                       "errors OffsetCommit 3 NOT_COORDINATOR"),
+                     0);
+    assert_int_equal(hx_broker_control(env->broker,
+                                       "errors Produce 3 REQUEST_TIMED_OUT"),
+                     0);
+    uf_produce(env, s, "faults", 2 * third, chat_count(s) - 2 * third);
+    assert_int_equal(uf_wait_exact(env, s, 180000), 0);
+    assert_int_equal(topic_count("faults.dlq"), 0);
+    assert_int_equal(stop_worker(w, 15000), 0);
+    uf_worker_free(w);
+    chat_free(s);
+}
+
+/* 5. Every class of malformed input: one dead letter each, with reason
+ *    headers, and the worker goes on. */
+struct dlq_seen {
+    int count;
+    int with_headers;
+    char reasons[4096];
+};
+
+static int collect_dlq(void *opaque, const rd_kafka_message_t *rkm)
+{
+    struct dlq_seen *seen = opaque;
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *cls = NULL, *err = NULL, *origin = NULL;
+    size_t cls_len = 0, err_len = 0, origin_len = 0;
+
+    seen->count++;
+    if (!rd_kafka_message_headers(rkm, &hdrs) &&
+        !rd_kafka_header_get_last(hdrs, "herald-error-class", &cls,
+                                  &cls_len) &&
+        !rd_kafka_header_get_last(hdrs, "herald-error", &err, &err_len) &&
+        !rd_kafka_header_get_last(hdrs, "herald-origin-topic", &origin,
+                                  &origin_len) &&
+        !rd_kafka_header_get_last(hdrs, "herald-worker", &origin,
+                                  &origin_len) &&
+        err_len > 0) {
+        size_t used = strlen(seen->reasons);
+
+        seen->with_headers++;
+        snprintf(seen->reasons + used, sizeof(seen->reasons) - used,
+                 "[%.*s] %.*s\n", (int)cls_len, (const char *)cls,
+                 (int)err_len, (const char *)err);
+    }
+    return 0;
+}
+
+static void test_malformed_input_is_dead_lettered_with_reason(void **state)
+{
+    static const char *const bad[] = {
+        "not json at all",
+        "[1,2,3]",
+        "{\"specversion\":\"1.0\",\"id\":\"b1\",\"source\":\"t\"}",
+        "{\"specversion\":\"0.3\",\"id\":\"b2\",\"source\":\"t\",\"type\":"
+        "\"message.created\",\"data\":{}}",
+        "{\"specversion\":\"1.0\",\"id\":\"b3\",\"source\":\"t\",\"type\":"
+        "\"message.deleted\",\"data\":{}}",
+        "{\"specversion\":\"1.0\",\"id\":\"b4\",\"source\":\"t\",\"type\":"
+        "\"message.created\",\"data\":{\"conversation_id\":\"c1\","
+        "\"sender_id\":\"u1\",\"recipient_ids\":[\"u2\"],\"sent_at\":"
+        "\"2026-11-22T10:00:00Z\"}}",
+        "{\"specversion\":\"1.0\",\"id\":\"b5\",\"source\":\"t\",\"type\":"
+        "\"message.created\",\"data\":{\"conversation_id\":\"c1\","
+        "\"message_id\":\"m\",\"sender_id\":\"u1\",\"recipient_ids\":\"u2\","
+        "\"sent_at\":\"2026-11-22T10:00:00Z\"}}",
+        "{\"specversion\":\"1.0\",\"id\":\"b6\",\"source\":\"t\",\"type\":"
+        "\"conversation.read\",\"data\":{\"conversation_id\":\"c1\","
+        "\"user_id\":\"u1\",\"read_at\":\"yesterday\"}}",
+        "{\"specversion\":\"1.0\",\"id\":\"b7\",\"source\":\"t\",\"type\":"
+        "\"conversation.read\",\"data\":{\"conversation_id\":7,"
+        "\"user_id\":\"u1\",\"read_at\":\"2026-11-22T10:00:00Z\"}}",
+        "{\"specversion\":\"1.0\",\"id\":\"b8\",\"source\":\"t\",\"type\":"
+        "\"conversation.read\",\"data\":\"hello\"}",
+        "{\"specversion\":\"1.0\",\"id\":\"b9\",\"source\":\"t\",\"type\":"
+        "\"conversation.read\",\"data\":{\"conversation_id\":\"c1\","
+        "\"user_id\":\"u{1}\",\"read_at\":\"2026-11-22T10:00:00Z\"}}",
+        "{\"specversion\":\"1.0\",\"id\":\"b10\",\"source\":\"t\",\"type\":"
+        "\"message.created\",\"data\":{\"conversation_id\":\"c1\","
+        "\"message_id\":\"m\",\"sender_id\":\"u1\",\"recipient_ids\":[\"u2\","
+        "3],\"sent_at\":\"2026-11-22T10:00:00Z\"}}",
+    };
+    const char good[] =
+        "{\"specversion\":\"1.0\",\"id\":\"ok1\",\"source\":\"t\",\"type\":"
+        "\"message.created\",\"data\":{\"conversation_id\":\"c1\","
+        "\"message_id\":\"m-ok\",\"sender_id\":\"u1\",\"recipient_ids\":["
+        "\"u1\",\"u2\"],\"sent_at\":\"2026-11-22T10:00:00Z\"}}";
+    const char *brokers = hx_broker_bootstraps(env->broker);
+    const char *big_props[] = {"message.max.bytes", "4000000", NULL};
+    rd_kafka_t *rk = hx_producer_new_with(brokers, big_props);
+    size_t huge_len = 1200000, nbad = HR_ARRAY_SIZE(bad) + 3;
+    char *huge = malloc(huge_len);
+    const char latin1[] = "{\"specversion\":\"1.0\",\"id\":\"b\xe9\",\"source\":"
+                          "\"t\",\"type\":\"conversation.read\"}";
+    struct dlq_seen seen = {0};
+    struct uf_worker *w;
+    redisContext *c;
+    redisReply *reply;
+
+    (void)state;
+    flush_redis();
+    memset(huge, ' ', huge_len);
+    huge[0] = '{';
+    huge[huge_len - 1] = '}';
+    for (size_t i = 0; i < (size_t)HR_ARRAY_SIZE(bad); i++)
+        assert_int_equal(hx_produce(rk, "bad", "c1", 2, bad[i], strlen(bad[i]),
+                                    NULL),
+                         0);
+    assert_int_equal(hx_produce(rk, "bad", "c1", 2, huge, huge_len, NULL), 0);
+    assert_int_equal(hx_produce(rk, "bad", "c1", 2, latin1, strlen(latin1),
+                                NULL),
+                     0);
+    assert_int_equal(hx_produce(rk, "bad", "c1", 2, "", 0, NULL), 0);
+    assert_int_equal(hx_produce(rk, "bad", "c1", 2, good, strlen(good), NULL),
+                     0);
+    assert_int_equal(hx_producer_flush_free(rk, 30000), 0);
+    free(huge);
+
+    w = uf_worker_start(env, "bad", "g-bad", NULL);
+    assert_int_equal(uf_wait_processed(w, (double)nbad + 1, 60000), 0);
+    assert_int_equal(uf_metric(w, "herald_events_processed_total{worker="
+                                  "\"unread\",outcome=\"dead_lettered\"}"),
+                     (double)nbad);
+    assert_int_equal(hx_consume_all(brokers, "bad.dlq", 3000, 20000,
+                                    collect_dlq, &seen),
+                     (int)nbad);
+    fprintf(stderr, "dead letters:\n%s", seen.reasons);
+    assert_int_equal(seen.with_headers, (int)nbad);
+    assert_non_null(strstr(seen.reasons, "invalid json"));
+    assert_non_null(strstr(seen.reasons, "payload too large"));
+    assert_non_null(strstr(seen.reasons, "unknown event type 'message.deleted'"));
+    assert_non_null(strstr(seen.reasons, "missing field 'message_id'"));
+    assert_non_null(strstr(seen.reasons, "[permanent]"));
+    assert_non_null(strstr(seen.reasons, "[poison]"));
+    /* the good event after all of them was applied */
+    c = hx_redis_connect(env->redis);
+    reply = redisCommand(c, "HGET herald:unread:{u2} c1");
+    assert_non_null(reply);
+    assert_int_equal(reply->type, REDIS_REPLY_STRING);
+    assert_string_equal(reply->str, "1");
+    freeReplyObject(reply);
+    redisFree(c);
+    assert_true(hx_proc_is_running(w->proc));
+    assert_int_equal(stop_worker(w, 15000), 0);
+    uf_worker_free(w);
+}
+
+/* 6. SIGTERM mid-stream: exit 0 within the budget, offsets committed; the
+ *    restart does only what was left. */
+static void test_sigterm_drains_and_restart_redoes_nothing(void **state)
+{
+    struct chat_scenario *s = scenario(60000, 6);
+    struct uf_worker *w;
+    long long first, second;
+    int64_t t0;
+
+    (void)state;
+    flush_redis();
+    uf_produce(env, s, "term", 0, chat_count(s));
+    w = uf_worker_start(env, "term", "g-term",
+                        (const char *const[]){"HERALD_BATCH_MAX=500", NULL});
+    assert_int_equal(uf_wait_processed(w, 5000, 60000), 0);
+    t0 = hx_now_ms();
+    assert_int_equal(stop_worker(w, 15000), 0);
+    assert_true(hx_now_ms() - t0 < 10000);
+    first = stopped_events(w);
+    uf_worker_free(w);
+    assert_true(first > 0 && first < (long long)chat_count(s));
+
+    w = uf_worker_start(env, "term", "g-term", NULL);
+    assert_int_equal(uf_wait_exact(env, s, 180000), 0);
+    assert_int_equal(uf_wait_processed(w, (double)chat_count(s) - (double)first,
+                                       30000),
+                     0);
+    hx_sleep_ms(1500);
+    assert_int_equal(stop_worker(w, 15000), 0);
+    second = stopped_events(w);
+    uf_worker_free(w);
+    fprintf(stderr, "first run %lld, second run %lld, total %zu\n", first,
+            second, chat_count(s));
+    assert_int_equal(first + second, (long long)chat_count(s));
+
+    /* a third run finds nothing to do */
+    w = uf_worker_start(env, "term", "g-term", NULL);
+    assert_int_equal(uf_wait_ready(w, 30000), 0);
+    hx_sleep_ms(2000);
+    assert_int_equal(uf_metric(w, "herald_events_consumed_total{"), 0);
+    assert_int_equal(stop_worker(w, 15000), 0);
+    uf_worker_free(w);
+    chat_free(s);
+}
+
+/* push.requested: one per recipient of each message, with the exact badge:
+ * with messages only, each user's highest badge is their final total. */
+struct push_seen {
+    int count;
+    int64_t badge[300];
+};
+
+static int collect_push(void *opaque, const rd_kafka_message_t *rkm)
+{
+    struct push_seen *seen = opaque;
+    json_t *ev = json_loadb(rkm->payload, rkm->len, 0, NULL);
+    json_t *data = json_object_get(ev, "data");
+    const char *user = json_string_value(json_object_get(data, "user_id"));
+    json_int_t badge = json_integer_value(json_object_get(data, "badge"));
+
+    if (user && user[0] == 'u') {
+        int u = (int)strtol(user + 1, NULL, 10);
+
+        if (u >= 0 && u < 300 && badge > seen->badge[u])
+            seen->badge[u] = badge;
+        seen->count++;
+    }
+    json_decref(ev);
+    return 0;
+}
+
+static void test_push_requests_carry_exact_badges(void **state)
+{
+    struct chat_opts o = {.seed = 7, .users = 300, .convs = 400,
+                          .members = 3, .messages = 3000,
+                          .shuffle_window = 1, .start_ms = 1795305600000LL};
+    struct chat_scenario *s = chat_generate(&o);
+    struct push_seen seen = {0};
+    struct uf_worker *w;
+
+    (void)state;
+    flush_redis();
+    uf_produce(env, s, "push", 0, chat_count(s));
+    w = uf_worker_start(env, "push", "g-push",
+                        (const char *const[]){"HERALD_UNREAD_PUSH_TOPIC="
+                                              "push.push",
+                                              NULL});
+    assert_int_equal(uf_wait_exact(env, s, 120000), 0);
+    assert_int_equal(uf_wait_processed(w, (double)chat_count(s), 30000), 0);
+    assert_int_equal(stop_worker(w, 15000), 0);
+    uf_worker_free(w);
+    assert_int_equal(hx_consume_all(hx_broker_bootstraps(env->broker),
+                                    "push.push", 3000, 30000, collect_push,
+                                    &seen),
+                     3000 * 2);
+    for (int u = 0; u < 300; u++)
+        assert_int_equal(seen.badge[u], chat_expected_total(s, u, 999));
+    chat_free(s);
+}
+
+/* 8. Every metric SPEC section 6 names is on /metrics after a run. */
+static void test_spec_metrics_are_exported(void **state)
+{
+    static const char *const names[] = {
+        "herald_events_consumed_total{worker=\"unread\",topic=",
+        "herald_events_processed_total{worker=\"unread\",outcome=\"ok\"}",
+        "herald_events_processed_total{worker=\"unread\",outcome=\"duplicate\"}",
+        "herald_events_processed_total{worker=\"unread\",outcome=\"filtered\"}",
+        "herald_events_processed_total{worker=\"unread\",outcome=\"retried\"}",
+        "herald_events_processed_total{worker=\"unread\",outcome=\"dead_lettered\"}",
+        "herald_event_processing_seconds_bucket{worker=\"unread\",le=",
+        "herald_event_processing_seconds_count{worker=\"unread\"}",
+        "herald_consumer_lag{worker=\"unread\",topic=",
+        "herald_redis_errors_total{worker=\"unread\"}",
+        "herald_source_errors_total{worker=\"unread\"}",
+        "herald_build_info{worker=\"unread\",version=",
+        "herald_unread_pairs_updated_total{worker=\"unread\"}",
+    };
+    struct chat_scenario *s = scenario(2000, 8);
+    struct uf_worker *w;
+    char *text;
+
+    (void)state;
+    flush_redis();
+    uf_produce(env, s, "metrics", 0, chat_count(s));
+    w = uf_worker_start(env, "metrics", "g-metrics",
+                        (const char *const[]){"HERALD_KAFKA_STATS_INTERVAL_MS="
+                                              "500",
+                                              NULL});
+    assert_int_equal(uf_wait_processed(w, (double)chat_count(s), 60000), 0);
+    hx_sleep_ms(1500); /* one statistics interval for the lag gauge */
+    text = uf_metrics_text(w);
+    assert_non_null(text);
+    for (size_t i = 0; i < (size_t)HR_ARRAY_SIZE(names); i++) {
+        if (!strstr(text, names[i]))
+            fprintf(stderr, "missing on /metrics: %s\n", names[i]);
+        assert_non_null(strstr(text, names[i]));
+    }
+    free(text);
+    assert_int_equal(stop_worker(w, 15000), 0);
+    uf_worker_free(w);
+    chat_free(s);
+}
+
+static int group_setup(void **state)
+{
+    static const char *const aof[] = {"--appendonly", "yes", "--appendfsync",
+                                      "always", NULL};
+
+    (void)state;
+    env = uf_env_start(aof, TOPICS);
+    if (!env) {
+        fprintf(stderr, "redis-server or herald-devbroker unavailable\n");
+        exit(77);
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    uf_env_free(env);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exact_counts_under_duplicates_and_reordering),
+        cmocka_unit_test(test_kill_9_mid_stream_then_restart_is_exact),
+        cmocka_unit_test(test_redis_outage_pauses_then_resumes_exactly),
+        cmocka_unit_test(test_broker_faults_keep_counts_exact),
+        cmocka_unit_test(test_malformed_input_is_dead_lettered_with_reason),
+        cmocka_unit_test(test_sigterm_drains_and_restart_redoes_nothing),
+        cmocka_unit_test(test_push_requests_carry_exact_badges),
+        cmocka_unit_test(test_spec_metrics_are_exported),
+    };
+
+    if (getenv("HERALD_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("HERALD_TEST_FILTER"));
+    return cmocka_run_group_tests_name("herald-unread end to end", tests,
+                                       group_setup, group_teardown);
+}
