@@ -43,13 +43,25 @@ static int apply_properties(rd_kafka_conf_t *conf, const char *props,
             entry++;
         if (!*entry)
             continue;
+        /* The values may be secrets (sasl.password): messages name the
+         * property only, never its value. */
         if (!eq) {
-            snprintf(why, sizeof(why), "'%s' is not key=value", entry);
+            snprintf(why, sizeof(why), "entry %d is not key=value", bad + 1);
         } else {
+            char ignored[256];
+
             *eq = '\0';
-            if (rd_kafka_conf_set(conf, entry, eq + 1, why, sizeof(why)) ==
-                RD_KAFKA_CONF_OK)
+            switch (rd_kafka_conf_set(conf, entry, eq + 1, ignored,
+                                      sizeof(ignored))) {
+            case RD_KAFKA_CONF_OK:
                 continue;
+            case RD_KAFKA_CONF_UNKNOWN:
+                snprintf(why, sizeof(why), "unknown property '%.64s'", entry);
+                break;
+            default:
+                snprintf(why, sizeof(why), "invalid value for '%.64s'", entry);
+                break;
+            }
         }
         bad++;
         if (report)

@@ -20,30 +20,45 @@ struct hr_redis {
     char *prefix;
 };
 
+/* The URL as it may be shown: a password becomes "***". */
+static void url_for_display(const char *url, char *out, size_t size)
+{
+    const char *at = strrchr(url, '@');
+
+    if (!strncmp(url, "redis://", 8) && at)
+        snprintf(out, size, "redis://***%s", at);
+    else
+        snprintf(out, size, "%s", url);
+}
+
 /* Split "redis://[:password@]host:port[/db]" or "unix:///path" into parts.
- * The URL is validated here so that --check-config can report it. */
-static int parse_url(struct hr_redis *redis, const char *url, char *errstr,
+ * The URL is validated here so that --check-config can report it; errors
+ * never show the password. */
+static int parse_url(struct hr_redis *redis, const char *raw, char *errstr,
                      size_t errstr_size)
 {
+    char url[512];
+
     const char *p, *at, *slash, *colon;
     char *end;
     long v;
 
-    if (!strncmp(url, "unix://", 7)) {
-        if (url[7] != '/') {
+    url_for_display(raw, url, sizeof(url));
+    if (!strncmp(raw, "unix://", 7)) {
+        if (raw[7] != '/') {
             snprintf(errstr, errstr_size, "invalid redis url '%s': %s", url,
                      "unix socket path must be absolute");
             return -1;
         }
-        redis->path = strdup(url + 7);
+        redis->path = strdup(raw + 7);
         return 0;
     }
-    if (strncmp(url, "redis://", 8)) {
+    if (strncmp(raw, "redis://", 8)) {
         snprintf(errstr, errstr_size,
                  "invalid redis url '%s': expected redis:// or unix://", url);
         return -1;
     }
-    p = url + 8;
+    p = raw + 8;
     at = strrchr(p, '@');
     if (at) {
         const char *pw = memchr(p, ':', (size_t)(at - p));

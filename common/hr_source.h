@@ -40,6 +40,10 @@ struct hr_source *hr_source_new(const struct hr_conf *cfg, const char *topics,
 size_t hr_source_poll(struct hr_source *src, rd_kafka_message_t **msgs,
                       size_t max, int wait_ms);
 
+/** Serve statistics, errors and rebalances without consuming (used while
+ *  a batch is paused, so lag and readiness stay current). */
+void hr_source_serve(struct hr_source *src);
+
 /** Whether @rkm's partition is still assigned to this consumer (after a
  *  rebalance during a long pause it may not be). */
 bool hr_source_owns(struct hr_source *src, const rd_kafka_message_t *rkm);

@@ -235,7 +235,8 @@ struct hr_source *hr_source_new(const struct hr_conf *cfg, const char *topics,
         goto out_free;
     }
     conf = NULL; /* owned by src->rk now */
-    rd_kafka_poll_set_consumer(src->rk);
+    /* The main queue (statistics, errors) stays separate from the consumer
+     * queue, so it can be served while a batch is paused. */
     subs = topic_list(topics);
     err = rd_kafka_subscribe(src->rk, subs);
     rd_kafka_topic_partition_list_destroy(subs);
@@ -258,6 +259,7 @@ size_t hr_source_poll(struct hr_source *src, rd_kafka_message_t **msgs,
     int64_t deadline = hr_time_mono_ms() + wait_ms;
     size_t n = 0;
 
+    rd_kafka_poll(src->rk, 0);
     while (n < max) {
         int64_t left = deadline - hr_time_mono_ms();
         rd_kafka_message_t *rkm =
@@ -289,6 +291,11 @@ size_t hr_source_poll(struct hr_source *src, rd_kafka_message_t **msgs,
         msgs[n++] = rkm;
     }
     return n;
+}
+
+void hr_source_serve(struct hr_source *src)
+{
+    rd_kafka_poll(src->rk, 0);
 }
 
 bool hr_source_owns(struct hr_source *src, const rd_kafka_message_t *rkm)

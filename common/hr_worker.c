@@ -392,6 +392,7 @@ static bool batch_run(struct hr_worker *w, struct hr_batch *batch)
                     return false;
                 hr_health_beat();
                 hr_producer_poll(w->producer);
+                hr_source_serve(w->source);
                 hr_time_sleep_ms(50);
             }
         }
@@ -616,11 +617,12 @@ int hr_worker_main(const struct hr_worker_def *def, int argc, char **argv)
         hr_conf_free(w.cfg);
         return 0;
     }
-    if (!hr_conf_load(w.cfg, config_file)) {
-        validate_common(w.cfg);
-        if (def->validate)
-            def->validate(w.cfg);
-    }
+    /* Cross-field and worker checks run even after type errors: every
+     * problem is reported in one go. */
+    (void)hr_conf_load(w.cfg, config_file);
+    validate_common(w.cfg);
+    if (def->validate)
+        def->validate(w.cfg);
     if (hr_conf_error_count(w.cfg)) {
         for (int i = 0; i < hr_conf_error_count(w.cfg); i++)
             fprintf(stderr, "herald-%s: %s\n", def->name,

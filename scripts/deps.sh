@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       librdkafka-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev
       libjwt-dev libssl-dev libmicrohttpd-dev libcmocka-dev
-      redis-server redis-tools kcat)
+      redis-server redis-tools kcat curl bc)
 
 missing=()
 for p in "${pkgs[@]}"; do

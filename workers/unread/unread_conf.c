@@ -7,7 +7,7 @@
 
 const struct hr_conf_spec unread_conf[] = {
     HR_CONF_STR("HERALD_UNREAD_CHANGED_TOPIC", "herald.unread", 0,
-                "topic for unread.changed events; empty disables them"),
+                "topic for unread.changed events; off disables them"),
     HR_CONF_STR("HERALD_UNREAD_PUSH_TOPIC", NULL, 0,
                 "when set, one push.requested per recipient of each message, "
                 "with the recipient's exact badge"),
@@ -57,9 +57,10 @@ void unread_validate(struct hr_conf *cfg)
     check_template(cfg, "HERALD_UNREAD_PUSH_BODY");
 }
 
+/* "off" (or an empty value) switches an output off. */
 static const char *nonempty(const char *s)
 {
-    return s && *s ? s : NULL;
+    return s && *s && strcmp(s, "off") ? s : NULL;
 }
 
 void unread_settings_load(struct unread_settings *s,

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Benchmark of herald-unread (issue: foundation). Loads 1,000,000
+# message.created events (10k users, 20k conversations of 3 members, so 2
+# recipients each, 128 partitions) into herald-devbroker, runs the worker to
+# completion, verifies every count against the model, and prints the
+# worker's rate and peak memory next to what its building blocks do on the
+# same machine in the same run.
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+N=${N:-1000000}
+GEN=(--users 10000 --convs 20000 --members 3 --messages "$N" --reads 0
+     --dups 0 --window 1 --seed 42)
+
+start_redis
+start_broker --topics herald.messages:128,herald.unread:32
+"$BIN/herald-chatgen" produce --brokers "$BROKERS" "${GEN[@]}"
+
+# Building block 1: kcat reading the same topic.
+t0=$(date +%s.%N)
+got=$(kcat -C -b "$BROKERS" -t herald.messages -o beginning -e -q -f '%o\n' | wc -l)
+t1=$(date +%s.%N)
+kcat_rate=$(echo "$got / ($t1 - $t0)" | bc)
+
+# Building block 2: Redis, pipelined simple commands.
+redis_rate=$(redis-benchmark -s "$REDIS_SOCK" -n 2000000 -P 64 -t set -q --csv 2>/dev/null |
+    awk -F'"' '/SET/ { printf "%d\n", $4 }')
+
+start_worker unread "$WORK/unread.log" HERALD_LOG_LEVEL=warn ${WORKER_ENV:-}
+wait_metric "$METRICS" 'herald_events_consumed_total{' 1 120
+t0=$(date +%s.%N)
+wait_metric "$METRICS" 'herald_events_processed_total{' "$N" 900
+t1=$(date +%s.%N)
+rss=$(peak_rss_mb "$WORKER_PID")
+worker_cpu=$(cpu_s "$WORKER_PID")
+broker_cpu=$(cpu_s "${PIDS[1]}")
+redis_cpu=$(cpu_s "${PIDS[0]}")
+kill -TERM "$WORKER_PID"; wait "$WORKER_PID" || true
+rate=$(echo "$N / ($t1 - $t0)" | bc)
+
+# Redis time the batch script needs per event (its own share of Redis's
+# single core), and so the rate Redis alone could sustain.
+read -r calls usec < <(redis-cli -s "$REDIS_SOCK" info commandstats |
+    awk -F'[=,:]' '/cmdstat_evalsha/ { print $3, $5 }')
+script_us=$(echo "scale=2; $usec / $N" | bc)
+script_rate=$(echo "$N * 1000000 / $usec" | bc)
+
+verify=$("$BIN/herald-chatgen" verify --redis "$REDIS_URL" "${GEN[@]}")
+
+cat <<OUT
+
+herald-unread benchmark: $N message.created, 10k users, 20k conversations,
+2 recipients each, 128 partitions, one machine ($(nproc) cores)
+
+  herald-unread            $(printf '%8d' "$rate") events/s   peak RSS ${rss} MB
+  kcat consume (same data) $(printf '%8d' "$kcat_rate") events/s
+  redis SET, pipelined x64 $(printf '%8d' "$redis_rate") commands/s
+  redis time in the batch script: ${script_us} us/event over $calls calls
+                           (Redis alone could sustain ${script_rate} events/s)
+  CPU seconds used: worker $worker_cpu, redis $redis_cpu, devbroker $broker_cpu
+  $verify
+OUT
+case "$verify" in *exact*) ;; *) exit 1 ;; esac

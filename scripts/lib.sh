@@ -1,0 +1,88 @@
+# Shared helpers of the demo and benchmark scripts (sourced, not run).
+# Starts throw-away redis-server and herald-devbroker processes in a temp
+# directory and removes every process and file on exit.
+
+set -euo pipefail
+
+BIN=${BIN:-build/release/bin}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/herald.XXXXXX")
+PIDS=()
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [ -n "${KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_redis: a redis-server on a unix socket; sets REDIS_SOCK, REDIS_URL.
+start_redis() {
+    REDIS_SOCK=$WORK/redis.sock
+    redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
+        --save '' --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 100); do
+        redis-cli -s "$REDIS_SOCK" ping >/dev/null 2>&1 && break
+        sleep 0.05
+    done
+    REDIS_URL=unix://$REDIS_SOCK
+}
+
+# start_broker [devbroker args...]: sets BROKERS.
+start_broker() {
+    "$BIN/herald-devbroker" --bootstrap-file "$WORK/bootstrap" "$@" \
+        >"$WORK/devbroker.out" 2>"$WORK/devbroker.log" &
+    PIDS+=($!)
+    for _ in $(seq 200); do [ -s "$WORK/bootstrap" ] && break; sleep 0.05; done
+    BROKERS=$(cat "$WORK/bootstrap")
+}
+
+# free_port: a loopback TCP port nobody listens on right now.
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 40000))
+        (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    done
+}
+
+# start_worker NAME LOG [VAR=VALUE...]: runs herald-NAME with the metrics
+# server on a free port; sets WORKER_PID and METRICS (base URL).
+start_worker() {
+    local name=$1 log=$2 port
+    shift 2
+    port=$(free_port)
+    env HERALD_KAFKA_BROKERS="$BROKERS" HERALD_REDIS_URL="$REDIS_URL" \
+        HERALD_METRICS_ADDR=127.0.0.1:$port "$@" \
+        "$BIN/herald-$name" 2>"$log" &
+    WORKER_PID=$!
+    PIDS+=($WORKER_PID)
+    METRICS=http://127.0.0.1:$port
+    for _ in $(seq 100); do curl -sf "$METRICS/healthz" >/dev/null && break; sleep 0.05; done
+}
+
+# metric URL PREFIX: the sum of the series starting with PREFIX.
+metric() {
+    curl -sf "$1/metrics" | awk -v p="$2" 'index($0, p) == 1 { s += $NF } END { printf "%d\n", s }'
+}
+
+# wait_metric URL PREFIX N TIMEOUT_S: until the metric reaches N.
+wait_metric() {
+    local deadline=$((SECONDS + $4))
+    while [ "$(metric "$1" "$2")" -lt "$3" ]; do
+        [ $SECONDS -ge $deadline ] && return 1
+        sleep 0.1
+    done
+}
+
+# peak_rss_mb PID: the process's peak resident set (VmHWM) in MB.
+peak_rss_mb() {
+    awk '/VmHWM/ { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status"
+}
+
+# cpu_s PID: user + system CPU seconds the process has used so far.
+cpu_s() {
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f\n", ($14 + $15) / hz }' "/proc/$1/stat"
+}
