@@ -1,0 +1,47 @@
+# Thin wrapper over CMake presets. `make demo` and `make test` install what
+# they need first (Debian packages via scripts/deps.sh).
+.PHONY: all deps build release asan test unit integration demo bench format check-format clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	@cmake --preset dev >/dev/null
+	@cmake --build --preset dev
+
+release: deps
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release
+
+asan: deps
+	@cmake --preset ci >/dev/null
+	@cmake --build --preset ci
+
+# The whole suite, built with AddressSanitizer + UBSan and -Werror.
+test: asan
+	@ctest --preset ci
+
+unit: asan
+	@ctest --preset ci -L unit
+
+integration: asan
+	@ctest --preset ci -L integration
+
+# The fleet on the embedded broker with a scripted chat scenario.
+demo: release
+	@bash scripts/demo.sh
+
+# Benchmarks (never part of the test suite).
+bench: release
+	@bash scripts/bench-unread.sh
+
+format:
+	@git ls-files '*.c' '*.h' | xargs clang-format -i
+
+check-format:
+	@git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror
+
+clean:
+	@rm -rf build
