@@ -67,6 +67,10 @@ struct uf_worker *uf_worker_start(struct uf_env *env, const char *topic,
         envp[n++] = vars[i];
     envp[n++] = "HERALD_KAFKA_STATS_INTERVAL_MS=1000";
     envp[n++] = "HERALD_SHUTDOWN_TIMEOUT_MS=10000";
+    /* The 2.0.2 mock cluster ignores a LeaveGroup when the next member
+     * joins: a restart waits for the old member's session to time out. */
+    envp[n++] = "HERALD_KAFKA_PROPERTIES=session.timeout.ms=6000;"
+                "heartbeat.interval.ms=500";
     for (int i = 0; extra_env && extra_env[i] && n < 38; i++)
         envp[n++] = extra_env[i];
     envp[n] = NULL;
