@@ -1,6 +1,6 @@
 # Thin wrapper over CMake presets. `make demo` and `make test` install what
 # they need first (Debian packages via scripts/deps.sh).
-.PHONY: all deps build release asan test unit integration demo bench format check-format clean
+.PHONY: all deps build release asan tsan test unit integration demo bench format check-format clean
 
 all: build
 
@@ -18,6 +18,13 @@ release: deps
 asan: deps
 	@cmake --preset ci >/dev/null
 	@cmake --build --preset ci
+
+# ThreadSanitizer on the modules that do not touch Kafka (TSan crashes
+# inside Debian's librdkafka).
+tsan: deps
+	@cmake --preset tsan >/dev/null
+	@cmake --build --preset tsan --target unit_test_metrics unit_test_httpd unit_test_retry unit_test_log unit_test_conf unit_test_time unit_test_strmap
+	@ctest --preset tsan
 
 # The whole suite, built with AddressSanitizer + UBSan and -Werror.
 test: asan
