@@ -139,7 +139,36 @@ struct chat_scenario *chat_generate(const struct chat_opts *opts)
                                      "%s\"u%d\"", used ? "," : "", mem[m]);
         }
         hr_time_format_rfc3339(now, when, sizeof(when));
-        v = format_event(
+        if (opts->dynamodb) {
+            char ss[256];
+            size_t k = 0;
+
+            /* recipient_ids as a DynamoDB string set */
+            for (int m = 0; m < opts->members; m++) {
+                if (m != sender)
+                    k += (size_t)snprintf(ss + k, sizeof(ss) - k,
+                                          "%s\"u%d\"", k ? "," : "", mem[m]);
+            }
+            v = format_event(
+                &len,
+                "{\"eventID\":\"msg-%zu\",\"eventName\":\"INSERT\","
+                "\"eventVersion\":\"1.1\",\"eventSource\":\"aws:dynamodb\","
+                "\"awsRegion\":\"eu-west-1\",\"eventSourceARN\":"
+                "\"arn:aws:dynamodb:eu-west-1:123456789012:table/Messages/"
+                "stream/2026-11-22T00:00:00.000\",\"dynamodb\":{"
+                "\"ApproximateCreationDateTime\":%" PRId64 ",\"Keys\":{"
+                "\"conversation_id\":{\"S\":\"c%d\"},\"message_id\":{\"S\":"
+                "\"m%zu\"}},\"NewImage\":{\"conversation_id\":{\"S\":\"c%d\"},"
+                "\"message_id\":{\"S\":\"m%zu\"},\"sender_id\":{\"S\":\"u%d\"},"
+                "\"recipient_ids\":{\"SS\":[%s]},\"created_at\":{\"S\":"
+                "\"%s\"},\"kind\":{\"S\":\"text\"},\"sender_name\":{\"S\":"
+                "\"User %d\"},\"text\":{\"S\":\"message number %zu in c%d\"}},"
+                "\"SequenceNumber\":\"%zu\",\"SizeBytes\":256,"
+                "\"StreamViewType\":\"NEW_AND_OLD_IMAGES\"}}",
+                i, now / 1000, conv, i, conv, i, mem[sender], ss, when,
+                mem[sender], i, conv, 100000000 + i);
+        } else {
+            v = format_event(
             &len,
             "{\"specversion\":\"1.0\",\"id\":\"msg-%zu\",\"source\":\"/chat\","
             "\"type\":\"message.created\",\"data\":{\"conversation_id\":"
@@ -147,6 +176,7 @@ struct chat_scenario *chat_generate(const struct chat_opts *opts)
             "\"recipient_ids\":[%s],\"sent_at\":\"%s\",\"sender_name\":"
             "\"User %d\",\"preview\":\"message number %zu in c%d\"}}",
             i, conv, i, mem[sender], recips, when, mem[sender], i, conv);
+        }
         push_event(s, conv, v, len);
         model_message(s, conv, sender, now);
 
@@ -158,7 +188,26 @@ struct chat_scenario *chat_generate(const struct chat_opts *opts)
             struct chat_pair *pair = &s->pairs[rconv * opts->members + rm];
 
             hr_time_format_rfc3339(read_at, when, sizeof(when));
-            v = format_event(
+            if (opts->dynamodb)
+                v = format_event(
+                    &len,
+                    "{\"eventID\":\"read-%zu\",\"eventName\":\"MODIFY\","
+                    "\"eventVersion\":\"1.1\",\"eventSource\":"
+                    "\"aws:dynamodb\",\"awsRegion\":\"eu-west-1\","
+                    "\"eventSourceARN\":\"arn:aws:dynamodb:eu-west-1:"
+                    "123456789012:table/ReadReceipts/stream/"
+                    "2026-11-22T00:00:00.000\",\"dynamodb\":{"
+                    "\"ApproximateCreationDateTime\":%" PRId64 ",\"Keys\":{"
+                    "\"conversation_id\":{\"S\":\"c%d\"},\"user_id\":{\"S\":"
+                    "\"u%d\"}},\"NewImage\":{\"conversation_id\":{\"S\":"
+                    "\"c%d\"},\"user_id\":{\"S\":\"u%d\"},\"read_at\":{\"S\":"
+                    "\"%s\"}},\"SequenceNumber\":\"%zu\",\"SizeBytes\":128,"
+                    "\"StreamViewType\":\"NEW_AND_OLD_IMAGES\"}}",
+                    i, now / 1000, rconv, s->members[rconv * opts->members + rm],
+                    rconv, s->members[rconv * opts->members + rm], when,
+                    200000000 + i);
+            else
+                v = format_event(
                 &len,
                 "{\"specversion\":\"1.0\",\"id\":\"read-%zu\",\"source\":"
                 "\"/chat\",\"type\":\"conversation.read\",\"data\":{"

@@ -25,6 +25,9 @@ struct chat_opts {
     double dup_ratio;   /* share of events sent twice (same id) */
     int shuffle_window; /* events permuted within windows of this size */
     int64_t start_ms;   /* sent_at of the first message */
+    int dynamodb;       /* events as DynamoDB Streams records of the app's
+                           Messages and ReadReceipts tables (for
+                           herald-fanout) instead of CloudEvents */
 };
 
 struct chat_event {

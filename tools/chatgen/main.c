@@ -43,7 +43,10 @@ static void usage(FILE *out)
             "  --dups R         share of events sent twice (0..1)\n"
             "  --window N       shuffle window (out-of-order delivery)\n"
             "  --seed N         scenario seed\n"
-            "  --table N        verify: print the counts of the first N users\n");
+            "  --table N        verify: print the counts of the first N users\n"
+            "  --dynamodb       produce DynamoDB Streams records of the app's\n"
+            "                   Messages and ReadReceipts tables (for\n"
+            "                   herald-fanout) instead of CloudEvents\n");
 }
 
 static int parse_args(int argc, char **argv, struct gen_args *a)
@@ -54,6 +57,7 @@ static int parse_args(int argc, char **argv, struct gen_args *a)
         {"convs", 1, 0, 'c'},   {"members", 1, 0, 'm'}, {"messages", 1, 0, 'n'},
         {"reads", 1, 0, 'R'},   {"dups", 1, 0, 'D'},   {"window", 1, 0, 'w'},
         {"seed", 1, 0, 's'},    {"table", 1, 0, 'T'},  {"help", 0, 0, 'h'},
+        {"dynamodb", 0, 0, 'Y'},
         {0, 0, 0, 0},
     };
     int c;
@@ -82,6 +86,7 @@ static int parse_args(int argc, char **argv, struct gen_args *a)
         case 'w': a->opts.shuffle_window = (int)strtol(optarg, NULL, 10); break;
         case 's': a->opts.seed = strtoull(optarg, NULL, 10); break;
         case 'T': a->table = (int)strtol(optarg, NULL, 10); break;
+        case 'Y': a->opts.dynamodb = 1; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }

@@ -1,0 +1,55 @@
+/*
+ * Webhook targets (SPEC section 8): configuration, service auth (JWT
+ * signed with HS256/RS256/ES256, a static bearer token, or none), and the
+ * concurrent calls of one batch over common/hr_http.
+ */
+#ifndef FANOUT_WEBHOOK_H
+#define FANOUT_WEBHOOK_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct hr_conf;
+struct hr_metrics;
+struct fanout_webhooks;
+
+/** One call of a batch. The caller fills the request part; perform() fills
+ *  the result part. */
+struct fanout_call {
+    int webhook;   /* index in the config's "webhooks" */
+    size_t item;   /* the batch item it belongs to */
+    char id[37];   /* derived id: sent as Idempotency-Key */
+    char *body;    /* JSON, malloc'd, freed by the caller */
+    size_t body_len;
+    /* results */
+    int err_class; /* -1: success; else enum hr_err_class */
+    long status;   /* HTTP status, 0 when none */
+    int64_t retry_after_ms;
+    char error[256];
+};
+
+/**
+ * Load every entry of "webhooks" in @config: url, method (POST), timeout_ms
+ * (5000), headers (object of strings), auth. Secrets are read from the
+ * environment or files named in the config (secret_env/secret_file,
+ * token_env/token_file, key_file). Problems are reported with
+ * hr_conf_add_error() naming the webhook and field. Returns NULL only when
+ * something was reported.
+ */
+struct fanout_webhooks *fanout_webhooks_load(const json_t *config,
+                                             struct hr_conf *cfg,
+                                             struct hr_metrics *reg);
+
+void fanout_webhooks_free(struct fanout_webhooks *wh);
+
+/** The name of webhook @i (borrowed). */
+const char *fanout_webhook_name(const struct fanout_webhooks *wh, int i);
+
+/** Run every call concurrently to completion and classify each result
+ *  (SPEC section 7). Returns 0, or -1 when the HTTP client itself failed
+ *  (the batch pauses). */
+int fanout_webhooks_perform(struct fanout_webhooks *wh,
+                            struct fanout_call *calls, size_t n);
+
+#endif
