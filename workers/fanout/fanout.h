@@ -10,8 +10,8 @@ extern const struct hr_conf_spec fanout_conf[];
 
 void fanout_validate(struct hr_conf *cfg);
 int fanout_init(struct hr_worker *w, void **state);
-enum hr_batch_result fanout_handle(struct hr_worker *w, void *state,
-                                   struct hr_batch *batch);
+enum hr_batch_result
+fanout_handle(struct hr_worker *w, void *state, struct hr_batch *batch);
 void fanout_fini(struct hr_worker *w, void *state);
 
 #endif

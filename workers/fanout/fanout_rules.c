@@ -6,17 +6,16 @@
 
 #include "fanout_pattern.h"
 #include "fanout_value.h"
+#include "hr_banned.h"
 #include "hr_compat.h"
 #include "hr_conf.h"
-
-#include "hr_banned.h"
 
 static const char *const known_ops[] = {"insert", "modify", "remove",
                                         "snapshot"};
 
 /* A match list: absent, a string, or an array of non-empty strings. */
-static int string_list(const json_t *v, char ***out, size_t *n, char *errstr,
-                       size_t errstr_size)
+static int string_list(
+    const json_t *v, char ***out, size_t *n, char *errstr, size_t errstr_size)
 {
     size_t i;
     json_t *s;
@@ -26,6 +25,10 @@ static int string_list(const json_t *v, char ***out, size_t *n, char *errstr,
     if (!v)
         return 0;
     if (json_is_string(v)) {
+        if (!json_string_length(v)) {
+            snprintf(errstr, errstr_size, "must be a non-empty string");
+            return -1;
+        }
         *out = calloc(1, sizeof(**out));
         HR_ASSERT(*out);
         (*out)[0] = strdup(json_string_value(v));
@@ -33,7 +36,8 @@ static int string_list(const json_t *v, char ***out, size_t *n, char *errstr,
         return 0;
     }
     if (!json_is_array(v)) {
-        snprintf(errstr, errstr_size, "must be a string or an array of strings");
+        snprintf(errstr, errstr_size,
+                 "must be a string or an array of strings");
         return -1;
     }
     *out = calloc(json_array_size(v) + 1, sizeof(**out));
@@ -41,7 +45,8 @@ static int string_list(const json_t *v, char ***out, size_t *n, char *errstr,
     json_array_foreach(v, i, s)
     {
         if (!json_is_string(s) || !json_string_length(s)) {
-            snprintf(errstr, errstr_size, "[%zu] must be a non-empty string", i);
+            snprintf(errstr, errstr_size, "[%zu] must be a non-empty string",
+                     i);
             return -1;
         }
         (*out)[(*n)++] = strdup(json_string_value(s));
@@ -77,8 +82,10 @@ static int webhook_index(const struct fanout_rules *rules, const char *name)
 }
 
 /* Compile one optional value field of a target. */
-static int target_value(struct hr_conf *cfg, const char *where,
-                        const json_t *spec, int in_for_each,
+static int target_value(struct hr_conf *cfg,
+                        const char *where,
+                        const json_t *spec,
+                        int in_for_each,
                         struct fanout_value **out)
 {
     char errstr[256];
@@ -94,8 +101,10 @@ static int target_value(struct hr_conf *cfg, const char *where,
     return 0;
 }
 
-static int load_target(struct fanout_rules *rules, struct fanout_target *t,
-                       const json_t *spec, const char *where,
+static int load_target(struct fanout_rules *rules,
+                       struct fanout_target *t,
+                       const json_t *spec,
+                       const char *where,
                        struct hr_conf *cfg)
 {
     const json_t *topic = json_object_get(spec, "topic");
@@ -111,9 +120,33 @@ static int load_target(struct fanout_rules *rules, struct fanout_target *t,
         hr_conf_add_error(cfg, "%s: must be an object", where);
         return 1;
     }
+    {
+        static const char *const known[] = {"topic", "webhook", "type",
+                                            "key",   "data",    "body",
+                                            "for_each"};
+        const char *field_name;
+        json_t *ignored;
+
+        json_object_foreach((json_t *)(uintptr_t)spec, field_name, ignored)
+        {
+            size_t k;
+
+            for (k = 0; k < HR_ARRAY_SIZE(known); k++) {
+                if (!strcmp(field_name, known[k]))
+                    break;
+            }
+            if (k == HR_ARRAY_SIZE(known)) {
+                hr_conf_add_error(cfg, "%s.%s: unknown field", where,
+                                  field_name);
+                bad++;
+            }
+        }
+    }
     if (!!topic == !!hook) {
-        hr_conf_add_error(cfg, "%s: needs exactly one of 'topic' or "
-                               "'webhook'", where);
+        hr_conf_add_error(cfg,
+                          "%s: needs exactly one of 'topic' or "
+                          "'webhook'",
+                          where);
         return 1;
     }
     if (topic) {
@@ -125,8 +158,10 @@ static int load_target(struct fanout_rules *rules, struct fanout_target *t,
             t->topic = strdup(json_string_value(topic));
         }
         if (json_object_get(spec, "body")) {
-            hr_conf_add_error(cfg, "%s.body: only webhooks have a body; "
-                                   "topics use 'data'", where);
+            hr_conf_add_error(cfg,
+                              "%s.body: only webhooks have a body; "
+                              "topics use 'data'",
+                              where);
             bad++;
         }
     } else if (!json_is_string(hook) ||
@@ -135,6 +170,13 @@ static int load_target(struct fanout_rules *rules, struct fanout_target *t,
         hr_conf_add_error(cfg, "%s.webhook: no webhook named '%s'", where,
                           json_is_string(hook) ? json_string_value(hook)
                                                : "(not a string)");
+        bad++;
+    }
+    if (hook && json_object_get(spec, "data")) {
+        hr_conf_add_error(cfg,
+                          "%s.data: webhooks send a 'body'; 'data' is for "
+                          "topics",
+                          where);
         bad++;
     }
     if (type) {
@@ -147,8 +189,8 @@ static int load_target(struct fanout_rules *rules, struct fanout_target *t,
         }
     }
     snprintf(field, sizeof(field), "%s.for_each", where);
-    if (for_each && (!json_is_string(for_each) ||
-                     json_string_value(for_each)[0] != '$')) {
+    if (for_each &&
+        (!json_is_string(for_each) || json_string_value(for_each)[0] != '$')) {
         hr_conf_add_error(cfg, "%s: must be a path ('$.new.list')", field);
         bad++;
     } else {
@@ -169,8 +211,10 @@ static int load_target(struct fanout_rules *rules, struct fanout_target *t,
     return bad;
 }
 
-static int load_match(struct fanout_rule *r, const json_t *match,
-                      const char *where, struct hr_conf *cfg)
+static int load_match(struct fanout_rule *r,
+                      const json_t *match,
+                      const char *where,
+                      struct hr_conf *cfg)
 {
     char errstr[256];
     int bad = 0;
@@ -191,11 +235,11 @@ static int load_match(struct fanout_rule *r, const json_t *match,
             bad++;
         }
     }
-#define HR_LIST(field, list, count)                                            \
-    if (string_list(json_object_get(match, field), &r->list, &r->count,      \
-                    errstr, sizeof(errstr))) {                                 \
-        hr_conf_add_error(cfg, "%s.match.%s: %s", where, field, errstr);      \
-        bad++;                                                                 \
+#define HR_LIST(field, list, count)                                      \
+    if (string_list(json_object_get(match, field), &r->list, &r->count,  \
+                    errstr, sizeof(errstr))) {                           \
+        hr_conf_add_error(cfg, "%s.match.%s: %s", where, field, errstr); \
+        bad++;                                                           \
     }
     HR_LIST("table", tables, ntables)
     HR_LIST("op", ops, nops)
@@ -210,9 +254,10 @@ static int load_match(struct fanout_rule *r, const json_t *match,
                 break;
         }
         if (k == HR_ARRAY_SIZE(known_ops)) {
-            hr_conf_add_error(cfg, "%s.match.op: unknown op '%s' (insert, "
-                                   "modify, remove, snapshot)", where,
-                              r->ops[i]);
+            hr_conf_add_error(cfg,
+                              "%s.match.op: unknown op '%s' (insert, "
+                              "modify, remove, snapshot)",
+                              where, r->ops[i]);
             bad++;
         }
     }
@@ -227,7 +272,8 @@ static int load_match(struct fanout_rule *r, const json_t *match,
     return bad;
 }
 
-int fanout_rules_load(struct fanout_rules *rules, const json_t *config,
+int fanout_rules_load(struct fanout_rules *rules,
+                      const json_t *config,
                       struct hr_conf *cfg)
 {
     const json_t *list = json_object_get(config, "rules");
@@ -278,11 +324,17 @@ int fanout_rules_load(struct fanout_rules *rules, const json_t *config,
         } else {
             r->name = strdup(json_string_value(rname));
             snprintf(where, sizeof(where), "rules[%zu] '%s'", i, r->name);
+            /* Rules that are not objects have no name; report a
+             * duplicate once, however many rules share the name. */
             for (k = 0; k + 1 < rules->n; k++) {
-                if (!strcmp(rules->rules[k].name, r->name)) {
-                    hr_conf_add_error(cfg, "%s.name: duplicate rule name "
-                                           "(ids derive from it)", where);
+                if (rules->rules[k].name &&
+                    !strcmp(rules->rules[k].name, r->name)) {
+                    hr_conf_add_error(cfg,
+                                      "%s.name: duplicate rule name "
+                                      "(ids derive from it)",
+                                      where);
                     bad++;
+                    break;
                 }
             }
         }
@@ -299,8 +351,8 @@ int fanout_rules_load(struct fanout_rules *rules, const json_t *config,
             char twhere[300];
 
             snprintf(twhere, sizeof(twhere), "%s.emit[%zu]", where, k);
-            bad += load_target(rules, &r->targets[r->ntargets++], t, twhere,
-                               cfg);
+            bad +=
+                load_target(rules, &r->targets[r->ntargets++], t, twhere, cfg);
         }
     }
     return bad;

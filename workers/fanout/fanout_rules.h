@@ -5,9 +5,10 @@
 #ifndef FANOUT_RULES_H
 #define FANOUT_RULES_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include <jansson.h>
 
 struct fanout_pattern;
 struct fanout_value;
@@ -43,10 +44,11 @@ struct fanout_rules {
 /**
  * Compile "rules" and check their references to "webhooks" in @config (the
  * --config JSON). Every problem is reported with hr_conf_add_error() naming
- * the rule and the field ("rules[0] 'new-message': emit[1].key: invalid
+ * the rule and the field ("rules[0] 'new-message'.emit[1].key: invalid
  * path '$..x'"). Returns the number of problems (0: @rules is usable).
  */
-int fanout_rules_load(struct fanout_rules *rules, const json_t *config,
+int fanout_rules_load(struct fanout_rules *rules,
+                      const json_t *config,
                       struct hr_conf *cfg);
 
 /** Release what fanout_rules_load() built. */

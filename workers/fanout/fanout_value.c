@@ -1,13 +1,13 @@
 #include "fanout_value.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "hr_compat.h"
-
 #include "hr_banned.h"
+#include "hr_compat.h"
 
 enum fv_kind {
     FV_LITERAL,
@@ -60,8 +60,8 @@ static void path_release(struct fv_path *p)
     memset(p, 0, sizeof(*p));
 }
 
-static void add_step(struct fv_path *p, const char *key, size_t len,
-                     size_t index)
+static void
+add_step(struct fv_path *p, const char *key, size_t len, size_t index)
 {
     p->steps = realloc(p->steps, (p->n + 1) * sizeof(*p->steps));
     HR_ASSERT(p->steps);
@@ -72,30 +72,45 @@ static void add_step(struct fv_path *p, const char *key, size_t len,
 
 /*
  * Parse "a.b[2].c" (after "$." or inside "{{ }}"): keys separated by dots,
- * array indices in brackets. A first key "item" or "index" is the for_each
- * scope when @in_for_each.
+ * array indices (decimal digits) in brackets. A first key "item" or "index"
+ * is the for_each scope when @in_for_each. Messages show the path as
+ * written: @shown ("$." or "") followed by @s.
  */
-static int path_parse(struct fv_path *p, const char *s, size_t len,
-                      int in_for_each, char *errstr, size_t errstr_size)
+static int path_parse(struct fv_path *p,
+                      const char *shown,
+                      const char *s,
+                      size_t len,
+                      int in_for_each,
+                      char *errstr,
+                      size_t errstr_size)
 {
     size_t i = 0;
 
     memset(p, 0, sizeof(*p));
+    if (!len)
+        goto bad;
     while (i < len) {
         size_t start = i;
 
         if (s[i] == '[') {
             char *end;
-            unsigned long long idx = strtoull(s + i + 1, &end, 10);
+            unsigned long long idx;
 
+            /* strtoull() would also take blanks and a sign. */
+            if (i + 1 >= len || !isdigit((unsigned char)s[i + 1]))
+                goto bad;
+            idx = strtoull(s + i + 1, &end, 10);
             if (end == s + i + 1 || (size_t)(end - s) >= len || *end != ']')
                 goto bad;
             add_step(p, NULL, 0, (size_t)idx);
             i = (size_t)(end - s) + 1;
-            if (i < len && s[i] == '.')
+            if (i < len && s[i] == '.') {
                 i++;
-            else if (i < len && s[i] != '[')
+                if (i == len)
+                    goto bad;
+            } else if (i < len && s[i] != '[') {
                 goto bad;
+            }
             continue;
         }
         while (i < len && s[i] != '.' && s[i] != '[')
@@ -110,15 +125,17 @@ static int path_parse(struct fv_path *p, const char *s, size_t len,
         }
     }
     if (p->n && p->steps[0].key &&
-        (!strcmp(p->steps[0].key, "item") || !strcmp(p->steps[0].key, "index"))) {
+        (!strcmp(p->steps[0].key, "item") ||
+         !strcmp(p->steps[0].key, "index"))) {
         if (!in_for_each) {
             snprintf(errstr, errstr_size,
-                     "'%.*s' is only available inside for_each", (int)len, s);
+                     "'%s%.*s' is only available inside for_each", shown,
+                     (int)len, s);
             path_release(p);
             return -1;
         }
-        p->root = !strcmp(p->steps[0].key, "item") ? FV_ROOT_ITEM
-                                                   : FV_ROOT_INDEX;
+        p->root =
+            !strcmp(p->steps[0].key, "item") ? FV_ROOT_ITEM : FV_ROOT_INDEX;
         free(p->steps[0].key);
         memmove(p->steps, p->steps + 1, (p->n - 1) * sizeof(*p->steps));
         p->n--;
@@ -130,13 +147,16 @@ static int path_parse(struct fv_path *p, const char *s, size_t len,
     }
     return 0;
 bad:
-    snprintf(errstr, errstr_size, "invalid path '%.*s'", (int)len, s);
+    snprintf(errstr, errstr_size, "invalid path '%s%.*s'", shown, (int)len, s);
     path_release(p);
     return -1;
 }
 
-static int compile_string(struct fanout_value *v, const char *s,
-                          int in_for_each, char *errstr, size_t errstr_size)
+static int compile_string(struct fanout_value *v,
+                          const char *s,
+                          int in_for_each,
+                          char *errstr,
+                          size_t errstr_size)
 {
     const char *open = strstr(s, "{{");
 
@@ -148,7 +168,7 @@ static int compile_string(struct fanout_value *v, const char *s,
             snprintf(errstr, errstr_size, "invalid path '%s'", s);
             return -1;
         }
-        return path_parse(&v->path, s + 2, strlen(s + 2), in_for_each,
+        return path_parse(&v->path, "$.", s + 2, strlen(s + 2), in_for_each,
                           errstr, errstr_size);
     }
     if (!open) {
@@ -195,7 +215,7 @@ static int compile_string(struct fanout_value *v, const char *s,
                 snprintf(errstr, errstr_size, "empty '{{}}' in template");
                 return -1;
             }
-            if (path_parse(&piece->path, p, (size_t)(e - p), in_for_each,
+            if (path_parse(&piece->path, "", p, (size_t)(e - p), in_for_each,
                            errstr, errstr_size))
                 return -1;
         }
@@ -205,8 +225,10 @@ static int compile_string(struct fanout_value *v, const char *s,
     return 0;
 }
 
-struct fanout_value *fanout_value_compile(const json_t *spec, int in_for_each,
-                                          char *errstr, size_t errstr_size)
+struct fanout_value *fanout_value_compile(const json_t *spec,
+                                          int in_for_each,
+                                          char *errstr,
+                                          size_t errstr_size)
 {
     struct fanout_value *v = calloc(1, sizeof(*v));
     const char *key;
@@ -289,12 +311,14 @@ void fanout_value_free(struct fanout_value *v)
 }
 
 /* Follow @path from its root; NULL when absent. $.index has no JSON value
- * to borrow and is handled by the callers. */
+ * to borrow (NULL here) and is handled by the callers. */
 static const json_t *path_get(const struct fv_path *path,
                               const struct fanout_scope *scope)
 {
     const json_t *cur = path->root == FV_ROOT_ITEM ? scope->item : scope->doc;
 
+    if (path->root == FV_ROOT_INDEX)
+        return NULL;
     for (size_t i = 0; cur && i < path->n; i++) {
         const struct fv_step *step = &path->steps[i];
 
@@ -316,8 +340,8 @@ static json_t *path_eval(const struct fv_path *path,
 }
 
 /* Append the text form of @value to a growing buffer. */
-static void append_text(char **buf, size_t *len, size_t *cap, const char *s,
-                        size_t n)
+static void
+append_text(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
 {
     if (*len + n + 1 > *cap) {
         *cap = (*len + n + 1) * 2;
@@ -329,8 +353,8 @@ static void append_text(char **buf, size_t *len, size_t *cap, const char *s,
     (*buf)[*len] = '\0';
 }
 
-static void append_value(char **buf, size_t *len, size_t *cap,
-                         const json_t *value)
+static void
+append_value(char **buf, size_t *len, size_t *cap, const json_t *value)
 {
     char *dumped;
 
@@ -349,7 +373,8 @@ static void append_value(char **buf, size_t *len, size_t *cap,
 }
 
 static char *template_eval(const struct fanout_value *v,
-                           const struct fanout_scope *scope, size_t *out_len)
+                           const struct fanout_scope *scope,
+                           size_t *out_len)
 {
     char *buf = NULL;
     size_t len = 0, cap = 0;
@@ -420,7 +445,8 @@ const json_t *fanout_value_lookup(const struct fanout_value *v,
 }
 
 size_t fanout_value_string(const struct fanout_value *v,
-                           const struct fanout_scope *scope, char *buf,
+                           const struct fanout_scope *scope,
+                           char *buf,
                            size_t size)
 {
     char *text = NULL;
@@ -429,9 +455,8 @@ size_t fanout_value_string(const struct fanout_value *v,
     if (v->kind == FV_TEMPLATE) {
         text = template_eval(v, scope, &len);
     } else if (v->kind == FV_PATH || v->kind == FV_LITERAL) {
-        const json_t *value = v->kind == FV_LITERAL
-                                  ? v->literal
-                                  : fanout_value_lookup(v, scope);
+        const json_t *value =
+            v->kind == FV_LITERAL ? v->literal : fanout_value_lookup(v, scope);
 
         append_text(&text, &len, &cap, "", 0);
         if (v->kind == FV_PATH && v->path.root == FV_ROOT_INDEX) {

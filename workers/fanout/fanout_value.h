@@ -8,8 +8,9 @@
 #ifndef FANOUT_VALUE_H
 #define FANOUT_VALUE_H
 
-#include <jansson.h>
 #include <stddef.h>
+
+#include <jansson.h>
 
 struct fanout_value;
 
@@ -26,8 +27,10 @@ struct fanout_scope {
  * @errstr ("invalid path '$..x'", "unterminated '{{'"). Paths may use
  * "$.item" / "$.index" only when @in_for_each.
  */
-struct fanout_value *fanout_value_compile(const json_t *spec, int in_for_each,
-                                          char *errstr, size_t errstr_size);
+struct fanout_value *fanout_value_compile(const json_t *spec,
+                                          int in_for_each,
+                                          char *errstr,
+                                          size_t errstr_size);
 
 void fanout_value_free(struct fanout_value *v);
 
@@ -46,7 +49,8 @@ json_t *fanout_value_eval(const struct fanout_value *v,
  * (truncated to @size - 1).
  */
 size_t fanout_value_string(const struct fanout_value *v,
-                           const struct fanout_scope *scope, char *buf,
+                           const struct fanout_scope *scope,
+                           char *buf,
                            size_t size);
 
 /** The path value of a "$..." string (borrowed from the document). NULL if

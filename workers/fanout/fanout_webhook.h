@@ -6,9 +6,10 @@
 #ifndef FANOUT_WEBHOOK_H
 #define FANOUT_WEBHOOK_H
 
-#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 struct hr_conf;
 struct hr_metrics;
@@ -17,10 +18,10 @@ struct fanout_webhooks;
 /** One call of a batch. The caller fills the request part; perform() fills
  *  the result part. */
 struct fanout_call {
-    int webhook;   /* index in the config's "webhooks" */
-    size_t item;   /* the batch item it belongs to */
-    char id[37];   /* derived id: sent as Idempotency-Key */
-    char *body;    /* JSON, malloc'd, freed by the caller */
+    int webhook; /* index in the config's "webhooks" */
+    size_t item; /* the batch item it belongs to */
+    char id[37]; /* derived id: sent as Idempotency-Key */
+    char *body;  /* JSON, malloc'd, freed by the caller */
     size_t body_len;
     /* results */
     int err_class; /* -1: success; else enum hr_err_class */
@@ -50,6 +51,7 @@ const char *fanout_webhook_name(const struct fanout_webhooks *wh, int i);
  *  (SPEC section 7). Returns 0, or -1 when the HTTP client itself failed
  *  (the batch pauses). */
 int fanout_webhooks_perform(struct fanout_webhooks *wh,
-                            struct fanout_call *calls, size_t n);
+                            struct fanout_call *calls,
+                            size_t n);
 
 #endif
