@@ -4,20 +4,19 @@
 
 #include <stddef.h>
 
-#define HR_MUST_CHECK   __attribute__((warn_unused_result))
-#define HR_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#define HR_UNUSED       __attribute__((unused))
+#define HR_MUST_CHECK    __attribute__((warn_unused_result))
+#define HR_PRINTF(f, a)  __attribute__((format(printf, f, a)))
+#define HR_UNUSED        __attribute__((unused))
 #define HR_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /** Abort with a message if an invariant does not hold (never compiled out). */
-#define HR_ASSERT(cond)                                                        \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            hr_assert_fail(#cond, __FILE__, __LINE__);                         \
+#define HR_ASSERT(cond)                                \
+    do {                                               \
+        if (!(cond))                                   \
+            hr_assert_fail(#cond, __FILE__, __LINE__); \
     } while (0)
 
-__attribute__((noreturn)) void hr_assert_fail(const char *expr,
-                                              const char *file,
-                                              int line);
+__attribute__((noreturn)) void
+hr_assert_fail(const char *expr, const char *file, int line);
 
 #endif

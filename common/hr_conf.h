@@ -26,10 +26,11 @@
 #ifndef HR_CONF_H
 #define HR_CONF_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include <jansson.h>
 
 #include "hr_compat.h"
 
@@ -51,29 +52,55 @@ enum hr_conf_flags {
 };
 
 struct hr_conf_spec {
-    const char *name;      /* environment variable, e.g. "HERALD_REDIS_URL" */
+    const char *name; /* environment variable, e.g. "HERALD_REDIS_URL" */
     enum hr_conf_type type;
-    const char *def;       /* default as a string, or NULL for unset */
-    unsigned flags;        /* enum hr_conf_flags */
-    const char *help;      /* one line for --help */
-    const char *choices;   /* HR_CONF_T_ENUM: "json|text" */
-    int64_t min, max;      /* HR_CONF_T_INT / HR_CONF_T_DOUBLE bounds */
+    const char *def;     /* default as a string, or NULL for unset */
+    unsigned flags;      /* enum hr_conf_flags */
+    const char *help;    /* one line for --help */
+    const char *choices; /* HR_CONF_T_ENUM: "json|text" */
+    int64_t min, max;    /* HR_CONF_T_INT / HR_CONF_T_DOUBLE bounds */
 };
 
-#define HR_CONF_STR(n, d, f, h) {(n), HR_CONF_T_STR, (d), (f), (h), 0, 0, 0}
-#define HR_CONF_URL(n, d, f, h) {(n), HR_CONF_T_URL, (d), (f), (h), 0, 0, 0}
-#define HR_CONF_PATH(n, d, f, h) {(n), HR_CONF_T_PATH, (d), (f), (h), 0, 0, 0}
-#define HR_CONF_MS(n, d, f, h)                                                 \
-    {(n), HR_CONF_T_MS, (d), (f), (h), 0, 0, INT64_MAX}
-#define HR_CONF_BOOL(n, d, f, h) {(n), HR_CONF_T_BOOL, (d), (f), (h), 0, 0, 0}
-#define HR_CONF_ADDR(n, d, f, h) {(n), HR_CONF_T_ADDR, (d), (f), (h), 0, 0, 0}
-#define HR_CONF_INT(n, d, lo, hi, f, h)                                        \
-    {(n), HR_CONF_T_INT, (d), (f), (h), 0, (lo), (hi)}
-#define HR_CONF_DOUBLE(n, d, lo, hi, f, h)                                     \
-    {(n), HR_CONF_T_DOUBLE, (d), (f), (h), 0, (lo), (hi)}
-#define HR_CONF_ENUM(n, d, choices, f, h)                                      \
-    {(n), HR_CONF_T_ENUM, (d), (f), (h), (choices), 0, 0}
-#define HR_CONF_END {0}
+#define HR_CONF_STR(n, d, f, h)                    \
+    {                                              \
+        (n), HR_CONF_T_STR, (d), (f), (h), 0, 0, 0 \
+    }
+#define HR_CONF_URL(n, d, f, h)                    \
+    {                                              \
+        (n), HR_CONF_T_URL, (d), (f), (h), 0, 0, 0 \
+    }
+#define HR_CONF_PATH(n, d, f, h)                    \
+    {                                               \
+        (n), HR_CONF_T_PATH, (d), (f), (h), 0, 0, 0 \
+    }
+#define HR_CONF_MS(n, d, f, h)                            \
+    {                                                     \
+        (n), HR_CONF_T_MS, (d), (f), (h), 0, 0, INT64_MAX \
+    }
+#define HR_CONF_BOOL(n, d, f, h)                    \
+    {                                               \
+        (n), HR_CONF_T_BOOL, (d), (f), (h), 0, 0, 0 \
+    }
+#define HR_CONF_ADDR(n, d, f, h)                    \
+    {                                               \
+        (n), HR_CONF_T_ADDR, (d), (f), (h), 0, 0, 0 \
+    }
+#define HR_CONF_INT(n, d, lo, hi, f, h)                  \
+    {                                                    \
+        (n), HR_CONF_T_INT, (d), (f), (h), 0, (lo), (hi) \
+    }
+#define HR_CONF_DOUBLE(n, d, lo, hi, f, h)                  \
+    {                                                       \
+        (n), HR_CONF_T_DOUBLE, (d), (f), (h), 0, (lo), (hi) \
+    }
+#define HR_CONF_ENUM(n, d, choices, f, h)                   \
+    {                                                       \
+        (n), HR_CONF_T_ENUM, (d), (f), (h), (choices), 0, 0 \
+    }
+#define HR_CONF_END \
+    {               \
+        0           \
+    }
 
 struct hr_conf;
 
@@ -123,7 +150,8 @@ bool hr_conf_is_set(const struct hr_conf *cfg, const char *name);
 
 /** Override a value programmatically (tests, worker defaults such as the
  *  group name). Validation happens in hr_conf_load(); call before it. */
-void hr_conf_set_default(struct hr_conf *cfg, const char *name,
+void hr_conf_set_default(struct hr_conf *cfg,
+                         const char *name,
                          const char *value);
 
 /** The parsed --config file (borrowed), or NULL when there is none. */
@@ -140,7 +168,9 @@ json_t *hr_conf_effective(const struct hr_conf *cfg);
  * Print usage for --help: @usage line, a blank line, @summary, then every
  * setting with its type, default and help text, secrets marked.
  */
-void hr_conf_print_help(const struct hr_conf *cfg, FILE *out,
-                        const char *usage, const char *summary);
+void hr_conf_print_help(const struct hr_conf *cfg,
+                        FILE *out,
+                        const char *usage,
+                        const char *summary);
 
 #endif

@@ -287,16 +287,15 @@ static int set_str(json_t *obj, const char *key, const char *value)
     return json_object_set_new(obj, key, json_string(value));
 }
 
-char *hr_event_serialize(const char *id,
-                         const char *source,
-                         const char *type,
-                         const char *subject,
-                         json_t *data,
-                         size_t *len)
+/* The structured event object around @data (taken over); NULL on failure. */
+static json_t *event_object(const char *id,
+                            const char *source,
+                            const char *type,
+                            const char *subject,
+                            json_t *data)
 {
     char now[32];
     json_t *obj;
-    char *out = NULL;
 
     obj = json_object();
     if (!obj) {
@@ -316,13 +315,67 @@ char *hr_event_serialize(const char *id,
     /* json_object_set_new() steals @data even when it fails. */
     if (data && json_object_set_new(obj, "data", data) < 0)
         goto out_free_obj;
-    out = json_dumps(obj, JSON_COMPACT);
-    if (out && len)
-        *len = strlen(out);
+    return obj;
 out_free_obj:
     json_decref(obj);
+    return NULL;
+}
+
+size_t hr_event_serialize_buf(const char *id,
+                              const char *source,
+                              const char *type,
+                              const char *subject,
+                              json_t *data,
+                              char **buf,
+                              size_t *cap)
+{
+    json_t *obj = event_object(id, source, type, subject, data);
+    size_t len;
+
+    if (!obj)
+        return 0;
+    /* json_dumpb() tells the size it needs when the buffer is too small. */
+    len = json_dumpb(obj, *buf, *cap, JSON_COMPACT);
+    if (len && len + 1 > *cap) {
+        char *grown = realloc(*buf, len + 1);
+
+        if (!grown) {
+            len = 0;
+            goto out_free_obj;
+        }
+        *buf = grown;
+        *cap = len + 1;
+        len = json_dumpb(obj, *buf, *cap, JSON_COMPACT);
+    }
+    if (len)
+        (*buf)[len] = '\0';
+out_free_obj:
+    json_decref(obj);
+    return len;
+}
+
+char *hr_event_serialize(const char *id,
+                         const char *source,
+                         const char *type,
+                         const char *subject,
+                         json_t *data,
+                         size_t *len)
+{
+    char *out = NULL;
+    size_t cap = 0, n;
+
+    /* Plain malloc'd memory, whatever allocator jansson was given. */
+    n = hr_event_serialize_buf(id, source, type, subject, data, &out, &cap);
+    if (!n) {
+        free(out);
+        return NULL;
+    }
+    if (len)
+        *len = n;
     return out;
 }
+
+static _Thread_local EVP_MD_CTX *digest_ctx;
 
 /*
  * The id is UUIDv5-like: a name-based UUID whose version nibble says 5 and
@@ -340,7 +393,11 @@ char *hr_event_derive_id(char out[37], const char *const *parts, size_t nparts)
     size_t i, o = 0;
     int ok;
 
-    ctx = EVP_MD_CTX_new();
+    /* One context per thread, reused: EVP_DigestInit_ex() resets it, and
+     * an allocation per id was a measurable share of emitting. */
+    if (!digest_ctx)
+        digest_ctx = EVP_MD_CTX_new();
+    ctx = digest_ctx;
     HR_ASSERT(ctx != NULL);
     ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
     for (i = 0; ok && i < nparts; i++) {
@@ -353,7 +410,6 @@ char *hr_event_derive_id(char out[37], const char *const *parts, size_t nparts)
     }
     if (ok)
         ok = EVP_DigestFinal_ex(ctx, md, &mdlen);
-    EVP_MD_CTX_free(ctx);
     /* A digest failure is an allocation failure inside OpenSSL; an id that
      * is not derived from the parts would break idempotency silently. */
     HR_ASSERT(ok && mdlen >= 16);

@@ -5,8 +5,9 @@
 #ifndef HR_EVENT_H
 #define HR_EVENT_H
 
-#include <jansson.h>
 #include <stddef.h>
+
+#include <jansson.h>
 
 /** Largest accepted event payload; bigger ones are rejected as poison. */
 #define HR_EVENT_MAX_BYTES (1024 * 1024)
@@ -16,8 +17,8 @@
  * when the message has no such header. The value need not be
  * NUL-terminated.
  */
-typedef const char *hr_event_header_fn(void *opaque, const char *name,
-                                       size_t *len);
+typedef const char *
+hr_event_header_fn(void *opaque, const char *name, size_t *len);
 
 /** A parsed CloudEvent. The string fields are borrowed from @root (or from
  *  header copies it owns) and live until hr_event_release(). */
@@ -26,11 +27,11 @@ struct hr_event {
     const char *source;
     const char *type;
     const char *specversion;
-    const char *subject;     /* NULL if absent */
-    const char *time;        /* NULL if absent */
+    const char *subject;         /* NULL if absent */
+    const char *time;            /* NULL if absent */
     const char *datacontenttype; /* NULL if absent */
-    json_t *data;            /* borrowed from root; NULL if absent */
-    json_t *root;            /* owned */
+    json_t *data;                /* borrowed from root; NULL if absent */
+    json_t *root;                /* owned */
 };
 
 /**
@@ -43,9 +44,13 @@ struct hr_event {
  * Returns 0, or -1 with a short reason in @errstr ("invalid json: ...",
  * "missing attribute 'id'", "payload too large: N bytes") and @ev zeroed.
  */
-int hr_event_parse(struct hr_event *ev, const void *payload, size_t len,
-                   hr_event_header_fn *get_header, void *opaque,
-                   char *errstr, size_t errstr_size);
+int hr_event_parse(struct hr_event *ev,
+                   const void *payload,
+                   size_t len,
+                   hr_event_header_fn *get_header,
+                   void *opaque,
+                   char *errstr,
+                   size_t errstr_size);
 
 /** Release what hr_event_parse() allocated. Safe on a zeroed event. */
 void hr_event_release(struct hr_event *ev);
@@ -57,9 +62,26 @@ void hr_event_release(struct hr_event *ev);
  * Returns a malloc'd compact JSON string (caller frees) and its length in
  * *len, or NULL on allocation failure.
  */
-char *hr_event_serialize(const char *id, const char *source,
-                         const char *type, const char *subject,
-                         json_t *data, size_t *len);
+char *hr_event_serialize(const char *id,
+                         const char *source,
+                         const char *type,
+                         const char *subject,
+                         json_t *data,
+                         size_t *len);
+
+/**
+ * hr_event_serialize() into a reusable buffer: *@buf (malloc'd, may be NULL
+ * with *@cap 0) is grown with realloc() as needed and gets the event
+ * NUL-terminated. Takes ownership of @data. Returns the length, or 0 on
+ * failure (the buffer stays the caller's either way).
+ */
+size_t hr_event_serialize_buf(const char *id,
+                              const char *source,
+                              const char *type,
+                              const char *subject,
+                              json_t *data,
+                              char **buf,
+                              size_t *cap);
 
 /**
  * A deterministic event id derived from the parts (for example the id of
@@ -68,7 +90,6 @@ char *hr_event_serialize(const char *id, const char *source,
  * as a UUID (8-4-4-4-12) with the version nibble set to 5 and the RFC 4122
  * variant bits, so it is a valid UUID. @out must hold 37 bytes. Returns @out.
  */
-char *hr_event_derive_id(char out[37], const char *const *parts,
-                         size_t nparts);
+char *hr_event_derive_id(char out[37], const char *const *parts, size_t nparts);
 
 #endif

@@ -38,8 +38,10 @@ bool hr_health_is_alive(long max_age_ms);
  * registry is borrowed and must outlive the server.
  * Returns NULL and fills @errstr on failure.
  */
-struct hr_httpd *hr_httpd_start(const char *addr, struct hr_metrics *reg,
-                                char *errstr, size_t errstr_size);
+struct hr_httpd *hr_httpd_start(const char *addr,
+                                struct hr_metrics *reg,
+                                char *errstr,
+                                size_t errstr_size);
 
 /** The port actually bound (useful with port 0). */
 int hr_httpd_port(const struct hr_httpd *httpd);

@@ -4,14 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hr_banned.h"
 #include "hr_conf.h"
 #include "hr_log.h"
 
-#include "hr_banned.h"
-
 /* librdkafka syslog levels to ours. */
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
-                   const char *buf)
+static void
+log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     enum hr_log_level lvl = level <= 3   ? HR_LOG_ERROR
                             : level <= 4 ? HR_LOG_WARN
@@ -24,8 +23,10 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
 }
 
 /* Apply "k=v;k=v" to @conf; @on_error is called for each bad entry. */
-static int apply_properties(rd_kafka_conf_t *conf, const char *props,
-                            char *errstr, size_t errstr_size,
+static int apply_properties(rd_kafka_conf_t *conf,
+                            const char *props,
+                            char *errstr,
+                            size_t errstr_size,
                             struct hr_conf *report)
 {
     char *copy, *entry, *save = NULL;
@@ -74,19 +75,20 @@ static int apply_properties(rd_kafka_conf_t *conf, const char *props,
 }
 
 rd_kafka_conf_t *hr_kafka_conf_new(const struct hr_conf *cfg,
-                                   const char *const *extra, char *errstr,
+                                   const char *const *extra,
+                                   char *errstr,
                                    size_t errstr_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const char *brokers = hr_conf_str(cfg, "HERALD_KAFKA_BROKERS");
 
     rd_kafka_conf_set_log_cb(conf, log_cb);
-    if (brokers && rd_kafka_conf_set(conf, "bootstrap.servers", brokers,
-                                     errstr, errstr_size) != RD_KAFKA_CONF_OK)
+    if (brokers && rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr,
+                                     errstr_size) != RD_KAFKA_CONF_OK)
         goto out_destroy;
     for (; extra && extra[0]; extra += 2) {
-        if (rd_kafka_conf_set(conf, extra[0], extra[1], errstr,
-                              errstr_size) != RD_KAFKA_CONF_OK)
+        if (rd_kafka_conf_set(conf, extra[0], extra[1], errstr, errstr_size) !=
+            RD_KAFKA_CONF_OK)
             goto out_destroy;
     }
     if (apply_properties(conf, hr_conf_str(cfg, "HERALD_KAFKA_PROPERTIES"),

@@ -5,8 +5,9 @@
 #ifndef HR_KAFKA_H
 #define HR_KAFKA_H
 
-#include <librdkafka/rdkafka.h>
 #include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
 
 struct hr_conf;
 
@@ -19,7 +20,8 @@ struct hr_conf;
  * naming the offending property on failure. The caller owns the result.
  */
 rd_kafka_conf_t *hr_kafka_conf_new(const struct hr_conf *cfg,
-                                   const char *const *extra, char *errstr,
+                                   const char *const *extra,
+                                   char *errstr,
                                    size_t errstr_size);
 
 /**

@@ -41,16 +41,16 @@ struct hr_log_field {
     } v;
 };
 
-#define HR_LOG_STR(k, val)                                                     \
+#define HR_LOG_STR(k, val) \
     ((struct hr_log_field){.key = (k), .type = HR_LOG_T_STR, .v.s = (val)})
-#define HR_LOG_I64(k, val)                                                     \
-    ((struct hr_log_field){                                                    \
+#define HR_LOG_I64(k, val)  \
+    ((struct hr_log_field){ \
         .key = (k), .type = HR_LOG_T_I64, .v.i = (int64_t)(val)})
 #define HR_LOG_I32(k, val) HR_LOG_I64(k, val)
-#define HR_LOG_DBL(k, val)                                                     \
-    ((struct hr_log_field){                                                    \
+#define HR_LOG_DBL(k, val)  \
+    ((struct hr_log_field){ \
         .key = (k), .type = HR_LOG_T_DBL, .v.d = (double)(val)})
-#define HR_LOG_BOOL(k, val)                                                    \
+#define HR_LOG_BOOL(k, val) \
     ((struct hr_log_field){.key = (k), .type = HR_LOG_T_BOOL, .v.b = (val)})
 #define HR_LOG_END ((struct hr_log_field){.key = 0, .type = HR_LOG_T_END})
 

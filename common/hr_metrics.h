@@ -34,16 +34,22 @@ void hr_metrics_free(struct hr_metrics *reg);
  * list of label names ("topic,partition") or NULL for none. All strings are
  * copied. The returned pointer is owned by the registry.
  */
-struct hr_metric *hr_metrics_counter(struct hr_metrics *reg, const char *name,
-                                     const char *help, const char *labels);
-struct hr_metric *hr_metrics_gauge(struct hr_metrics *reg, const char *name,
-                                   const char *help, const char *labels);
+struct hr_metric *hr_metrics_counter(struct hr_metrics *reg,
+                                     const char *name,
+                                     const char *help,
+                                     const char *labels);
+struct hr_metric *hr_metrics_gauge(struct hr_metrics *reg,
+                                   const char *name,
+                                   const char *help,
+                                   const char *labels);
 /** @buckets: @n strictly increasing upper bounds (copied); +Inf is implied.
  *  NULL uses the default latency buckets (0.5 ms .. 10 s). */
 struct hr_metric *hr_metrics_histogram(struct hr_metrics *reg,
-                                       const char *name, const char *help,
+                                       const char *name,
+                                       const char *help,
                                        const char *labels,
-                                       const double *buckets, size_t n);
+                                       const double *buckets,
+                                       size_t n);
 
 /** Look a declared metric up by name; NULL if absent. */
 struct hr_metric *hr_metrics_find(struct hr_metrics *reg, const char *name);
@@ -55,8 +61,10 @@ void hr_metric_add(struct hr_metric *m, const char *const *values, double v);
 void hr_metric_set(struct hr_metric *m, const char *const *values, double v);
 
 /** Histogram: record @count observations of value @v. */
-void hr_metric_observe(struct hr_metric *m, const char *const *values,
-                       double v, uint64_t count);
+void hr_metric_observe(struct hr_metric *m,
+                       const char *const *values,
+                       double v,
+                       uint64_t count);
 
 /** Remove one labelled series (e.g. the lag of a revoked partition). */
 void hr_metric_remove(struct hr_metric *m, const char *const *values);

@@ -4,10 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hr_banned.h"
 #include "hr_kafka.h"
 #include "hr_time.h"
-
-#include "hr_banned.h"
 
 struct hr_producer {
     rd_kafka_t *rk;
@@ -17,8 +16,8 @@ struct hr_producer {
     char first_error[256];
 };
 
-static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
-                      void *opaque)
+static void
+dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     struct hr_producer *p = opaque;
 
@@ -33,17 +32,24 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
     }
 }
 
-struct hr_producer *hr_producer_new(const struct hr_conf *cfg, char *errstr,
-                                    size_t errstr_size)
+struct hr_producer *
+hr_producer_new(const struct hr_conf *cfg, char *errstr, size_t errstr_size)
 {
     static const char *const defaults[] = {
-        "enable.idempotence", "true",
-        "linger.ms", "5",
-        "compression.codec", "lz4",
-        "batch.num.messages", "10000",
-        "queue.buffering.max.kbytes", "16384",
-        "message.timeout.ms", "60000",
-        "client.id", "herald-producer",
+        "enable.idempotence",
+        "true",
+        "linger.ms",
+        "5",
+        "compression.codec",
+        "lz4",
+        "batch.num.messages",
+        "10000",
+        "queue.buffering.max.kbytes",
+        "16384",
+        "message.timeout.ms",
+        "60000",
+        "client.id",
+        "herald-producer",
         NULL,
     };
     struct hr_producer *p = calloc(1, sizeof(*p));
@@ -83,9 +89,14 @@ int hr_producer_free(struct hr_producer *p, int timeout_ms)
     return left;
 }
 
-int hr_producer_send(struct hr_producer *p, const char *topic,
-                     const void *key, size_t key_len, const void *value,
-                     size_t value_len, rd_kafka_headers_t *hdrs, char *errstr,
+int hr_producer_send(struct hr_producer *p,
+                     const char *topic,
+                     const void *key,
+                     size_t key_len,
+                     const void *value,
+                     size_t value_len,
+                     rd_kafka_headers_t *hdrs,
+                     char *errstr,
                      size_t errstr_size)
 {
     int64_t deadline = hr_time_mono_ms() + 30000;
@@ -93,7 +104,8 @@ int hr_producer_send(struct hr_producer *p, const char *topic,
 
     for (;;) {
         err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            p->rk, RD_KAFKA_V_TOPIC(topic),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_KEY(key, key_len),
             RD_KAFKA_V_VALUE((void *)(uintptr_t)value, value_len),
             RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
@@ -111,7 +123,9 @@ int hr_producer_send(struct hr_producer *p, const char *topic,
     return 0;
 }
 
-int hr_producer_barrier(struct hr_producer *p, int timeout_ms, char *errstr,
+int hr_producer_barrier(struct hr_producer *p,
+                        int timeout_ms,
+                        char *errstr,
                         size_t errstr_size)
 {
     int64_t deadline = hr_time_mono_ms() + timeout_ms;

@@ -10,9 +10,10 @@
 #ifndef HR_PRODUCER_H
 #define HR_PRODUCER_H
 
-#include <librdkafka/rdkafka.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
 
 #include "hr_compat.h"
 
@@ -21,8 +22,8 @@ struct hr_producer;
 
 /** Create the producer (enable.idempotence=true, lz4, linger 5 ms, then
  *  HERALD_KAFKA_PROPERTIES). Returns NULL with @errstr on failure. */
-struct hr_producer *hr_producer_new(const struct hr_conf *cfg, char *errstr,
-                                    size_t errstr_size);
+struct hr_producer *
+hr_producer_new(const struct hr_conf *cfg, char *errstr, size_t errstr_size);
 
 /** Flush within @timeout_ms and destroy. Returns the number of records that
  *  were not delivered (0 on a clean flush). NULL is a no-op returning 0. */
@@ -34,9 +35,14 @@ int hr_producer_free(struct hr_producer *p, int timeout_ms);
  * the caller still owns it. Waits while the local queue is full.
  * Returns 0, or -1 with @errstr when the record cannot be queued.
  */
-int hr_producer_send(struct hr_producer *p, const char *topic,
-                     const void *key, size_t key_len, const void *value,
-                     size_t value_len, rd_kafka_headers_t *hdrs, char *errstr,
+int hr_producer_send(struct hr_producer *p,
+                     const char *topic,
+                     const void *key,
+                     size_t key_len,
+                     const void *value,
+                     size_t value_len,
+                     rd_kafka_headers_t *hdrs,
+                     char *errstr,
                      size_t errstr_size) HR_MUST_CHECK;
 
 /**
@@ -45,7 +51,9 @@ int hr_producer_send(struct hr_producer *p, const char *topic,
  * still-unacknowledged records (0: all durable), and starts a new epoch.
  * The first failure's reason goes to @errstr.
  */
-int hr_producer_barrier(struct hr_producer *p, int timeout_ms, char *errstr,
+int hr_producer_barrier(struct hr_producer *p,
+                        int timeout_ms,
+                        char *errstr,
                         size_t errstr_size);
 
 /** Serve delivery reports without blocking. */

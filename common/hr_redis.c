@@ -12,12 +12,17 @@
 
 struct hr_redis {
     redisContext *ctx;
-    char *host;     /* NULL for a unix socket */
+    char *host; /* NULL for a unix socket */
     int port;
     char *path;     /* unix socket path */
     char *password; /* NULL without AUTH */
     int db;
     char *prefix;
+    uint64_t epoch;  /* bumped on every connect and drop */
+    size_t pending;  /* replies of hr_redis_eval_send() not yet read */
+    const char **av; /* EVALSHA argument vectors, reused */
+    size_t *avlen;
+    size_t avcap;
 };
 
 /* The URL as it may be shown: a password becomes "***". */
@@ -34,7 +39,9 @@ static void url_for_display(const char *url, char *out, size_t size)
 /* Split "redis://[:password@]host:port[/db]" or "unix:///path" into parts.
  * The URL is validated here so that --check-config can report it; errors
  * never show the password. */
-static int parse_url(struct hr_redis *redis, const char *raw, char *errstr,
+static int parse_url(struct hr_redis *redis,
+                     const char *raw,
+                     char *errstr,
                      size_t errstr_size)
 {
     char url[512];
@@ -101,8 +108,10 @@ static int parse_url(struct hr_redis *redis, const char *raw, char *errstr,
     return 0;
 }
 
-struct hr_redis *hr_redis_new(const char *url, const char *prefix,
-                              char *errstr, size_t errstr_size)
+struct hr_redis *hr_redis_new(const char *url,
+                              const char *prefix,
+                              char *errstr,
+                              size_t errstr_size)
 {
     struct hr_redis *redis = calloc(1, sizeof(*redis));
 
@@ -123,6 +132,8 @@ static void drop_context(struct hr_redis *redis)
     if (redis->ctx) {
         redisFree(redis->ctx);
         redis->ctx = NULL;
+        redis->epoch++;
+        redis->pending = 0;
     }
 }
 
@@ -135,6 +146,8 @@ void hr_redis_free(struct hr_redis *redis)
     free(redis->path);
     free(redis->password);
     free(redis->prefix);
+    free(redis->av);
+    free(redis->avlen);
     free(redis);
 }
 
@@ -149,8 +162,11 @@ bool hr_redis_is_connected(const struct hr_redis *redis)
 }
 
 /* Run one setup command on a fresh context; 0 when it answered OK. */
-static int setup_command(struct hr_redis *redis, const char *what,
-                         redisReply *reply, char *errstr, size_t errstr_size)
+static int setup_command(struct hr_redis *redis,
+                         const char *what,
+                         redisReply *reply,
+                         char *errstr,
+                         size_t errstr_size)
 {
     int rc = 0;
 
@@ -183,6 +199,7 @@ int hr_redis_connect(struct hr_redis *redis, char *errstr, size_t errstr_size)
         snprintf(errstr, errstr_size, "cannot connect to redis: out of memory");
         return -1;
     }
+    redis->epoch++;
     if (redis->ctx->err) {
         snprintf(errstr, errstr_size, "cannot connect to redis: %s",
                  redis->ctx->errstr);
@@ -201,8 +218,8 @@ int hr_redis_connect(struct hr_redis *redis, char *errstr, size_t errstr_size)
         goto out_drop;
     if (redis->db &&
         setup_command(redis, "select",
-                      redisCommand(redis->ctx, "SELECT %d", redis->db),
-                      errstr, errstr_size))
+                      redisCommand(redis->ctx, "SELECT %d", redis->db), errstr,
+                      errstr_size))
         goto out_drop;
     return 0;
 out_drop:
@@ -211,8 +228,8 @@ out_drop:
 }
 
 /* A NULL reply means an I/O error: the context is dead from now on. */
-static redisReply *checked_reply(struct hr_redis *redis, void *r,
-                                 char *errstr, size_t errstr_size)
+static redisReply *
+checked_reply(struct hr_redis *redis, void *r, char *errstr, size_t errstr_size)
 {
     if (!r) {
         snprintf(errstr, errstr_size, "redis i/o error: %s",
@@ -223,10 +240,22 @@ static redisReply *checked_reply(struct hr_redis *redis, void *r,
     return r;
 }
 
-redisReply *hr_redis_command(struct hr_redis *redis, int argc,
-                             const char **argv, const size_t *argvlen,
-                             char *errstr, size_t errstr_size)
+/* A synchronous command must not read a pipelined request's reply as its
+ * own: pending replies are dropped with the connection (their epoch ends). */
+static void discard_pending(struct hr_redis *redis)
 {
+    if (redis->pending)
+        drop_context(redis);
+}
+
+redisReply *hr_redis_command(struct hr_redis *redis,
+                             int argc,
+                             const char **argv,
+                             const size_t *argvlen,
+                             char *errstr,
+                             size_t errstr_size)
+{
+    discard_pending(redis);
     if (hr_redis_connect(redis, errstr, errstr_size))
         return NULL;
     return checked_reply(redis,
@@ -234,12 +263,16 @@ redisReply *hr_redis_command(struct hr_redis *redis, int argc,
                          errstr, errstr_size);
 }
 
-redisReply *hr_redis_commandf(struct hr_redis *redis, char *errstr,
-                              size_t errstr_size, const char *fmt, ...)
+redisReply *hr_redis_commandf(struct hr_redis *redis,
+                              char *errstr,
+                              size_t errstr_size,
+                              const char *fmt,
+                              ...)
 {
     va_list ap;
     void *r;
 
+    discard_pending(redis);
     if (hr_redis_connect(redis, errstr, errstr_size))
         return NULL;
     va_start(ap, fmt);
@@ -248,8 +281,10 @@ redisReply *hr_redis_commandf(struct hr_redis *redis, char *errstr,
     return checked_reply(redis, r, errstr, errstr_size);
 }
 
-static int script_load(struct hr_redis *redis, struct hr_script *script,
-                       char *errstr, size_t errstr_size)
+static int script_load(struct hr_redis *redis,
+                       struct hr_script *script,
+                       char *errstr,
+                       size_t errstr_size)
 {
     redisReply *reply;
     int rc = -1;
@@ -272,9 +307,13 @@ out_free_reply:
     return rc;
 }
 
-redisReply *hr_redis_eval(struct hr_redis *redis, struct hr_script *script,
-                          int nkeys, int argc, const char **argv,
-                          const size_t *argvlen, char *errstr,
+redisReply *hr_redis_eval(struct hr_redis *redis,
+                          struct hr_script *script,
+                          int nkeys,
+                          int argc,
+                          const char **argv,
+                          const size_t *argvlen,
+                          char *errstr,
                           size_t errstr_size)
 {
     const char **av;
@@ -305,8 +344,8 @@ redisReply *hr_redis_eval(struct hr_redis *redis, struct hr_script *script,
             goto out_free;
         av[1] = script->sha;
         avlen[1] = 40;
-        reply = hr_redis_command(redis, argc + 3, av, avlen, errstr,
-                                 errstr_size);
+        reply =
+            hr_redis_command(redis, argc + 3, av, avlen, errstr, errstr_size);
         if (!reply || reply->type != REDIS_REPLY_ERROR ||
             strncmp(reply->str, "NOSCRIPT", 8))
             break;
@@ -320,5 +359,121 @@ redisReply *hr_redis_eval(struct hr_redis *redis, struct hr_script *script,
 out_free:
     free(av);
     free(avlen);
+    return reply;
+}
+
+uint64_t hr_redis_epoch(const struct hr_redis *redis)
+{
+    return redis->epoch;
+}
+
+void hr_redis_reset(struct hr_redis *redis)
+{
+    drop_context(redis);
+}
+
+/* EVALSHA sha nkeys args...: the vectors are kept between calls, since a
+ * batch's call has tens of thousands of arguments. */
+static int eval_vectors(struct hr_redis *redis,
+                        struct hr_script *script,
+                        int nkeys,
+                        int argc,
+                        const char **argv,
+                        const size_t *argvlen,
+                        char *nkeys_str)
+{
+    size_t need = (size_t)argc + 3;
+
+    if (need > redis->avcap) {
+        const char **av = realloc(redis->av, need * sizeof(*av));
+        size_t *avlen;
+
+        if (!av)
+            return -1;
+        redis->av = av;
+        avlen = realloc(redis->avlen, need * sizeof(*avlen));
+        if (!avlen)
+            return -1;
+        redis->avlen = avlen;
+        redis->avcap = need;
+    }
+    snprintf(nkeys_str, 16, "%d", nkeys);
+    redis->av[0] = "EVALSHA";
+    redis->avlen[0] = 7;
+    redis->av[1] = script->sha;
+    redis->avlen[1] = 40;
+    redis->av[2] = nkeys_str;
+    redis->avlen[2] = strlen(nkeys_str);
+    memcpy(redis->av + 3, argv, (size_t)argc * sizeof(*argv));
+    for (int i = 0; i < argc; i++)
+        redis->avlen[i + 3] = argvlen ? argvlen[i] : strlen(argv[i]);
+    return 0;
+}
+
+int hr_redis_eval_send(struct hr_redis *redis,
+                       struct hr_script *script,
+                       int nkeys,
+                       int argc,
+                       const char **argv,
+                       const size_t *argvlen,
+                       char *errstr,
+                       size_t errstr_size)
+{
+    char nkeys_str[16];
+    int done = 0;
+
+    if (!script->sha[0] && redis->pending) {
+        snprintf(errstr, errstr_size,
+                 "script '%s' not loaded while replies are pending",
+                 script->name);
+        return -1;
+    }
+    if (hr_redis_connect(redis, errstr, errstr_size))
+        return -1;
+    if (!script->sha[0] && script_load(redis, script, errstr, errstr_size))
+        return -1;
+    if (eval_vectors(redis, script, nkeys, argc, argv, argvlen, nkeys_str)) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    if (redisAppendCommandArgv(redis->ctx, argc + 3, redis->av, redis->avlen) !=
+        REDIS_OK) {
+        snprintf(errstr, errstr_size, "cannot queue redis command: %s",
+                 redis->ctx->errstr);
+        drop_context(redis);
+        return -1;
+    }
+    /* Write it all now, so that Redis works while the caller does. */
+    while (!done) {
+        if (redisBufferWrite(redis->ctx, &done) != REDIS_OK) {
+            snprintf(errstr, errstr_size, "redis i/o error: %s",
+                     redis->ctx->errstr);
+            drop_context(redis);
+            return -1;
+        }
+    }
+    redis->pending++;
+    return 0;
+}
+
+redisReply *hr_redis_reply(struct hr_redis *redis,
+                           struct hr_script *script,
+                           char *errstr,
+                           size_t errstr_size)
+{
+    void *r = NULL;
+    redisReply *reply;
+
+    if (!hr_redis_is_connected(redis) || !redis->pending) {
+        snprintf(errstr, errstr_size, "redis connection lost");
+        return NULL;
+    }
+    redis->pending--;
+    if (redisGetReply(redis->ctx, &r) != REDIS_OK)
+        r = NULL;
+    reply = checked_reply(redis, r, errstr, errstr_size);
+    if (reply && script && reply->type == REDIS_REPLY_ERROR &&
+        !strncmp(reply->str, "NOSCRIPT", 8))
+        script->sha[0] = '\0';
     return reply;
 }

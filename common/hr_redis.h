@@ -10,9 +10,11 @@
 #ifndef HR_REDIS_H
 #define HR_REDIS_H
 
-#include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
 
 #include "hr_compat.h"
 
@@ -31,8 +33,10 @@ struct hr_script {
  * and prepare a client using key prefix @prefix (copied). Does not connect.
  * Returns NULL with @errstr filled on a malformed URL.
  */
-struct hr_redis *hr_redis_new(const char *url, const char *prefix,
-                              char *errstr, size_t errstr_size);
+struct hr_redis *hr_redis_new(const char *url,
+                              const char *prefix,
+                              char *errstr,
+                              size_t errstr_size);
 
 /** Close and free. NULL is a no-op. */
 void hr_redis_free(struct hr_redis *redis);
@@ -44,7 +48,8 @@ const char *hr_redis_prefix(const struct hr_redis *redis);
  * Connect (or reconnect a dead context), AUTH and SELECT as the URL says,
  * within a 2 s timeout. A live context returns 0 at once.
  */
-int hr_redis_connect(struct hr_redis *redis, char *errstr,
+int hr_redis_connect(struct hr_redis *redis,
+                     char *errstr,
                      size_t errstr_size) HR_MUST_CHECK;
 
 /** Whether a live connection exists. */
@@ -56,13 +61,19 @@ bool hr_redis_is_connected(const struct hr_redis *redis);
  * freeReplyObject) — which may be a REDIS_REPLY_ERROR — or NULL on an I/O
  * failure, with @errstr filled and the context marked dead.
  */
-redisReply *hr_redis_command(struct hr_redis *redis, int argc,
-                             const char **argv, const size_t *argvlen,
-                             char *errstr, size_t errstr_size);
+redisReply *hr_redis_command(struct hr_redis *redis,
+                             int argc,
+                             const char **argv,
+                             const size_t *argvlen,
+                             char *errstr,
+                             size_t errstr_size);
 
 /** printf-style variant of hr_redis_command() (hiredis format rules). */
-redisReply *hr_redis_commandf(struct hr_redis *redis, char *errstr,
-                              size_t errstr_size, const char *fmt, ...);
+redisReply *hr_redis_commandf(struct hr_redis *redis,
+                              char *errstr,
+                              size_t errstr_size,
+                              const char *fmt,
+                              ...);
 
 /**
  * Run @script with @nkeys keys followed by the other arguments in @argv
@@ -70,9 +81,51 @@ redisReply *hr_redis_commandf(struct hr_redis *redis, char *errstr,
  * reply as hr_redis_command() does; a script error comes back as a
  * REDIS_REPLY_ERROR reply.
  */
-redisReply *hr_redis_eval(struct hr_redis *redis, struct hr_script *script,
-                          int nkeys, int argc, const char **argv,
-                          const size_t *argvlen, char *errstr,
+redisReply *hr_redis_eval(struct hr_redis *redis,
+                          struct hr_script *script,
+                          int nkeys,
+                          int argc,
+                          const char **argv,
+                          const size_t *argvlen,
+                          char *errstr,
                           size_t errstr_size);
+
+/**
+ * The connection's epoch: it changes whenever a connection is made or
+ * dropped. A request sent with hr_redis_eval_send() under an epoch still
+ * has its reply pending only while hr_redis_epoch() returns that epoch.
+ */
+uint64_t hr_redis_epoch(const struct hr_redis *redis);
+
+/** Drop the connection, and with it every pending reply; the next call
+ *  reconnects. */
+void hr_redis_reset(struct hr_redis *redis);
+
+/**
+ * Pipelined variant of hr_redis_eval(): load @script if this client has not
+ * yet, then write EVALSHA with its arguments (copied) to the connection and
+ * return without waiting for the reply; hr_redis_reply() reads it later,
+ * replies coming back in the order the requests were sent. Returns 0, or
+ * -1 with @errstr (on an I/O error the connection is dropped).
+ */
+int hr_redis_eval_send(struct hr_redis *redis,
+                       struct hr_script *script,
+                       int nkeys,
+                       int argc,
+                       const char **argv,
+                       const size_t *argvlen,
+                       char *errstr,
+                       size_t errstr_size) HR_MUST_CHECK;
+
+/**
+ * Read the next pending reply (caller frees with freeReplyObject). A
+ * NOSCRIPT error reply (the server lost its script cache) also forgets
+ * @script's sha, so that the next call loads it again. Returns NULL on an
+ * I/O failure, with @errstr filled and the connection dropped.
+ */
+redisReply *hr_redis_reply(struct hr_redis *redis,
+                           struct hr_script *script,
+                           char *errstr,
+                           size_t errstr_size);
 
 #endif

@@ -37,7 +37,9 @@ int64_t hr_retry_cap_ms(unsigned attempt, int64_t base_ms, int64_t max_ms);
  * hr_retry_cap_ms(); @rnd is a random 64-bit value supplied by the caller
  * (a seam for tests).
  */
-int64_t hr_retry_backoff_ms(unsigned attempt, int64_t base_ms, int64_t max_ms,
+int64_t hr_retry_backoff_ms(unsigned attempt,
+                            int64_t base_ms,
+                            int64_t max_ms,
                             uint64_t rnd);
 
 /** A fast non-cryptographic random 64-bit value (thread-local state seeded

@@ -9,10 +9,11 @@
 #ifndef HR_SOURCE_H
 #define HR_SOURCE_H
 
-#include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
 
 #include "hr_compat.h"
 
@@ -26,8 +27,10 @@ struct hr_source;
  * store, statistics feeding herald_consumer_lag{topic,partition} in @reg.
  * Subscribes at once. Returns NULL with @errstr on failure.
  */
-struct hr_source *hr_source_new(const struct hr_conf *cfg, const char *topics,
-                                struct hr_metrics *reg, char *errstr,
+struct hr_source *hr_source_new(const struct hr_conf *cfg,
+                                const char *topics,
+                                struct hr_metrics *reg,
+                                char *errstr,
                                 size_t errstr_size);
 
 /**
@@ -37,8 +40,10 @@ struct hr_source *hr_source_new(const struct hr_conf *cfg, const char *topics,
  * Returns the number of messages stored in @msgs (the caller destroys each
  * with rd_kafka_message_destroy()).
  */
-size_t hr_source_poll(struct hr_source *src, rd_kafka_message_t **msgs,
-                      size_t max, int wait_ms);
+size_t hr_source_poll(struct hr_source *src,
+                      rd_kafka_message_t **msgs,
+                      size_t max,
+                      int wait_ms);
 
 /** Serve statistics, errors and rebalances without consuming (used while
  *  a batch is paused, so lag and readiness stay current). */
@@ -53,12 +58,16 @@ bool hr_source_owns(struct hr_source *src, const rd_kafka_message_t *rkm);
  * offset + 1. Messages of partitions no longer assigned are skipped.
  * Returns 0, or -1 with @errstr.
  */
-int hr_source_store(struct hr_source *src, rd_kafka_message_t *const *msgs,
-                    size_t n, char *errstr, size_t errstr_size);
+int hr_source_store(struct hr_source *src,
+                    rd_kafka_message_t *const *msgs,
+                    size_t n,
+                    char *errstr,
+                    size_t errstr_size);
 
 /** Whether the consumer currently holds an assignment and no fatal error
  *  happened; @reason gets why not. */
-bool hr_source_is_ready(struct hr_source *src, char *reason,
+bool hr_source_is_ready(struct hr_source *src,
+                        char *reason,
                         size_t reason_size);
 
 /** Whether a fatal client error happened (the worker must stop). */

@@ -1,17 +1,16 @@
-#include "hr_source.h"
-
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "hr_banned.h"
 #include "hr_conf.h"
 #include "hr_kafka.h"
 #include "hr_log.h"
 #include "hr_metrics.h"
+#include "hr_source.h"
 #include "hr_time.h"
-
-#include "hr_banned.h"
 
 struct hr_source {
     rd_kafka_t *rk;
@@ -52,8 +51,10 @@ static void assignment_remove(struct hr_source *src,
     }
 }
 
-static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+static void rebalance_cb(rd_kafka_t *rk,
+                         rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts,
+                         void *opaque)
 {
     struct hr_source *src = opaque;
     bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
@@ -91,7 +92,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                      HR_LOG_STR("err", rd_kafka_error_string(error)));
         rd_kafka_error_destroy(error);
     } else if (ret) {
-        hr_log_error("rebalance failed", HR_LOG_STR("err", rd_kafka_err2str(ret)));
+        hr_log_error("rebalance failed",
+                     HR_LOG_STR("err", rd_kafka_err2str(ret)));
     }
 }
 
@@ -170,33 +172,46 @@ static rd_kafka_topic_partition_list_t *topic_list(const char *topics)
     for (t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         while (*t == ' ')
             t++;
-        if (*t && !rd_kafka_topic_partition_list_find(list, t,
-                                                      RD_KAFKA_PARTITION_UA))
+        if (*t &&
+            !rd_kafka_topic_partition_list_find(list, t, RD_KAFKA_PARTITION_UA))
             rd_kafka_topic_partition_list_add(list, t, RD_KAFKA_PARTITION_UA);
     }
     free(copy);
     return list;
 }
 
-struct hr_source *hr_source_new(const struct hr_conf *cfg, const char *topics,
-                                struct hr_metrics *reg, char *errstr,
+struct hr_source *hr_source_new(const struct hr_conf *cfg,
+                                const char *topics,
+                                struct hr_metrics *reg,
+                                char *errstr,
                                 size_t errstr_size)
 {
     const char *defaults[] = {
-        "group.id", hr_conf_str(cfg, "HERALD_KAFKA_GROUP"),
-        "enable.auto.offset.store", "false",
-        "enable.auto.commit", "true",
-        "auto.commit.interval.ms", "1000",
-        "auto.offset.reset", "earliest",
-        "partition.assignment.strategy", "cooperative-sticky",
+        "group.id",
+        hr_conf_str(cfg, "HERALD_KAFKA_GROUP"),
+        "enable.auto.offset.store",
+        "false",
+        "enable.auto.commit",
+        "true",
+        "auto.commit.interval.ms",
+        "1000",
+        "auto.offset.reset",
+        "earliest",
+        "partition.assignment.strategy",
+        "cooperative-sticky",
         "statistics.interval.ms",
         hr_conf_str(cfg, "HERALD_KAFKA_STATS_INTERVAL_MS"),
         /* Bound what librdkafka buffers ahead: peak memory matters more
          * than read-ahead once a batch is big enough. */
-        "queued.max.messages.kbytes", "8192",
-        "fetch.max.bytes", "8388608",
-        "client.id", "herald-consumer",
-        NULL, NULL, NULL,
+        "queued.max.messages.kbytes",
+        "8192",
+        "fetch.max.bytes",
+        "8388608",
+        "client.id",
+        "herald-consumer",
+        NULL,
+        NULL,
+        NULL,
     };
     struct hr_source *src = calloc(1, sizeof(*src));
     rd_kafka_topic_partition_list_t *subs;
@@ -216,9 +231,9 @@ struct hr_source *hr_source_new(const struct hr_conf *cfg, const char *topics,
     src->lag = hr_metrics_gauge(reg, "herald_consumer_lag",
                                 "Messages behind the partition's end",
                                 "topic,partition");
-    src->errors = hr_metrics_counter(reg, "herald_source_errors_total",
-                                     "Errors reported by the source client",
-                                     NULL);
+    src->errors =
+        hr_metrics_counter(reg, "herald_source_errors_total",
+                           "Errors reported by the source client", NULL);
     src->rebalances = hr_metrics_counter(reg, "herald_source_rebalances_total",
                                          "Assignment changes", NULL);
     src->assigned = rd_kafka_topic_partition_list_new(32);
@@ -253,8 +268,10 @@ out_free:
     return NULL;
 }
 
-size_t hr_source_poll(struct hr_source *src, rd_kafka_message_t **msgs,
-                      size_t max, int wait_ms)
+size_t hr_source_poll(struct hr_source *src,
+                      rd_kafka_message_t **msgs,
+                      size_t max,
+                      int wait_ms)
 {
     int64_t deadline = hr_time_mono_ms() + wait_ms;
     size_t n = 0;
@@ -273,12 +290,12 @@ size_t hr_source_poll(struct hr_source *src, rd_kafka_message_t **msgs,
         if (rkm->err) {
             if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 hr_metric_add(src->errors, NULL, 1);
-                hr_log_warn("consume error",
-                            HR_LOG_STR("topic", rkm->rkt ? rd_kafka_topic_name(
-                                                               rkm->rkt)
-                                                         : NULL),
-                            HR_LOG_I32("partition", rkm->partition),
-                            HR_LOG_STR("err", rd_kafka_message_errstr(rkm)));
+                hr_log_warn(
+                    "consume error",
+                    HR_LOG_STR("topic",
+                               rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : NULL),
+                    HR_LOG_I32("partition", rkm->partition),
+                    HR_LOG_STR("err", rd_kafka_message_errstr(rkm)));
             }
             rd_kafka_message_destroy(rkm);
             continue;
@@ -300,13 +317,16 @@ void hr_source_serve(struct hr_source *src)
 
 bool hr_source_owns(struct hr_source *src, const rd_kafka_message_t *rkm)
 {
-    return rd_kafka_topic_partition_list_find(
-               src->assigned, rd_kafka_topic_name(rkm->rkt),
-               rkm->partition) != NULL;
+    return rd_kafka_topic_partition_list_find(src->assigned,
+                                              rd_kafka_topic_name(rkm->rkt),
+                                              rkm->partition) != NULL;
 }
 
-int hr_source_store(struct hr_source *src, rd_kafka_message_t *const *msgs,
-                    size_t n, char *errstr, size_t errstr_size)
+int hr_source_store(struct hr_source *src,
+                    rd_kafka_message_t *const *msgs,
+                    size_t n,
+                    char *errstr,
+                    size_t errstr_size)
 {
     rd_kafka_topic_partition_list_t *list;
     rd_kafka_resp_err_t err;
@@ -324,8 +344,7 @@ int hr_source_store(struct hr_source *src, rd_kafka_message_t *const *msgs,
             continue;
         tp = rd_kafka_topic_partition_list_find(list, topic, rkm->partition);
         if (!tp)
-            tp = rd_kafka_topic_partition_list_add(list, topic,
-                                                   rkm->partition);
+            tp = rd_kafka_topic_partition_list_add(list, topic, rkm->partition);
         if (rkm->offset + 1 > tp->offset)
             tp->offset = rkm->offset + 1;
     }
@@ -341,8 +360,7 @@ int hr_source_store(struct hr_source *src, rd_kafka_message_t *const *msgs,
     return rc;
 }
 
-bool hr_source_is_ready(struct hr_source *src, char *reason,
-                        size_t reason_size)
+bool hr_source_is_ready(struct hr_source *src, char *reason, size_t reason_size)
 {
     if (src->fatal) {
         snprintf(reason, reason_size, "kafka fatal error");

@@ -3,9 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hr_compat.h"
-
 #include "hr_banned.h"
+#include "hr_compat.h"
 
 #define HR_STRMAP_CHUNK (64 * 1024)
 
@@ -100,8 +99,8 @@ static void grow(struct hr_strmap *map)
     map->nslots = nslots;
 }
 
-static size_t find_slot(const struct hr_strmap *map, const void *key,
-                        size_t len)
+static size_t
+find_slot(const struct hr_strmap *map, const void *key, size_t len)
 {
     size_t s = hash_bytes(key, len) & (map->nslots - 1);
 
@@ -110,8 +109,7 @@ static size_t find_slot(const struct hr_strmap *map, const void *key,
 
         if (!e)
             return s;
-        if (map->key_lens[e - 1] == len &&
-            !memcmp(map->keys[e - 1], key, len))
+        if (map->key_lens[e - 1] == len && !memcmp(map->keys[e - 1], key, len))
             return s;
         s = (s + 1) & (map->nslots - 1);
     }
@@ -127,8 +125,8 @@ size_t hr_strmap_get(const struct hr_strmap *map, const void *key, size_t len)
     return map->slots[s] ? map->slots[s] - 1 : SIZE_MAX;
 }
 
-size_t hr_strmap_put(struct hr_strmap *map, const void *key, size_t len,
-                     int *added)
+size_t
+hr_strmap_put(struct hr_strmap *map, const void *key, size_t len, int *added)
 {
     size_t s;
 

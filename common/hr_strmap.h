@@ -10,15 +10,15 @@
 #include <stdint.h>
 
 struct hr_strmap {
-    uint32_t *slots;  /* 0 = empty, else entry index + 1 */
-    size_t nslots;    /* power of two */
-    char **keys;      /* entry -> key (NUL-terminated copy) */
+    uint32_t *slots; /* 0 = empty, else entry index + 1 */
+    size_t nslots;   /* power of two */
+    char **keys;     /* entry -> key (NUL-terminated copy) */
     size_t *key_lens;
-    size_t n;         /* entries */
-    size_t cap;       /* capacity of keys/key_lens */
-    char *arena;      /* key storage, in chunks */
+    size_t n;    /* entries */
+    size_t cap;  /* capacity of keys/key_lens */
+    char *arena; /* key storage, in chunks */
     size_t arena_used, arena_cap;
-    char **chunks;    /* all arena chunks, for release */
+    char **chunks; /* all arena chunks, for release */
     size_t nchunks;
 };
 
@@ -35,8 +35,8 @@ void hr_strmap_clear(struct hr_strmap *map);
  * Index of @key, adding it (with the next index, 0-based) if absent;
  * *added (may be NULL) tells which. Aborts on out-of-memory.
  */
-size_t hr_strmap_put(struct hr_strmap *map, const void *key, size_t len,
-                     int *added);
+size_t
+hr_strmap_put(struct hr_strmap *map, const void *key, size_t len, int *added);
 
 /** Index of @key, or SIZE_MAX if absent. */
 size_t hr_strmap_get(const struct hr_strmap *map, const void *key, size_t len);

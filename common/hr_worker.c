@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hr_arena.h"
 #include "hr_httpd.h"
 #include "hr_kafka.h"
 #include "hr_log.h"
@@ -19,6 +20,7 @@
 #include "hr_worker_conf.h"
 #include "hr_worker_priv.h"
 
+/* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
 
 #define HR_PAUSE_MAX_MS 5000
@@ -67,8 +69,12 @@ const char *hr_worker_name(const struct hr_worker *w)
     return w->def->name;
 }
 
-int hr_worker_produce(struct hr_worker *w, const char *topic, const void *key,
-                      size_t key_len, const void *value, size_t value_len)
+int hr_worker_produce(struct hr_worker *w,
+                      const char *topic,
+                      const void *key,
+                      size_t key_len,
+                      const void *value,
+                      size_t value_len)
 {
     char errstr[256];
 
@@ -106,8 +112,10 @@ void hr_item_filtered(struct hr_item *item)
     item->outcome = HR_OUT_FILTERED;
 }
 
-void hr_item_dead(struct hr_item *item, enum hr_err_class cls,
-                  const char *fmt, ...)
+void hr_item_dead(struct hr_item *item,
+                  enum hr_err_class cls,
+                  const char *fmt,
+                  ...)
 {
     va_list ap;
 
@@ -118,9 +126,12 @@ void hr_item_dead(struct hr_item *item, enum hr_err_class cls,
     va_end(ap);
 }
 
-void hr_item_retry(struct hr_item *item, enum hr_err_class cls,
-                   const char *destination, int64_t retry_after_ms,
-                   const char *fmt, ...)
+void hr_item_retry(struct hr_item *item,
+                   enum hr_err_class cls,
+                   const char *destination,
+                   int64_t retry_after_ms,
+                   const char *fmt,
+                   ...)
 {
     va_list ap;
 
@@ -136,8 +147,7 @@ void hr_item_retry(struct hr_item *item, enum hr_err_class cls,
 
 /* --- configuration ----------------------------------------------------- */
 
-static void usage_line(const struct hr_worker_def *def, char *buf,
-                       size_t size)
+static void usage_line(const struct hr_worker_def *def, char *buf, size_t size)
 {
     snprintf(buf, size,
              "usage: herald-%s [--config FILE] [--check-config] [--help] "
@@ -173,8 +183,8 @@ static void validate_common(struct hr_conf *cfg)
 static void print_effective(const struct hr_conf *cfg)
 {
     json_t *eff = hr_conf_effective(cfg);
-    json_t *url = json_object_get(json_object_get(eff, "HERALD_REDIS_URL"),
-                                  "value");
+    json_t *url =
+        json_object_get(json_object_get(eff, "HERALD_REDIS_URL"), "value");
     const char *s = json_string_value(url);
     const char *at = s ? strrchr(s, '@') : NULL;
 
@@ -215,18 +225,20 @@ static void declare_metrics(struct hr_worker *w)
         "Events with a durable outcome, by outcome", "outcome");
     w->latency = hr_metrics_histogram(
         w->metrics, "herald_event_processing_seconds",
-        "Time from the start of an event's batch to its durable outcome",
-        NULL, latency_buckets, HR_ARRAY_SIZE(latency_buckets));
-    w->redis_errors = hr_metrics_counter(w->metrics, "herald_redis_errors_total",
-                                         "Failed Redis round trips", NULL);
+        "Time from the start of an event's batch to its durable outcome", NULL,
+        latency_buckets, HR_ARRAY_SIZE(latency_buckets));
+    w->redis_errors =
+        hr_metrics_counter(w->metrics, "herald_redis_errors_total",
+                           "Failed Redis round trips", NULL);
     w->paused = hr_metrics_counter(
         w->metrics, "herald_batch_pauses_total",
         "Batches redone because own state was unavailable", NULL);
     w->build_info = hr_metrics_gauge(w->metrics, "herald_build_info",
                                      "Build information", "version");
     hr_metric_set(w->build_info, (const char *[]){HERALD_VERSION}, 1);
-    for (const char *const *o = (const char *const[]){
-             "ok", "duplicate", "filtered", "retried", "dead_lettered", NULL};
+    for (const char *const *o =
+             (const char *const[]){"ok", "duplicate", "filtered", "retried",
+                                   "dead_lettered", NULL};
          *o; o++)
         hr_metric_add(w->processed, (const char *[]){*o}, 0);
 }
@@ -247,22 +259,12 @@ static const char *outcome_label(enum hr_outcome outcome)
     }
 }
 
-static const char *kafka_header(void *opaque, const char *name, size_t *len)
-{
-    rd_kafka_message_t *rkm = opaque;
-    rd_kafka_headers_t *hdrs;
-    const void *val;
-
-    if (rd_kafka_message_headers(rkm, &hdrs) ||
-        rd_kafka_header_get_last(hdrs, name, &val, len))
-        return NULL;
-    return val;
-}
-
 /* Fill the batch's items from the consumed messages; unparseable events
  * are dead-lettered here, before the handler sees the batch. */
-static void items_fill(struct hr_worker *w, struct hr_batch *batch,
-                       rd_kafka_message_t **msgs, size_t n)
+static void items_fill(struct hr_worker *w,
+                       struct hr_batch *batch,
+                       rd_kafka_message_t **msgs,
+                       size_t n)
 {
     memset(batch->items, 0, sizeof(*batch->items) * n);
     batch->n = n;
@@ -282,8 +284,8 @@ static void items_fill(struct hr_worker *w, struct hr_batch *batch,
         item->retry_after_ms = -1;
         item->timestamp_ms = rd_kafka_message_timestamp(rkm, NULL);
         if (w->def->cloudevents &&
-            hr_event_parse(&item->ev, rkm->payload, rkm->len, kafka_header,
-                           rkm, errstr, sizeof(errstr)))
+            hr_event_parse(&item->ev, rkm->payload, rkm->len, hr_item_header,
+                           item, errstr, sizeof(errstr)))
             hr_item_dead(item, HR_ERR_POISON, "%s", errstr);
     }
 }
@@ -358,8 +360,8 @@ static bool batch_run(struct hr_worker *w, struct hr_batch *batch)
                 w->produce_failed = true;
         }
         if (res == HR_BATCH_DONE && !w->produce_failed) {
-            bad = hr_producer_barrier(w->producer, 60000, errstr,
-                                      sizeof(errstr));
+            bad =
+                hr_producer_barrier(w->producer, 60000, errstr, sizeof(errstr));
             if (!bad) {
                 if (pauses)
                     hr_log_info("batch resumed", HR_LOG_I64("pauses", pauses));
@@ -401,8 +403,8 @@ static bool batch_run(struct hr_worker *w, struct hr_batch *batch)
     }
 }
 
-static void batch_account(struct hr_worker *w, struct hr_batch *batch,
-                          double started)
+static void
+batch_account(struct hr_worker *w, struct hr_batch *batch, double started)
 {
     double elapsed = hr_time_mono_s() - started;
     uint64_t counts[HR_OUT_DEAD + 1] = {0};
@@ -431,23 +433,89 @@ static void batch_account(struct hr_worker *w, struct hr_batch *batch,
     w->events_done += batch->n;
 }
 
+/* One batch slot of the loop: the consumed messages and their items. */
+struct loop_slot {
+    rd_kafka_message_t **msgs;
+    struct hr_batch batch;
+    struct hr_arena *arena; /* the batch's parsed events */
+    double started;
+};
+
+/* What a slot's arena keeps between batches: enough for a typical batch,
+ * so its pages are reused, without pinning a huge one's. */
+#define HR_LOOP_ARENA_KEEP (16 * 1024 * 1024)
+
+static void slot_release(struct loop_slot *slot)
+{
+    items_release(&slot->batch, slot->msgs);
+    hr_arena_reset(slot->arena, HR_LOOP_ARENA_KEEP);
+}
+
+/* Poll up to @max messages into @slot and parse them; 0 when none came. */
+static size_t
+slot_fill(struct hr_worker *w, struct loop_slot *slot, size_t max, int wait_ms)
+{
+    size_t n = hr_source_poll(w->source, slot->msgs, max, wait_ms);
+
+    if (n) {
+        struct hr_arena *previous = hr_arena_enter(slot->arena);
+
+        slot->started = hr_time_mono_s();
+        items_fill(w, &slot->batch, slot->msgs, n);
+        hr_arena_leave(previous);
+        if (w->def->submit)
+            w->def->submit(w, w->state, &slot->batch);
+    }
+    return n;
+}
+
+/* Run a filled slot's batch to a durable end, store its offsets, free it. */
+static void slot_run(struct hr_worker *w, struct loop_slot *slot)
+{
+    size_t n = slot->batch.n;
+    char errstr[256];
+
+    if (batch_run(w, &slot->batch)) {
+        if (hr_source_store(w->source, slot->msgs, n, errstr, sizeof(errstr)))
+            hr_log_warn("offset store failed", HR_LOG_STR("err", errstr));
+        batch_account(w, &slot->batch, slot->started);
+    } else {
+        hr_log_info("batch abandoned at shutdown; it will be redelivered",
+                    HR_LOG_I64("events", n));
+    }
+    slot_release(slot);
+}
+
+/*
+ * The consumer loop. With a submit() hook the next batch is polled, parsed
+ * and submitted (taking only what is already queued) before the current
+ * one is handled, so its Redis work overlaps the current batch's outputs;
+ * offsets are still stored batch by batch, in order, each only after its
+ * own batch is durable.
+ */
 static int run_loop(struct hr_worker *w)
 {
     size_t max = (size_t)hr_conf_int(w->cfg, "HERALD_BATCH_MAX");
     int wait_ms = (int)hr_conf_int(w->cfg, "HERALD_BATCH_WAIT_MS");
-    rd_kafka_message_t **msgs = calloc(max, sizeof(*msgs));
-    struct hr_batch batch = {calloc(max, sizeof(struct hr_item)), 0};
-    char reason[256], errstr[256];
+    size_t nslots = w->def->submit ? 2 : 1;
+    struct loop_slot slots[2];
+    char reason[256];
+    size_t cur = 0;
     int rc = 0;
 
-    if (!msgs || !batch.items) {
-        hr_log_error("out of memory", HR_LOG_I64("batch_max", max));
-        rc = 1;
-        goto out_free;
+    memset(slots, 0, sizeof(slots));
+    for (size_t i = 0; i < nslots; i++) {
+        slots[i].msgs = calloc(max, sizeof(*slots[i].msgs));
+        slots[i].batch.items = calloc(max, sizeof(struct hr_item));
+        slots[i].arena = hr_arena_new();
+        if (!slots[i].msgs || !slots[i].batch.items) {
+            hr_log_error("out of memory", HR_LOG_I64("batch_max", max));
+            rc = 1;
+            goto out_free;
+        }
     }
     while (!stop_signal) {
-        size_t n;
-        double started;
+        struct loop_slot *slot = &slots[cur];
 
         hr_health_beat();
         if (hr_source_is_fatal(w->source)) {
@@ -463,24 +531,25 @@ static int run_loop(struct hr_worker *w)
         else
             hr_health_set_ready(NULL);
         hr_producer_poll(w->producer);
-        n = hr_source_poll(w->source, msgs, max, wait_ms > 0 ? wait_ms : 1);
-        if (!n)
+        if (!slot->batch.n &&
+            !slot_fill(w, slot, max, wait_ms > 0 ? wait_ms : 1))
             continue;
-        started = hr_time_mono_s();
-        items_fill(w, &batch, msgs, n);
-        if (batch_run(w, &batch)) {
-            if (hr_source_store(w->source, msgs, n, errstr, sizeof(errstr)))
-                hr_log_warn("offset store failed", HR_LOG_STR("err", errstr));
-            batch_account(w, &batch, started);
-        } else {
-            hr_log_info("batch abandoned at shutdown; it will be redelivered",
-                        HR_LOG_I64("events", n));
-        }
-        items_release(&batch, msgs);
+        if (nslots == 2)
+            (void)slot_fill(w, &slots[1 - cur], max, 0);
+        slot_run(w, slot);
+        cur = (cur + 1) % nslots;
     }
 out_free:
-    free(msgs);
-    free(batch.items);
+    for (size_t i = 0; i < nslots; i++) {
+        if (slots[i].batch.n)
+            hr_log_info("batch abandoned at shutdown; it will be redelivered",
+                        HR_LOG_I64("events", slots[i].batch.n));
+        if (slots[i].msgs && slots[i].arena)
+            slot_release(&slots[i]);
+        hr_arena_free(slots[i].arena);
+        free(slots[i].msgs);
+        free(slots[i].batch.items);
+    }
     return rc;
 }
 
@@ -518,8 +587,8 @@ static int start_clients(struct hr_worker *w)
         hr_log_error("cannot create producer", HR_LOG_STR("err", errstr));
         return -1;
     }
-    w->source = hr_source_new(w->cfg, w->topics, w->metrics, errstr,
-                              sizeof(errstr));
+    w->source =
+        hr_source_new(w->cfg, w->topics, w->metrics, errstr, sizeof(errstr));
     if (!w->source) {
         hr_log_error("cannot create consumer", HR_LOG_STR("err", errstr));
         return -1;
@@ -542,10 +611,10 @@ static int shutdown_clients(struct hr_worker *w, int64_t deadline)
         rc = 1;
     }
     w->source = NULL;
-    left = hr_producer_free(w->producer,
-                            (int)(deadline - hr_time_mono_ms() > 0
-                                      ? deadline - hr_time_mono_ms()
-                                      : 0));
+    left =
+        hr_producer_free(w->producer, (int)(deadline - hr_time_mono_ms() > 0
+                                                ? deadline - hr_time_mono_ms()
+                                                : 0));
     w->producer = NULL;
     if (left) {
         hr_log_error("outputs not flushed at shutdown",
@@ -566,8 +635,12 @@ static int shutdown_clients(struct hr_worker *w, int64_t deadline)
 }
 
 /* Parse argv. Returns -1 to continue, else an exit status. */
-static int parse_flags(const struct hr_worker_def *def, int argc, char **argv,
-                       const char **config_file, bool *check, bool *help)
+static int parse_flags(const struct hr_worker_def *def,
+                       int argc,
+                       char **argv,
+                       const char **config_file,
+                       bool *check,
+                       bool *help)
 {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -600,6 +673,8 @@ int hr_worker_main(const struct hr_worker_def *def, int argc, char **argv)
     int64_t deadline;
     int rc;
 
+    /* Before any JSON value exists: batches parse into arenas. */
+    hr_arena_install();
     rc = parse_flags(def, argc, argv, &config_file, &check, &help);
     if (rc >= 0)
         return rc;
@@ -659,10 +734,11 @@ int hr_worker_main(const struct hr_worker_def *def, int argc, char **argv)
     rc = run_loop(&w);
     if (stop_signal)
         hr_log_info("shutdown requested",
-                    HR_LOG_STR("signal", stop_signal == SIGTERM ? "SIGTERM"
-                                                                : "SIGINT"));
+                    HR_LOG_STR("signal",
+                               stop_signal == SIGTERM ? "SIGTERM" : "SIGINT"));
 out_shutdown:
-    deadline = hr_time_mono_ms() + hr_conf_int(w.cfg, "HERALD_SHUTDOWN_TIMEOUT_MS");
+    deadline =
+        hr_time_mono_ms() + hr_conf_int(w.cfg, "HERALD_SHUTDOWN_TIMEOUT_MS");
     if (shutdown_clients(&w, deadline))
         rc = 1;
     hr_log_info("stopped", HR_LOG_I64("exit_status", rc),

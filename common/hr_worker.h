@@ -85,8 +85,22 @@ typedef int hr_init_fn(struct hr_worker *w, void **state);
 /** Handle a batch: set every pending item's outcome, or return PAUSE. May be
  *  called again with the same batch after PAUSE (handlers are idempotent).
  *  Items whose outcome is already set on entry (poison) must be left alone. */
-typedef enum hr_batch_result hr_handle_fn(struct hr_worker *w, void *state,
-                                          struct hr_batch *batch);
+typedef enum hr_batch_result
+hr_handle_fn(struct hr_worker *w, void *state, struct hr_batch *batch);
+
+/**
+ * Optional: start the asynchronous part of a batch's work (for example send
+ * its Redis request without waiting) so that it overlaps what the runtime
+ * does with the previous batch. The runtime fills the next batch and calls
+ * submit() on it before it calls handle() on the current one, so at most
+ * two batches are alive. handle() is still called on every batch, in the
+ * order they were submitted, and must work whether or not submit() had any
+ * effect (it is a hint, with no outcome); after a PAUSE, handle() is called
+ * again on the same batch without a new submit(). A submitted batch may be
+ * dropped without handle() when the worker stops (it is redelivered).
+ */
+typedef void
+hr_submit_fn(struct hr_worker *w, void *state, struct hr_batch *batch);
 
 /** Release the state at shutdown. */
 typedef void hr_fini_fn(struct hr_worker *w, void *state);
@@ -100,10 +114,11 @@ struct hr_worker_def {
     const char *summary; /* one line for --help */
     const char *topics;  /* default input topics, comma-separated */
     const struct hr_conf_spec *conf; /* worker settings, may be NULL */
-    bool cloudevents;    /* parse each input as a CloudEvent */
-    bool uses_redis;     /* connect Redis; readiness depends on it */
+    bool cloudevents;                /* parse each input as a CloudEvent */
+    bool uses_redis; /* connect Redis; readiness depends on it */
     hr_validate_fn *validate;
     hr_init_fn *init;
+    hr_submit_fn *submit; /* optional: pipeline batches (see above) */
     hr_handle_fn *handle;
     hr_fini_fn *fini;
 };
@@ -123,22 +138,37 @@ const char *hr_worker_name(const struct hr_worker *w);
  * fails for good, the batch is redone. Returns 0, or -1 if the producer
  * queue refused it (the runtime then pauses and redoes the batch).
  */
-int hr_worker_produce(struct hr_worker *w, const char *topic, const void *key,
-                      size_t key_len, const void *value,
+int hr_worker_produce(struct hr_worker *w,
+                      const char *topic,
+                      const void *key,
+                      size_t key_len,
+                      const void *value,
                       size_t value_len) HR_MUST_CHECK;
 
 /** Say why the handler returned PAUSE (shown on /readyz and in logs). */
 void hr_worker_set_pause_reason(struct hr_worker *w, const char *fmt, ...)
     HR_PRINTF(2, 3);
 
+/**
+ * The value of the last Kafka header @name of @item (an hr_item, passed as
+ * void * so that this matches hr_event_header_fn), not NUL-terminated, and
+ * its length; NULL when absent. Borrowed for the batch's life.
+ */
+const char *hr_item_header(void *item, const char *name, size_t *len);
+
 /** Outcome setters. */
 void hr_item_ok(struct hr_item *item);
 void hr_item_duplicate(struct hr_item *item);
 void hr_item_filtered(struct hr_item *item);
-void hr_item_dead(struct hr_item *item, enum hr_err_class cls,
-                  const char *fmt, ...) HR_PRINTF(3, 4);
-void hr_item_retry(struct hr_item *item, enum hr_err_class cls,
-                   const char *destination, int64_t retry_after_ms,
-                   const char *fmt, ...) HR_PRINTF(5, 6);
+void hr_item_dead(struct hr_item *item,
+                  enum hr_err_class cls,
+                  const char *fmt,
+                  ...) HR_PRINTF(3, 4);
+void hr_item_retry(struct hr_item *item,
+                   enum hr_err_class cls,
+                   const char *destination,
+                   int64_t retry_after_ms,
+                   const char *fmt,
+                   ...) HR_PRINTF(5, 6);
 
 #endif

@@ -4,13 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hr_banned.h"
 #include "hr_conf.h"
 #include "hr_log.h"
 #include "hr_producer.h"
 #include "hr_time.h"
 #include "hr_worker_priv.h"
-
-#include "hr_banned.h"
 
 /* A dead letter must always fit the broker's message size limit (about
  * 1 MB by default), or an oversized poison event would block its partition
@@ -19,22 +18,22 @@
 #define HR_FAILURE_VALUE_KEEP (64 * 1024)
 
 /* A header of the incoming message as a C string in @buf, or NULL. */
-static const char *header_str(rd_kafka_headers_t *hdrs, const char *name,
-                              char *buf, size_t size)
+static const char *
+header_str(rd_kafka_headers_t *hdrs, const char *name, char *buf, size_t size)
 {
     const void *val;
     size_t len;
 
-    if (!hdrs || rd_kafka_header_get_last(hdrs, name, &val, &len) ||
-        !val || len >= size)
+    if (!hdrs || rd_kafka_header_get_last(hdrs, name, &val, &len) || !val ||
+        len >= size)
         return NULL;
     memcpy(buf, val, len);
     buf[len] = '\0';
     return buf;
 }
 
-static void header_set(rd_kafka_headers_t *hdrs, const char *name,
-                       const char *value)
+static void
+header_set(rd_kafka_headers_t *hdrs, const char *name, const char *value)
 {
     rd_kafka_header_remove(hdrs, name);
     rd_kafka_header_add(hdrs, name, -1, value, -1);
@@ -81,6 +80,18 @@ static rd_kafka_headers_t *failure_headers(struct hr_worker *w,
     return hdrs;
 }
 
+const char *hr_item_header(void *opaque, const char *name, size_t *len)
+{
+    struct hr_item *item = opaque;
+    rd_kafka_headers_t *hdrs;
+    const void *val;
+
+    if (!item->priv || rd_kafka_message_headers(item->priv, &hdrs) ||
+        rd_kafka_header_get_last(hdrs, name, &val, len))
+        return NULL;
+    return val;
+}
+
 int hr_worker_send_failures(struct hr_worker *w, struct hr_batch *batch)
 {
     const char *retry_topic = hr_conf_str(w->cfg, "HERALD_RETRY_TOPIC");
@@ -97,17 +108,17 @@ int hr_worker_send_failures(struct hr_worker *w, struct hr_batch *batch)
             continue;
         topic = item->outcome == HR_OUT_RETRY ? retry_topic : dlq_topic;
         hdrs = failure_headers(w, item);
-        hr_log_write(
-            item->err_class == HR_ERR_AUTH ? HR_LOG_ERROR : HR_LOG_WARN,
-            item->outcome == HR_OUT_RETRY ? "event handed to retry"
-                                          : "event dead-lettered",
-            HR_LOG_STR("topic", item->topic),
-            HR_LOG_I32("partition", item->partition),
-            HR_LOG_I64("offset", item->offset),
-            HR_LOG_STR("event_id", item->ev.id),
-            HR_LOG_STR("class", hr_err_class_name(item->err_class)),
-            HR_LOG_STR("destination", item->destination),
-            HR_LOG_STR("err", item->reason), HR_LOG_END);
+        hr_log_write(item->err_class == HR_ERR_AUTH ? HR_LOG_ERROR
+                                                    : HR_LOG_WARN,
+                     item->outcome == HR_OUT_RETRY ? "event handed to retry"
+                                                   : "event dead-lettered",
+                     HR_LOG_STR("topic", item->topic),
+                     HR_LOG_I32("partition", item->partition),
+                     HR_LOG_I64("offset", item->offset),
+                     HR_LOG_STR("event_id", item->ev.id),
+                     HR_LOG_STR("class", hr_err_class_name(item->err_class)),
+                     HR_LOG_STR("destination", item->destination),
+                     HR_LOG_STR("err", item->reason), HR_LOG_END);
         value_len = item->value_len;
         if (value_len > HR_FAILURE_VALUE_MAX) {
             char num[32];

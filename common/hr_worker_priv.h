@@ -2,8 +2,9 @@
 #ifndef HR_WORKER_PRIV_H
 #define HR_WORKER_PRIV_H
 
-#include <librdkafka/rdkafka.h>
 #include <stdbool.h>
+
+#include <librdkafka/rdkafka.h>
 
 #include "hr_worker.h"
 

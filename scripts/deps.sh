@@ -14,6 +14,9 @@ for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
         missing+=("$p")
 done
+# Node.js runs the fake HTTP servers of the tests and the demo (built-in
+# modules only, no npm packages); any install of it will do.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""

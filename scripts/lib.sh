@@ -48,15 +48,17 @@ free_port() {
     done
 }
 
-# start_worker NAME LOG [VAR=VALUE...]: runs herald-NAME with the metrics
-# server on a free port; sets WORKER_PID and METRICS (base URL).
+# start_worker NAME LOG [VAR=VALUE...] [-- ARGS...]: runs herald-NAME with
+# the metrics server on a free port; sets WORKER_PID and METRICS (base URL).
 start_worker() {
-    local name=$1 log=$2 port
+    local name=$1 log=$2 port vars=()
     shift 2
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do vars+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
     port=$(free_port)
     env HERALD_KAFKA_BROKERS="$BROKERS" HERALD_REDIS_URL="$REDIS_URL" \
-        HERALD_METRICS_ADDR=127.0.0.1:$port "$@" \
-        "$BIN/herald-$name" 2>"$log" &
+        HERALD_METRICS_ADDR=127.0.0.1:$port "${vars[@]}" \
+        "$BIN/herald-$name" "$@" 2>"$log" &
     WORKER_PID=$!
     PIDS+=($WORKER_PID)
     METRICS=http://127.0.0.1:$port

@@ -18,24 +18,32 @@
 #include "hr_compat.h"
 #include "unread_fixture.h"
 
-#define TOPICS                                                                 \
-    "exact:8,exact.unread:8,exact.dlq:1,exact.retry:1,"                        \
-    "crash:8,crash.unread:8,crash.dlq:1,crash.retry:1,"                        \
-    "outage:8,outage.unread:8,outage.dlq:1,outage.retry:1,"                    \
-    "faults:8,faults.unread:8,faults.dlq:1,faults.retry:1,"                    \
-    "bad:2,bad.unread:2,bad.dlq:1,bad.retry:1,"                                \
-    "term:8,term.unread:8,term.dlq:1,term.retry:1,"                            \
-    "push:4,push.unread:4,push.dlq:1,push.retry:1,push.push:4,"                  \
-    "metrics:4,metrics.unread:4,metrics.dlq:1,metrics.retry:1"
+#define TOPICS                                                  \
+    "exact:8,exact.unread:8,exact.dlq:1,exact.retry:1,"         \
+    "crash:8,crash.unread:8,crash.dlq:1,crash.retry:1,"         \
+    "outage:8,outage.unread:8,outage.dlq:1,outage.retry:1,"     \
+    "faults:8,faults.unread:8,faults.dlq:1,faults.retry:1,"     \
+    "bad:2,bad.unread:2,bad.dlq:1,bad.retry:1,"                 \
+    "term:8,term.unread:8,term.dlq:1,term.retry:1,"             \
+    "push:4,push.unread:4,push.dlq:1,push.retry:1,push.push:4," \
+    "metrics:4,metrics.unread:4,metrics.dlq:1,metrics.retry:1," \
+    "midway:4,midway.unread:4,midway.dlq:1,midway.retry:1,"     \
+    "prefix:4,prefix.unread:4,prefix.dlq:1,prefix.retry:1"
 
 static struct uf_env *env;
 
 static struct chat_scenario *scenario(size_t messages, uint64_t seed)
 {
     struct chat_opts o = {
-        .seed = seed, .users = 300, .convs = 400, .members = 3,
-        .messages = messages, .read_ratio = 0.35, .dup_ratio = 0.10,
-        .shuffle_window = 64, .start_ms = 1795305600000LL,
+        .seed = seed,
+        .users = 300,
+        .convs = 400,
+        .members = 3,
+        .messages = messages,
+        .read_ratio = 0.35,
+        .dup_ratio = 0.10,
+        .shuffle_window = 64,
+        .start_ms = 1795305600000LL,
     };
 
     return chat_generate(&o);
@@ -165,6 +173,89 @@ static void test_redis_outage_pauses_then_resumes_exactly(void **state)
     chat_free(s);
 }
 
+struct prefix_exact_arg {
+    const struct chat_scenario *s;
+    const char *prefix;
+    int bad;
+    char err[512];
+};
+
+static bool is_exact_with_prefix(void *p)
+{
+    struct prefix_exact_arg *a = p;
+    redisContext *c = hx_redis_connect(env->redis);
+
+    if (!c)
+        return false;
+    a->bad = chat_verify_redis(a->s, c, a->prefix, 999, a->err, sizeof(a->err));
+    redisFree(c);
+    return a->bad == 0;
+}
+
+static void redis_do(const char *fmt, const char *arg)
+{
+    redisContext *c = hx_redis_connect(env->redis);
+    redisReply *reply;
+
+    assert_non_null(c);
+    reply = redisCommand(c, fmt, arg);
+    assert_non_null(reply);
+    freeReplyObject(reply);
+    redisFree(c);
+}
+
+/* 3b. The script fails midway (a total key of the wrong type, after other
+ *     users' and this user's zsets were written): the batch pauses, and
+ *     once the key is fixed the redo repairs counts and totals. */
+static void test_script_failure_midway_is_repaired_by_the_redo(void **state)
+{
+    struct chat_scenario *s = scenario(3000, 11);
+    struct ready_arg ra;
+    struct uf_worker *w;
+
+    (void)state;
+    flush_redis();
+    redis_do("HSET %s wrong type", "herald:unread_total:{u7}");
+    w = uf_worker_start(env, "midway", "g-midway", NULL);
+    assert_int_equal(uf_wait_ready(w, 30000), 0);
+    uf_produce(env, s, "midway", 0, chat_count(s));
+    ra.w = w;
+    ra.needle = "WRONGTYPE";
+    assert_int_equal(hx_wait_until(not_ready_with, &ra, 30000), 0);
+    redis_do("DEL %s", "herald:unread_total:{u7}");
+    assert_int_equal(uf_wait_exact(env, s, 60000), 0);
+    assert_int_equal(topic_count("midway.dlq"), 0);
+    assert_int_equal(stop_worker(w, 15000), 0);
+    uf_worker_free(w);
+    chat_free(s);
+}
+
+/* 3c. A key prefix longer than any fixed buffer: keys are built whole. */
+static void test_long_key_prefix_is_used_whole(void **state)
+{
+    static char prefix[301], var[340];
+    struct chat_scenario *s = scenario(2000, 12);
+    struct prefix_exact_arg a = {s, prefix, -1, ""};
+    struct uf_worker *w;
+
+    (void)state;
+    flush_redis();
+    memset(prefix, 'p', 299);
+    prefix[299] = ':';
+    prefix[300] = '\0';
+    snprintf(var, sizeof(var), "HERALD_REDIS_PREFIX=%s", prefix);
+    w = uf_worker_start(env, "prefix", "g-prefix",
+                        (const char *const[]){var, NULL});
+    assert_int_equal(uf_wait_ready(w, 30000), 0);
+    uf_produce(env, s, "prefix", 0, chat_count(s));
+    if (hx_wait_until(is_exact_with_prefix, &a, 60000))
+        fprintf(stderr, "not exact: %d mismatches: %s\n", a.bad, a.err);
+    assert_int_equal(a.bad, 0);
+    assert_int_equal(stop_worker(w, 15000), 0);
+    uf_worker_free(w);
+    chat_free(s);
+}
+
 /* 4. Broker faults on fetch, commit and produce: exact. */
 static void test_broker_faults_keep_counts_exact(void **state)
 {
@@ -176,25 +267,28 @@ static void test_broker_faults_keep_counts_exact(void **state)
     flush_redis();
     w = uf_worker_start(env, "faults", "g-faults", NULL);
     assert_int_equal(uf_wait_ready(w, 30000), 0);
-    assert_int_equal(hx_broker_control(env->broker,
-                                       "errors Fetch 6 NOT_LEADER_FOR_PARTITION"),
-                     0);
-    assert_int_equal(hx_broker_control(env->broker,
-                                       "errors OffsetCommit 4 REBALANCE_IN_PROGRESS"),
-                     0);
+    assert_int_equal(
+        hx_broker_control(env->broker,
+                          "errors Fetch 6 NOT_LEADER_FOR_PARTITION"),
+        0);
+    assert_int_equal(
+        hx_broker_control(env->broker,
+                          "errors OffsetCommit 4 REBALANCE_IN_PROGRESS"),
+        0);
     uf_produce(env, s, "faults", 0, third);
-    assert_int_equal(hx_broker_control(env->broker,
-                                       "errors Produce 6 NOT_LEADER_FOR_PARTITION"),
-                     0);
-    assert_int_equal(hx_broker_control(env->broker, "errors Fetch 3 _TRANSPORT"),
-                     0);
+    assert_int_equal(
+        hx_broker_control(env->broker,
+                          "errors Produce 6 NOT_LEADER_FOR_PARTITION"),
+        0);
+    assert_int_equal(
+        hx_broker_control(env->broker, "errors Fetch 3 _TRANSPORT"), 0);
     uf_produce(env, s, "faults", third, third);
-    assert_int_equal(hx_broker_control(env->broker,
-                                       "errors OffsetCommit 3 NOT_COORDINATOR"),
-                     0);
-    assert_int_equal(hx_broker_control(env->broker,
-                                       "errors Produce 3 REQUEST_TIMED_OUT"),
-                     0);
+    assert_int_equal(
+        hx_broker_control(env->broker, "errors OffsetCommit 3 NOT_COORDINATOR"),
+        0);
+    assert_int_equal(
+        hx_broker_control(env->broker, "errors Produce 3 REQUEST_TIMED_OUT"),
+        0);
     uf_produce(env, s, "faults", 2 * third, chat_count(s) - 2 * third);
     assert_int_equal(uf_wait_exact(env, s, 180000), 0);
     assert_int_equal(topic_count("faults.dlq"), 0);
@@ -220,8 +314,7 @@ static int collect_dlq(void *opaque, const rd_kafka_message_t *rkm)
 
     seen->count++;
     if (!rd_kafka_message_headers(rkm, &hdrs) &&
-        !rd_kafka_header_get_last(hdrs, "herald-error-class", &cls,
-                                  &cls_len) &&
+        !rd_kafka_header_get_last(hdrs, "herald-error-class", &cls, &cls_len) &&
         !rd_kafka_header_get_last(hdrs, "herald-error", &err, &err_len) &&
         !rd_kafka_header_get_last(hdrs, "herald-origin-topic", &origin,
                                   &origin_len) &&
@@ -232,8 +325,8 @@ static int collect_dlq(void *opaque, const rd_kafka_message_t *rkm)
 
         seen->with_headers++;
         snprintf(seen->reasons + used, sizeof(seen->reasons) - used,
-                 "[%.*s] %.*s\n", (int)cls_len, (const char *)cls,
-                 (int)err_len, (const char *)err);
+                 "[%.*s] %.*s\n", (int)cls_len, (const char *)cls, (int)err_len,
+                 (const char *)err);
     }
     return 0;
 }
@@ -282,8 +375,9 @@ static void test_malformed_input_is_dead_lettered_with_reason(void **state)
     rd_kafka_t *rk = hx_producer_new_with(brokers, big_props);
     size_t huge_len = 1200000, nbad = HR_ARRAY_SIZE(bad) + 3;
     char *huge = malloc(huge_len);
-    const char latin1[] = "{\"specversion\":\"1.0\",\"id\":\"b\xe9\",\"source\":"
-                          "\"t\",\"type\":\"conversation.read\"}";
+    const char latin1[] =
+        "{\"specversion\":\"1.0\",\"id\":\"b\xe9\",\"source\":"
+        "\"t\",\"type\":\"conversation.read\"}";
     struct dlq_seen seen = {0};
     struct uf_worker *w;
     redisContext *c;
@@ -295,13 +389,11 @@ static void test_malformed_input_is_dead_lettered_with_reason(void **state)
     huge[0] = '{';
     huge[huge_len - 1] = '}';
     for (size_t i = 0; i < (size_t)HR_ARRAY_SIZE(bad); i++)
-        assert_int_equal(hx_produce(rk, "bad", "c1", 2, bad[i], strlen(bad[i]),
-                                    NULL),
-                         0);
+        assert_int_equal(
+            hx_produce(rk, "bad", "c1", 2, bad[i], strlen(bad[i]), NULL), 0);
     assert_int_equal(hx_produce(rk, "bad", "c1", 2, huge, huge_len, NULL), 0);
-    assert_int_equal(hx_produce(rk, "bad", "c1", 2, latin1, strlen(latin1),
-                                NULL),
-                     0);
+    assert_int_equal(
+        hx_produce(rk, "bad", "c1", 2, latin1, strlen(latin1), NULL), 0);
     assert_int_equal(hx_produce(rk, "bad", "c1", 2, "", 0, NULL), 0);
     assert_int_equal(hx_produce(rk, "bad", "c1", 2, good, strlen(good), NULL),
                      0);
@@ -313,14 +405,15 @@ static void test_malformed_input_is_dead_lettered_with_reason(void **state)
     assert_int_equal(uf_metric(w, "herald_events_processed_total{worker="
                                   "\"unread\",outcome=\"dead_lettered\"}"),
                      (double)nbad);
-    assert_int_equal(hx_consume_all(brokers, "bad.dlq", 3000, 20000,
-                                    collect_dlq, &seen),
-                     (int)nbad);
+    assert_int_equal(
+        hx_consume_all(brokers, "bad.dlq", 3000, 20000, collect_dlq, &seen),
+        (int)nbad);
     fprintf(stderr, "dead letters:\n%s", seen.reasons);
     assert_int_equal(seen.with_headers, (int)nbad);
     assert_non_null(strstr(seen.reasons, "invalid json"));
     assert_non_null(strstr(seen.reasons, "payload too large"));
-    assert_non_null(strstr(seen.reasons, "unknown event type 'message.deleted'"));
+    assert_non_null(
+        strstr(seen.reasons, "unknown event type 'message.deleted'"));
     assert_non_null(strstr(seen.reasons, "missing field 'message_id'"));
     assert_non_null(strstr(seen.reasons, "[permanent]"));
     assert_non_null(strstr(seen.reasons, "[poison]"));
@@ -361,9 +454,8 @@ static void test_sigterm_drains_and_restart_redoes_nothing(void **state)
 
     w = uf_worker_start(env, "term", "g-term", NULL);
     assert_int_equal(uf_wait_exact(env, s, 180000), 0);
-    assert_int_equal(uf_wait_processed(w, (double)chat_count(s) - (double)first,
-                                       30000),
-                     0);
+    assert_int_equal(
+        uf_wait_processed(w, (double)chat_count(s) - (double)first, 30000), 0);
     hx_sleep_ms(1500);
     assert_int_equal(stop_worker(w, 15000), 0);
     second = stopped_events(w);
@@ -410,9 +502,13 @@ static int collect_push(void *opaque, const rd_kafka_message_t *rkm)
 
 static void test_push_requests_carry_exact_badges(void **state)
 {
-    struct chat_opts o = {.seed = 7, .users = 300, .convs = 400,
-                          .members = 3, .messages = 3000,
-                          .shuffle_window = 1, .start_ms = 1795305600000LL};
+    struct chat_opts o = {.seed = 7,
+                          .users = 300,
+                          .convs = 400,
+                          .members = 3,
+                          .messages = 3000,
+                          .shuffle_window = 1,
+                          .start_ms = 1795305600000LL};
     struct chat_scenario *s = chat_generate(&o);
     struct push_seen seen = {0};
     struct uf_worker *w;
@@ -443,10 +539,12 @@ static void test_spec_metrics_are_exported(void **state)
     static const char *const names[] = {
         "herald_events_consumed_total{worker=\"unread\",topic=",
         "herald_events_processed_total{worker=\"unread\",outcome=\"ok\"}",
-        "herald_events_processed_total{worker=\"unread\",outcome=\"duplicate\"}",
+        "herald_events_processed_total{worker=\"unread\",outcome="
+        "\"duplicate\"}",
         "herald_events_processed_total{worker=\"unread\",outcome=\"filtered\"}",
         "herald_events_processed_total{worker=\"unread\",outcome=\"retried\"}",
-        "herald_events_processed_total{worker=\"unread\",outcome=\"dead_lettered\"}",
+        "herald_events_processed_total{worker=\"unread\",outcome=\"dead_"
+        "lettered\"}",
         "herald_event_processing_seconds_bucket{worker=\"unread\",le=",
         "herald_event_processing_seconds_count{worker=\"unread\"}",
         "herald_consumer_lag{worker=\"unread\",topic=",
@@ -508,6 +606,8 @@ int main(void)
         cmocka_unit_test(test_exact_counts_under_duplicates_and_reordering),
         cmocka_unit_test(test_kill_9_mid_stream_then_restart_is_exact),
         cmocka_unit_test(test_redis_outage_pauses_then_resumes_exactly),
+        cmocka_unit_test(test_script_failure_midway_is_repaired_by_the_redo),
+        cmocka_unit_test(test_long_key_prefix_is_used_whole),
         cmocka_unit_test(test_broker_faults_keep_counts_exact),
         cmocka_unit_test(test_malformed_input_is_dead_lettered_with_reason),
         cmocka_unit_test(test_sigterm_drains_and_restart_redoes_nothing),

@@ -479,6 +479,22 @@ static void test_check_config_requires_brokers_with_kafka(void **state)
     assert_stderr_names(&r, "HERALD_KAFKA_BROKERS");
 }
 
+/* A push template that is not UTF-8 would make every push fail to build
+ * (and the batch pause forever): it is a configuration error. */
+static void test_check_config_refuses_a_template_that_is_not_utf8(void **st)
+{
+    struct run r;
+
+    (void)st;
+    run_unread(&r, (const char *const[]){"--check-config", NULL},
+               (const char *const[]){"HERALD_KAFKA_BROKERS=127.0.0.1:1",
+                                     "HERALD_UNREAD_PUSH_TITLE=hi \xff\xfe",
+                                     NULL});
+    assert_status(&r, 2);
+    assert_stderr_names(&r, "HERALD_UNREAD_PUSH_TITLE");
+    assert_stderr_names(&r, "UTF-8");
+}
+
 /* A Redis URL that does not parse must not echo its password. */
 static void test_check_config_hides_the_password_of_a_bad_redis_url(void **st)
 {
@@ -746,6 +762,8 @@ int main(void)
             test_check_config_connects_nowhere_and_returns_quickly, free_owned),
         cmocka_unit_test_teardown(
             test_check_config_names_every_problem_of_a_bad_env, free_owned),
+        cmocka_unit_test_teardown(
+            test_check_config_refuses_a_template_that_is_not_utf8, free_owned),
         cmocka_unit_test_teardown(test_check_config_requires_brokers_with_kafka,
                                   free_owned),
         cmocka_unit_test_teardown(

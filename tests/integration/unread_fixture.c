@@ -39,7 +39,8 @@ void uf_env_free(struct uf_env *env)
     free(env);
 }
 
-struct uf_worker *uf_worker_start(struct uf_env *env, const char *topic,
+struct uf_worker *uf_worker_start(struct uf_env *env,
+                                  const char *topic,
                                   const char *group,
                                   const char *const *extra_env)
 {
@@ -140,8 +141,11 @@ long uf_readyz(const struct uf_worker *w, char *body, size_t size)
     return status;
 }
 
-void uf_produce(struct uf_env *env, const struct chat_scenario *s,
-                const char *topic, size_t first, size_t n)
+void uf_produce(struct uf_env *env,
+                const struct chat_scenario *s,
+                const char *topic,
+                size_t first,
+                size_t n)
 {
     rd_kafka_t *rk = hx_producer_new(hx_broker_bootstraps(env->broker));
 
@@ -169,13 +173,13 @@ static bool is_exact(void *p)
 
     if (!c)
         return false;
-    a->bad = chat_verify_redis(a->s, c, "herald:", 999, a->err,
-                               sizeof(a->err));
+    a->bad = chat_verify_redis(a->s, c, "herald:", 999, a->err, sizeof(a->err));
     redisFree(c);
     return a->bad == 0;
 }
 
-int uf_wait_exact(struct uf_env *env, const struct chat_scenario *s,
+int uf_wait_exact(struct uf_env *env,
+                  const struct chat_scenario *s,
                   int timeout_ms)
 {
     struct exact_arg a = {env, s, -1, ""};

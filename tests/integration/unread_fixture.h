@@ -34,7 +34,8 @@ void uf_env_free(struct uf_env *env);
  * "<topic>.unread", "<topic>.retry", "<topic>.dlq"; @extra_env (may be NULL)
  * adds or overrides variables. Logs go to <dir>/<group>-<n>.log.
  */
-struct uf_worker *uf_worker_start(struct uf_env *env, const char *topic,
+struct uf_worker *uf_worker_start(struct uf_env *env,
+                                  const char *topic,
                                   const char *group,
                                   const char *const *extra_env);
 
@@ -52,11 +53,15 @@ char *uf_metrics_text(const struct uf_worker *w);
 long uf_readyz(const struct uf_worker *w, char *body, size_t size);
 
 /** Produce every event of @s (from @first, @n of them) to @topic. */
-void uf_produce(struct uf_env *env, const struct chat_scenario *s,
-                const char *topic, size_t first, size_t n);
+void uf_produce(struct uf_env *env,
+                const struct chat_scenario *s,
+                const char *topic,
+                size_t first,
+                size_t n);
 
 /** Wait until Redis equals the model (polls); returns mismatches left. */
-int uf_wait_exact(struct uf_env *env, const struct chat_scenario *s,
+int uf_wait_exact(struct uf_env *env,
+                  const struct chat_scenario *s,
                   int timeout_ms);
 
 /** Wait until the worker processed at least @n events (per its metrics). */

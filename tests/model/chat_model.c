@@ -45,8 +45,8 @@ static void *xcalloc(size_t n, size_t size)
     return p;
 }
 
-static void push_event(struct chat_scenario *s, int conv, char *value,
-                       size_t len)
+static void
+push_event(struct chat_scenario *s, int conv, char *value, size_t len)
 {
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 1024;
@@ -59,8 +59,7 @@ static void push_event(struct chat_scenario *s, int conv, char *value,
     s->n++;
 }
 
-static char *format_event(size_t *len, const char *fmt, ...)
-    HR_PRINTF(2, 3);
+static char *format_event(size_t *len, const char *fmt, ...) HR_PRINTF(2, 3);
 
 static char *format_event(size_t *len, const char *fmt, ...)
 {
@@ -80,8 +79,8 @@ static char *format_event(size_t *len, const char *fmt, ...)
     return out;
 }
 
-static void model_message(struct chat_scenario *s, int conv, int sender,
-                          int64_t ts)
+static void
+model_message(struct chat_scenario *s, int conv, int sender, int64_t ts)
 {
     for (int m = 0; m < s->opts.members; m++) {
         struct chat_pair *pair;
@@ -109,8 +108,8 @@ struct chat_scenario *chat_generate(const struct chat_opts *opts)
     s->opts = *opts;
     s->members = xcalloc((size_t)opts->convs * (size_t)opts->members,
                          sizeof(*s->members));
-    s->pairs = xcalloc((size_t)opts->convs * (size_t)opts->members,
-                       sizeof(*s->pairs));
+    s->pairs =
+        xcalloc((size_t)opts->convs * (size_t)opts->members, sizeof(*s->pairs));
     for (int c = 0; c < opts->convs; c++) {
         /* distinct members: consecutive users from a random start */
         {
@@ -146,8 +145,8 @@ struct chat_scenario *chat_generate(const struct chat_opts *opts)
             /* recipient_ids as a DynamoDB string set */
             for (int m = 0; m < opts->members; m++) {
                 if (m != sender)
-                    k += (size_t)snprintf(ss + k, sizeof(ss) - k,
-                                          "%s\"u%d\"", k ? "," : "", mem[m]);
+                    k += (size_t)snprintf(ss + k, sizeof(ss) - k, "%s\"u%d\"",
+                                          k ? "," : "", mem[m]);
             }
             v = format_event(
                 &len,
@@ -169,13 +168,14 @@ struct chat_scenario *chat_generate(const struct chat_opts *opts)
                 mem[sender], i, conv, 100000000 + i);
         } else {
             v = format_event(
-            &len,
-            "{\"specversion\":\"1.0\",\"id\":\"msg-%zu\",\"source\":\"/chat\","
-            "\"type\":\"message.created\",\"data\":{\"conversation_id\":"
-            "\"c%d\",\"message_id\":\"m%zu\",\"sender_id\":\"u%d\","
-            "\"recipient_ids\":[%s],\"sent_at\":\"%s\",\"sender_name\":"
-            "\"User %d\",\"preview\":\"message number %zu in c%d\"}}",
-            i, conv, i, mem[sender], recips, when, mem[sender], i, conv);
+                &len,
+                "{\"specversion\":\"1.0\",\"id\":\"msg-%zu\",\"source\":\"/"
+                "chat\","
+                "\"type\":\"message.created\",\"data\":{\"conversation_id\":"
+                "\"c%d\",\"message_id\":\"m%zu\",\"sender_id\":\"u%d\","
+                "\"recipient_ids\":[%s],\"sent_at\":\"%s\",\"sender_name\":"
+                "\"User %d\",\"preview\":\"message number %zu in c%d\"}}",
+                i, conv, i, mem[sender], recips, when, mem[sender], i, conv);
         }
         push_event(s, conv, v, len);
         model_message(s, conv, sender, now);
@@ -203,17 +203,18 @@ struct chat_scenario *chat_generate(const struct chat_opts *opts)
                     "\"c%d\"},\"user_id\":{\"S\":\"u%d\"},\"read_at\":{\"S\":"
                     "\"%s\"}},\"SequenceNumber\":\"%zu\",\"SizeBytes\":128,"
                     "\"StreamViewType\":\"NEW_AND_OLD_IMAGES\"}}",
-                    i, now / 1000, rconv, s->members[rconv * opts->members + rm],
-                    rconv, s->members[rconv * opts->members + rm], when,
+                    i, now / 1000, rconv,
+                    s->members[rconv * opts->members + rm], rconv,
+                    s->members[rconv * opts->members + rm], when,
                     200000000 + i);
             else
                 v = format_event(
-                &len,
-                "{\"specversion\":\"1.0\",\"id\":\"read-%zu\",\"source\":"
-                "\"/chat\",\"type\":\"conversation.read\",\"data\":{"
-                "\"conversation_id\":\"c%d\",\"user_id\":\"u%d\","
-                "\"read_at\":\"%s\"}}",
-                i, rconv, s->members[rconv * opts->members + rm], when);
+                    &len,
+                    "{\"specversion\":\"1.0\",\"id\":\"read-%zu\",\"source\":"
+                    "\"/chat\",\"type\":\"conversation.read\",\"data\":{"
+                    "\"conversation_id\":\"c%d\",\"user_id\":\"u%d\","
+                    "\"read_at\":\"%s\"}}",
+                    i, rconv, s->members[rconv * opts->members + rm], when);
             push_event(s, rconv, v, len);
             if (read_at > pair->read_ms)
                 pair->read_ms = read_at;
@@ -293,7 +294,9 @@ static int64_t pair_count(const struct chat_pair *pair, int64_t max)
     return n > max ? max : n;
 }
 
-int64_t chat_expected_count(const struct chat_scenario *s, int user, int conv,
+int64_t chat_expected_count(const struct chat_scenario *s,
+                            int user,
+                            int conv,
                             int64_t max)
 {
     for (int m = 0; m < s->opts.members; m++) {
@@ -313,8 +316,8 @@ static int64_t *all_totals(const struct chat_scenario *s, int64_t max)
     return totals;
 }
 
-int64_t chat_expected_total(const struct chat_scenario *s, int user,
-                            int64_t max)
+int64_t
+chat_expected_total(const struct chat_scenario *s, int user, int64_t max)
 {
     int64_t *totals = all_totals(s, max), t = totals[user];
 
@@ -332,8 +335,11 @@ int64_t chat_expected_sum(const struct chat_scenario *s, int64_t max)
     return sum;
 }
 
-int chat_verify_redis(const struct chat_scenario *s, redisContext *redis,
-                      const char *prefix, int64_t max, char *err,
+int chat_verify_redis(const struct chat_scenario *s,
+                      redisContext *redis,
+                      const char *prefix,
+                      int64_t max,
+                      char *err,
                       size_t err_size)
 {
     int users = s->opts.users, bad = 0;
@@ -345,11 +351,11 @@ int chat_verify_redis(const struct chat_scenario *s, redisContext *redis,
         fields[s->members[p]] += pair_count(&s->pairs[p], max) > 0;
 
     err[0] = '\0';
-#define CHAT_MISMATCH(...)                                                     \
-    do {                                                                       \
-        if (bad++ < 5 && used < err_size)                                      \
-            used += (size_t)snprintf(err + used, err_size - used,              \
-                                     __VA_ARGS__);                             \
+#define CHAT_MISMATCH(...)                                                  \
+    do {                                                                    \
+        if (bad++ < 5 && used < err_size)                                   \
+            used +=                                                         \
+                (size_t)snprintf(err + used, err_size - used, __VA_ARGS__); \
     } while (0)
 
     for (int u = 0; u < users; u++) {

@@ -11,9 +11,10 @@
 #ifndef CHAT_MODEL_H
 #define CHAT_MODEL_H
 
-#include <hiredis/hiredis.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <hiredis/hiredis.h>
 
 struct chat_opts {
     uint64_t seed;
@@ -31,8 +32,8 @@ struct chat_opts {
 };
 
 struct chat_event {
-    char key[32];   /* conversation id (the partition key) */
-    char *value;    /* CloudEvent JSON */
+    char key[32]; /* conversation id (the partition key) */
+    char *value;  /* CloudEvent JSON */
     size_t len;
 };
 
@@ -44,23 +45,27 @@ void chat_free(struct chat_scenario *s);
 
 /** Events in delivery order (duplicates included). */
 size_t chat_count(const struct chat_scenario *s);
-const struct chat_event *chat_event_at(const struct chat_scenario *s,
-                                       size_t i);
+const struct chat_event *chat_event_at(const struct chat_scenario *s, size_t i);
 
 /** The exact expected count for (user, conversation) and the user's total,
  *  with counts saturating at @max. */
-int64_t chat_expected_count(const struct chat_scenario *s, int user, int conv,
+int64_t chat_expected_count(const struct chat_scenario *s,
+                            int user,
+                            int conv,
                             int64_t max);
-int64_t chat_expected_total(const struct chat_scenario *s, int user,
-                            int64_t max);
+int64_t
+chat_expected_total(const struct chat_scenario *s, int user, int64_t max);
 
 /**
  * Compare Redis with the model: every user's herald:unread:{u} hash (exact
  * field set) and herald:unread_total:{u}. Returns the number of mismatches
  * (0 when exact); the first few are described in @err.
  */
-int chat_verify_redis(const struct chat_scenario *s, redisContext *redis,
-                      const char *prefix, int64_t max, char *err,
+int chat_verify_redis(const struct chat_scenario *s,
+                      redisContext *redis,
+                      const char *prefix,
+                      int64_t max,
+                      char *err,
                       size_t err_size);
 
 /** The sum of all expected totals (a quick summary figure). */

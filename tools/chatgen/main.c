@@ -52,19 +52,33 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct gen_args *a)
 {
     static const struct option longopts[] = {
-        {"brokers", 1, 0, 'b'}, {"topic", 1, 0, 't'},  {"redis", 1, 0, 'r'},
-        {"prefix", 1, 0, 'p'},  {"max", 1, 0, 'x'},    {"users", 1, 0, 'u'},
-        {"convs", 1, 0, 'c'},   {"members", 1, 0, 'm'}, {"messages", 1, 0, 'n'},
-        {"reads", 1, 0, 'R'},   {"dups", 1, 0, 'D'},   {"window", 1, 0, 'w'},
-        {"seed", 1, 0, 's'},    {"table", 1, 0, 'T'},  {"help", 0, 0, 'h'},
+        {"brokers", 1, 0, 'b'},
+        {"topic", 1, 0, 't'},
+        {"redis", 1, 0, 'r'},
+        {"prefix", 1, 0, 'p'},
+        {"max", 1, 0, 'x'},
+        {"users", 1, 0, 'u'},
+        {"convs", 1, 0, 'c'},
+        {"members", 1, 0, 'm'},
+        {"messages", 1, 0, 'n'},
+        {"reads", 1, 0, 'R'},
+        {"dups", 1, 0, 'D'},
+        {"window", 1, 0, 'w'},
+        {"seed", 1, 0, 's'},
+        {"table", 1, 0, 'T'},
+        {"help", 0, 0, 'h'},
         {"dynamodb", 0, 0, 'Y'},
         {0, 0, 0, 0},
     };
     int c;
 
-    a->opts = (struct chat_opts){.seed = 1, .users = 10, .convs = 8,
-                                 .members = 3, .messages = 100,
-                                 .read_ratio = 0.2, .dup_ratio = 0.1,
+    a->opts = (struct chat_opts){.seed = 1,
+                                 .users = 10,
+                                 .convs = 8,
+                                 .members = 3,
+                                 .messages = 100,
+                                 .read_ratio = 0.2,
+                                 .dup_ratio = 0.1,
                                  .shuffle_window = 20,
                                  .start_ms = 1795305600000LL};
     a->topic = "herald.messages";
@@ -72,23 +86,57 @@ static int parse_args(int argc, char **argv, struct gen_args *a)
     a->max = 999;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
-        case 'b': a->brokers = optarg; break;
-        case 't': a->topic = optarg; break;
-        case 'r': a->redis = optarg; break;
-        case 'p': a->prefix = optarg; break;
-        case 'x': a->max = strtoll(optarg, NULL, 10); break;
-        case 'u': a->opts.users = (int)strtol(optarg, NULL, 10); break;
-        case 'c': a->opts.convs = (int)strtol(optarg, NULL, 10); break;
-        case 'm': a->opts.members = (int)strtol(optarg, NULL, 10); break;
-        case 'n': a->opts.messages = strtoull(optarg, NULL, 10); break;
-        case 'R': a->opts.read_ratio = strtod(optarg, NULL); break;
-        case 'D': a->opts.dup_ratio = strtod(optarg, NULL); break;
-        case 'w': a->opts.shuffle_window = (int)strtol(optarg, NULL, 10); break;
-        case 's': a->opts.seed = strtoull(optarg, NULL, 10); break;
-        case 'T': a->table = (int)strtol(optarg, NULL, 10); break;
-        case 'Y': a->opts.dynamodb = 1; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); return -1;
+        case 'b':
+            a->brokers = optarg;
+            break;
+        case 't':
+            a->topic = optarg;
+            break;
+        case 'r':
+            a->redis = optarg;
+            break;
+        case 'p':
+            a->prefix = optarg;
+            break;
+        case 'x':
+            a->max = strtoll(optarg, NULL, 10);
+            break;
+        case 'u':
+            a->opts.users = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'c':
+            a->opts.convs = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'm':
+            a->opts.members = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'n':
+            a->opts.messages = strtoull(optarg, NULL, 10);
+            break;
+        case 'R':
+            a->opts.read_ratio = strtod(optarg, NULL);
+            break;
+        case 'D':
+            a->opts.dup_ratio = strtod(optarg, NULL);
+            break;
+        case 'w':
+            a->opts.shuffle_window = (int)strtol(optarg, NULL, 10);
+            break;
+        case 's':
+            a->opts.seed = strtoull(optarg, NULL, 10);
+            break;
+        case 'T':
+            a->table = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'Y':
+            a->opts.dynamodb = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
         }
     }
     if (a->opts.users < a->opts.members || a->opts.members < 2 ||
@@ -136,11 +184,11 @@ static int produce(const struct gen_args *a, const struct chat_scenario *s)
         rd_kafka_resp_err_t err;
 
         do {
-            err = rd_kafka_producev(
-                rk, RD_KAFKA_V_TOPIC(a->topic),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_KEY(ev->key, strlen(ev->key)),
-                RD_KAFKA_V_VALUE(ev->value, ev->len), RD_KAFKA_V_END);
+            err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(a->topic),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_KEY(ev->key, strlen(ev->key)),
+                                    RD_KAFKA_V_VALUE(ev->value, ev->len),
+                                    RD_KAFKA_V_END);
             if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 rd_kafka_poll(rk, 10);
         } while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL);
@@ -177,24 +225,24 @@ static redisContext *connect_url(const char *url)
     return NULL;
 }
 
-static void print_table(const struct gen_args *a, const struct chat_scenario *s,
+static void print_table(const struct gen_args *a,
+                        const struct chat_scenario *s,
                         redisContext *redis)
 {
     printf("\n  %-6s %6s %6s   %s\n", "user", "total", "model",
            "unread per conversation (redis)");
     for (int u = 0; u < a->table && u < a->opts.users; u++) {
-        redisReply *hash = redisCommand(redis, "HGETALL %sunread:{u%d}",
-                                        a->prefix, u);
-        redisReply *total = redisCommand(redis, "GET %sunread_total:{u%d}",
-                                         a->prefix, u);
+        redisReply *hash =
+            redisCommand(redis, "HGETALL %sunread:{u%d}", a->prefix, u);
+        redisReply *total =
+            redisCommand(redis, "GET %sunread_total:{u%d}", a->prefix, u);
         char line[512] = "";
         size_t used = 0;
 
-        for (size_t i = 0; hash && i + 1 < hash->elements &&
-                           used < sizeof(line) - 32;
-             i += 2)
-            used += (size_t)snprintf(line + used, sizeof(line) - used,
-                                     "%s=%s ", hash->element[i]->str,
+        for (size_t i = 0;
+             hash && i + 1 < hash->elements && used < sizeof(line) - 32; i += 2)
+            used += (size_t)snprintf(line + used, sizeof(line) - used, "%s=%s ",
+                                     hash->element[i]->str,
                                      hash->element[i + 1]->str);
         printf("  u%-5d %6s %6" PRId64 "   %s\n", u,
                total && total->str ? total->str : "0",

@@ -121,9 +121,8 @@ static int load_target(struct fanout_rules *rules,
         return 1;
     }
     {
-        static const char *const known[] = {"topic", "webhook", "type",
-                                            "key",   "data",    "body",
-                                            "for_each"};
+        static const char *const known[] = {
+            "topic", "webhook", "type", "key", "data", "body", "for_each"};
         const char *field_name;
         json_t *ignored;
 

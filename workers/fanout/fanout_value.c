@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hr_arena.h"
 #include "hr_banned.h"
 #include "hr_compat.h"
 
@@ -365,7 +366,7 @@ append_value(char **buf, size_t *len, size_t *cap, const json_t *value)
                     json_string_length(value));
         return;
     }
-    dumped = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+    dumped = hr_arena_json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
     if (dumped) {
         append_text(buf, len, cap, dumped, strlen(dumped));
         free(dumped);

@@ -35,12 +35,15 @@ struct fanout_call {
  * (5000), headers (object of strings), auth. Secrets are read from the
  * environment or files named in the config (secret_env/secret_file,
  * token_env/token_file, key_file). Problems are reported with
- * hr_conf_add_error() naming the webhook and field. Returns NULL only when
- * something was reported.
+ * hr_conf_add_error() naming the webhook and field. With @reg NULL (for
+ * --check-config) no HTTP client is made; otherwise calls use @ca_file
+ * (HERALD_TLS_CA_FILE, may be NULL) besides the system CAs. Returns NULL
+ * only when something was reported.
  */
 struct fanout_webhooks *fanout_webhooks_load(const json_t *config,
                                              struct hr_conf *cfg,
-                                             struct hr_metrics *reg);
+                                             struct hr_metrics *reg,
+                                             const char *ca_file);
 
 void fanout_webhooks_free(struct fanout_webhooks *wh);
 

@@ -13,6 +13,7 @@ int main(int argc, char **argv)
         .uses_redis = true,
         .validate = unread_validate,
         .init = unread_init,
+        .submit = unread_submit,
         .handle = unread_handle,
         .fini = unread_fini,
     };

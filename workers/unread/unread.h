@@ -4,9 +4,10 @@
 #ifndef UNREAD_H
 #define UNREAD_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 #include "hr_worker.h"
 
@@ -27,8 +28,7 @@ extern const struct hr_conf_spec unread_conf[];
 void unread_validate(struct hr_conf *cfg);
 
 /** Read the settings from @cfg (already validated). */
-void unread_settings_load(struct unread_settings *s,
-                          const struct hr_conf *cfg);
+void unread_settings_load(struct unread_settings *s, const struct hr_conf *cfg);
 
 enum unread_kind {
     UNREAD_MESSAGE, /* message.created */
@@ -40,12 +40,12 @@ enum unread_kind {
 struct unread_event {
     enum unread_kind kind;
     const char *conversation_id;
-    const char *message_id;    /* message */
-    const char *sender_id;     /* message */
-    json_t *recipient_ids;     /* message: array of strings */
-    const char *user_id;       /* read */
-    int64_t ts_ms;             /* sent_at or read_at */
-    const char *sender_name;   /* optional, NULL if absent */
+    const char *message_id;  /* message */
+    const char *sender_id;   /* message */
+    json_t *recipient_ids;   /* message: array of strings */
+    const char *user_id;     /* read */
+    int64_t ts_ms;           /* sent_at or read_at */
+    const char *sender_name; /* optional, NULL if absent */
     const char *preview;
     const char *conversation_title;
     unsigned nrefs; /* recipients counted (set while grouping) */
@@ -56,13 +56,16 @@ struct unread_event {
  * Returns 0, or -1 with the reason ("missing field 'sent_at'",
  * "unknown event type 'x'") in @errstr.
  */
-int unread_event_parse(const struct hr_event *ev, struct unread_event *out,
-                       char *errstr, size_t errstr_size);
+int unread_event_parse(const struct hr_event *ev,
+                       struct unread_event *out,
+                       char *errstr,
+                       size_t errstr_size);
 
 /** Entry points for struct hr_worker_def. */
 int unread_init(struct hr_worker *w, void **state);
-enum hr_batch_result unread_handle(struct hr_worker *w, void *state,
-                                   struct hr_batch *batch);
+void unread_submit(struct hr_worker *w, void *state, struct hr_batch *batch);
+enum hr_batch_result
+unread_handle(struct hr_worker *w, void *state, struct hr_batch *batch);
 void unread_fini(struct hr_worker *w, void *state);
 
 #endif

@@ -1,6 +1,9 @@
 /*
  * One batch, one Redis round trip: events are grouped by (user,
  * conversation), and unread_apply.lua applies the whole group at once.
+ * The call can be sent ahead (unread_send) and its reply read later
+ * (unread_apply), so Redis works on one batch while the worker emits the
+ * previous one's outputs.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,6 +14,7 @@
 #include "hr_metrics.h"
 #include "unread_state.h"
 
+/* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
 
 static void *grow(void *p, size_t *cap, size_t need, size_t elem)
@@ -28,6 +32,14 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
     return p;
 }
 
+void unread_work_init(struct unread_work *wk)
+{
+    memset(wk, 0, sizeof(*wk));
+    hr_strmap_init(&wk->users);
+    hr_strmap_init(&wk->pair_ids);
+    hr_strmap_init(&wk->event_ids);
+}
+
 /* --- script arguments --------------------------------------------------- */
 
 static void args_reset(struct unread_args *a)
@@ -36,7 +48,7 @@ static void args_reset(struct unread_args *a)
     a->n = 0;
 }
 
-void unread_args_release(struct unread_args *a)
+static void args_release(struct unread_args *a)
 {
     free(a->buf);
     free(a->argv);
@@ -46,10 +58,29 @@ void unread_args_release(struct unread_args *a)
     memset(a, 0, sizeof(*a));
 }
 
+void unread_work_release(struct unread_work *wk)
+{
+    hr_strmap_release(&wk->users);
+    hr_strmap_release(&wk->pair_ids);
+    hr_strmap_release(&wk->event_ids);
+    args_release(&wk->args);
+    free(wk->events);
+    free(wk->pairs);
+    free(wk->user_first);
+    free(wk->user_last);
+    free(wk->pair_order);
+    free(wk->refs);
+    free(wk->order);
+    free(wk->totals);
+    memset(wk, 0, sizeof(*wk));
+}
+
 static size_t args_slot(struct unread_args *a)
 {
     size_t cap = a->ncap;
 
+    if (a->n + 1 <= a->ncap)
+        return a->n++;
     a->off = grow(a->off, &cap, a->n + 1, sizeof(*a->off));
     cap = a->ncap;
     a->ext = grow(a->ext, &cap, a->n + 1, sizeof(*a->ext));
@@ -71,36 +102,55 @@ static void args_borrow(struct unread_args *a, const char *s)
     a->argvlen[i] = strlen(s);
 }
 
-/* Bytes copied into the buffer: keys and numbers. */
-static void args_copy(struct unread_args *a, const char *p1, size_t l1,
-                      const char *p2, size_t l2, const char *p3, size_t l3)
+/* Start a copied argument; args_put() appends bytes to it. */
+static void args_begin(struct unread_args *a)
 {
-    size_t i = args_slot(a), len = l1 + l2 + l3;
+    size_t i = args_slot(a);
 
-    a->buf = grow(a->buf, &a->cap, a->used + len, 1);
-    memcpy(a->buf + a->used, p1, l1);
-    memcpy(a->buf + a->used + l1, p2, l2);
-    memcpy(a->buf + a->used + l1 + l2, p3, l3);
     a->off[i] = a->used;
-    a->argvlen[i] = len;
+    a->argvlen[i] = 0;
+}
+
+static void args_put(struct unread_args *a, const char *p, size_t len)
+{
+    a->buf = grow(a->buf, &a->cap, a->used + len, 1);
+    memcpy(a->buf + a->used, p, len);
     a->used += len;
+    a->argvlen[a->n - 1] += len;
+}
+
+static void args_puts(struct unread_args *a, const char *s)
+{
+    args_put(a, s, strlen(s));
 }
 
 static void args_int(struct unread_args *a, int64_t v)
 {
-    char num[24];
-    int len = snprintf(num, sizeof(num), "%" PRId64, v);
+    char num[24], *p = num + sizeof(num);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
 
-    args_copy(a, num, (size_t)len, "", 0, "", 0);
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    args_begin(a);
+    args_put(a, p, (size_t)(num + sizeof(num) - p));
 }
 
-static void args_key(struct unread_args *a, const char *prefix,
-                     const char *kind, const char *user)
+/* prefix kind:{user}: the key heads are copied whatever their length. */
+static void args_key(struct unread_args *a,
+                     const char *prefix,
+                     const char *kind,
+                     const char *user)
 {
-    char head[96];
-    int len = snprintf(head, sizeof(head), "%s%s:{", prefix, kind);
-
-    args_copy(a, head, (size_t)len, user, strlen(user), "}", 1);
+    args_begin(a);
+    args_puts(a, prefix);
+    args_puts(a, kind);
+    args_put(a, ":{", 2);
+    args_puts(a, user);
+    args_put(a, "}", 1);
 }
 
 static void args_finish(struct unread_args *a)
@@ -111,8 +161,8 @@ static void args_finish(struct unread_args *a)
 
 /* --- grouping ----------------------------------------------------------- */
 
-static size_t pair_of(struct unread_state *st, const char *user,
-                      const char *conv, size_t item)
+static size_t
+pair_of(struct unread_work *wk, const char *user, const char *conv, size_t item)
 {
     size_t ulen = strlen(user), clen = strlen(conv), p;
     char stack[600], *key = stack;
@@ -124,35 +174,54 @@ static size_t pair_of(struct unread_state *st, const char *user,
     memcpy(key, user, ulen);
     key[ulen] = '\0';
     memcpy(key + ulen + 1, conv, clen);
-    p = hr_strmap_put(&st->pair_ids, key, ulen + clen + 1, &added);
+    p = hr_strmap_put(&wk->pair_ids, key, ulen + clen + 1, &added);
     if (key != stack)
         free(key);
     if (added) {
         struct unread_pair *pair;
+        size_t u;
 
-        st->pairs = grow(st->pairs, &st->pairs_cap, p + 1, sizeof(*st->pairs));
-        pair = &st->pairs[p];
+        wk->pairs = grow(wk->pairs, &wk->pairs_cap, p + 1, sizeof(*wk->pairs));
+        pair = &wk->pairs[p];
         memset(pair, 0, sizeof(*pair));
-        pair->user = hr_strmap_put(&st->users, user, ulen, NULL);
+        u = hr_strmap_put(&wk->users, user, ulen, &added);
+        if (added) {
+            size_t cap = wk->users_cap;
+
+            wk->user_first =
+                grow(wk->user_first, &cap, u + 1, sizeof(*wk->user_first));
+            cap = wk->users_cap;
+            wk->user_last =
+                grow(wk->user_last, &cap, u + 1, sizeof(*wk->user_last));
+            wk->users_cap = cap;
+            wk->user_first[u] = p;
+        } else {
+            wk->pairs[wk->user_last[u]].next = p;
+        }
+        wk->user_last[u] = p;
+        pair->user = u;
         pair->conv = conv;
         pair->batch_read = -1;
+        pair->next = SIZE_MAX;
     }
-    st->pairs[p].cause = item;
+    wk->pairs[p].cause = item;
     return p;
 }
 
-static void add_ref(struct unread_state *st, size_t pair, size_t item,
+static void add_ref(struct unread_work *wk,
+                    size_t pair,
+                    size_t item,
                     struct unread_event *ev)
 {
     struct unread_ref *ref;
 
-    st->refs = grow(st->refs, &st->refs_cap, st->nrefs + 1, sizeof(*st->refs));
-    ref = &st->refs[st->nrefs++];
+    wk->refs = grow(wk->refs, &wk->refs_cap, wk->nrefs + 1, sizeof(*wk->refs));
+    ref = &wk->refs[wk->nrefs++];
     ref->pair = pair;
     ref->item = item;
     ref->ts = ev->ts_ms;
     ref->msg_id = ev->message_id;
-    st->pairs[pair].nmsg++;
+    wk->pairs[pair].nmsg++;
     ev->nrefs++;
 }
 
@@ -170,20 +239,20 @@ static bool recipient_is_new(const struct unread_event *ev, size_t idx)
     return true;
 }
 
-void unread_group(struct unread_state *st, struct hr_batch *batch)
+void unread_group(struct unread_work *wk, struct hr_batch *batch)
 {
     char errstr[256];
 
-    hr_strmap_clear(&st->users);
-    hr_strmap_clear(&st->pair_ids);
-    hr_strmap_clear(&st->event_ids);
-    st->nrefs = 0;
-    st->events = grow(st->events, &st->events_cap, batch->n,
-                      sizeof(*st->events));
+    hr_strmap_clear(&wk->users);
+    hr_strmap_clear(&wk->pair_ids);
+    hr_strmap_clear(&wk->event_ids);
+    wk->nrefs = 0;
+    wk->events =
+        grow(wk->events, &wk->events_cap, batch->n, sizeof(*wk->events));
 
     for (size_t i = 0; i < batch->n; i++) {
         struct hr_item *item = &batch->items[i];
-        struct unread_event *ev = &st->events[i];
+        struct unread_event *ev = &wk->events[i];
         int fresh;
 
         if (item->outcome != HR_OUT_PENDING)
@@ -192,145 +261,229 @@ void unread_group(struct unread_state *st, struct hr_batch *batch)
             hr_item_dead(item, HR_ERR_PERMANENT, "%s", errstr);
             continue;
         }
-        hr_strmap_put(&st->event_ids, item->ev.id, strlen(item->ev.id),
-                      &fresh);
+        hr_strmap_put(&wk->event_ids, item->ev.id, strlen(item->ev.id), &fresh);
         if (!fresh) {
             hr_item_duplicate(item);
             continue;
         }
         if (ev->kind == UNREAD_READ) {
-            size_t p = pair_of(st, ev->user_id, ev->conversation_id, i);
+            size_t p = pair_of(wk, ev->user_id, ev->conversation_id, i);
 
-            if (ev->ts_ms > st->pairs[p].batch_read)
-                st->pairs[p].batch_read = ev->ts_ms;
+            if (ev->ts_ms > wk->pairs[p].batch_read)
+                wk->pairs[p].batch_read = ev->ts_ms;
             continue;
         }
         for (size_t r = 0; r < json_array_size(ev->recipient_ids); r++) {
             if (recipient_is_new(ev, r))
-                add_ref(st, pair_of(st,
-                                    json_string_value(
-                                        json_array_get(ev->recipient_ids, r)),
-                                    ev->conversation_id, i),
+                add_ref(wk,
+                        pair_of(wk,
+                                json_string_value(
+                                    json_array_get(ev->recipient_ids, r)),
+                                ev->conversation_id, i),
                         i, ev);
         }
     }
 
     /* Counting sort of the refs by pair, keeping batch order inside. */
-    st->order = grow(st->order, &st->order_cap, st->nrefs + 1,
-                     sizeof(*st->order));
+    wk->order =
+        grow(wk->order, &wk->order_cap, wk->nrefs + 1, sizeof(*wk->order));
     {
         size_t pos = 0;
 
-        for (size_t p = 0; p < st->pair_ids.n; p++) {
-            st->pairs[p].first = pos;
-            pos += st->pairs[p].nmsg;
-            st->pairs[p].nmsg = 0;
+        for (size_t p = 0; p < wk->pair_ids.n; p++) {
+            wk->pairs[p].first = pos;
+            pos += wk->pairs[p].nmsg;
+            wk->pairs[p].nmsg = 0;
         }
-        for (size_t r = 0; r < st->nrefs; r++) {
-            struct unread_pair *pair = &st->pairs[st->refs[r].pair];
+        for (size_t r = 0; r < wk->nrefs; r++) {
+            struct unread_pair *pair = &wk->pairs[wk->refs[r].pair];
 
-            st->order[pair->first + pair->nmsg++] = r;
+            wk->order[pair->first + pair->nmsg++] = r;
         }
+    }
+    /* The script takes pairs grouped by user. */
+    wk->pair_order = grow(wk->pair_order, &wk->pair_order_cap,
+                          wk->pair_ids.n + 1, sizeof(*wk->pair_order));
+    {
+        size_t n = 0;
+
+        for (size_t u = 0; u < wk->users.n; u++) {
+            for (size_t p = wk->user_first[u]; p != SIZE_MAX;
+                 p = wk->pairs[p].next)
+                wk->pair_order[n++] = p;
+        }
+        HR_ASSERT(n == wk->pair_ids.n);
     }
 }
 
 /* --- the script call ---------------------------------------------------- */
 
-static void build_args(struct unread_state *st, const char *prefix)
+void unread_build(struct unread_work *wk,
+                  const struct unread_settings *set,
+                  const char *prefix)
 {
-    struct unread_args *a = &st->args;
-    size_t nusers = st->users.n, npairs = st->pair_ids.n;
+    struct unread_args *a = &wk->args;
+    size_t nusers = wk->users.n, npairs = wk->pair_ids.n;
 
     args_reset(a);
     for (size_t u = 0; u < nusers; u++) {
-        const char *user = hr_strmap_key(&st->users, u);
+        const char *user = hr_strmap_key(&wk->users, u);
 
         args_key(a, prefix, "unread", user);
         args_key(a, prefix, "unread_total", user);
         args_key(a, prefix, "unread_read", user);
     }
-    for (size_t p = 0; p < npairs; p++) {
-        const char *user = hr_strmap_key(&st->users, st->pairs[p].user);
-        const char *conv = st->pairs[p].conv;
-        char head[96];
-        int len = snprintf(head, sizeof(head), "%sunread_msgs:{", prefix);
+    for (size_t k = 0; k < npairs; k++) {
+        const struct unread_pair *pair = &wk->pairs[wk->pair_order[k]];
 
         /* herald:unread_msgs:{user}:conversation */
-        args_copy(a, head, (size_t)len, user, strlen(user), "}:", 2);
-        a->buf = grow(a->buf, &a->cap, a->used + strlen(conv), 1);
-        memcpy(a->buf + a->used, conv, strlen(conv));
-        a->used += strlen(conv);
-        a->argvlen[a->n - 1] += strlen(conv);
+        args_key(a, prefix, "unread_msgs",
+                 hr_strmap_key(&wk->users, pair->user));
+        args_put(a, ":", 1);
+        args_puts(a, pair->conv);
     }
-    args_int(a, st->set.max_per_conversation);
-    args_int(a, st->set.ttl_seconds);
+    args_int(a, set->max_per_conversation);
+    args_int(a, set->ttl_seconds);
     args_int(a, (int64_t)nusers);
     args_int(a, (int64_t)npairs);
-    for (size_t p = 0; p < npairs; p++) {
-        struct unread_pair *pair = &st->pairs[p];
+    for (size_t u = 0; u < nusers; u++) {
+        size_t k = 0;
 
-        args_int(a, (int64_t)pair->user + 1);
-        args_borrow(a, pair->conv);
-        args_int(a, pair->batch_read);
-        args_int(a, (int64_t)pair->nmsg);
-        for (size_t k = 0; k < pair->nmsg; k++) {
-            const struct unread_ref *ref = &st->refs[st->order[pair->first + k]];
+        for (size_t p = wk->user_first[u]; p != SIZE_MAX; p = wk->pairs[p].next)
+            k++;
+        args_int(a, (int64_t)k);
+        for (size_t p = wk->user_first[u]; p != SIZE_MAX; p = wk->pairs[p].next)
+            args_borrow(a, wk->pairs[p].conv);
+        for (size_t p = wk->user_first[u]; p != SIZE_MAX;
+             p = wk->pairs[p].next) {
+            const struct unread_pair *pair = &wk->pairs[p];
 
-            args_int(a, ref->ts);
-            args_borrow(a, ref->msg_id);
+            args_int(a, pair->batch_read);
+            args_int(a, (int64_t)pair->nmsg);
+            for (size_t m = 0; m < pair->nmsg; m++) {
+                const struct unread_ref *ref =
+                    &wk->refs[wk->order[pair->first + m]];
+
+                args_int(a, ref->ts);
+                args_borrow(a, ref->msg_id);
+            }
         }
     }
     args_finish(a);
 }
 
-static int read_results(struct unread_state *st, const redisReply *reply,
-                        char *errstr, size_t errstr_size)
+/* The next space-separated integer of the script's reply. */
+static int next_int(const char **p, const char *end, int64_t *v)
 {
-    size_t npairs = st->pair_ids.n, nusers = st->users.n;
+    const char *s = *p;
+    bool neg = false;
+    int64_t x = 0;
+
+    if (s < end && *s == '-') {
+        neg = true;
+        s++;
+    }
+    if (s >= end || *s < '0' || *s > '9')
+        return -1;
+    while (s < end && *s >= '0' && *s <= '9') {
+        if (x > (INT64_MAX - 9) / 10)
+            return -1;
+        x = x * 10 + (*s++ - '0');
+    }
+    if (s < end && *s++ != ' ')
+        return -1;
+    *p = s;
+    *v = neg ? -x : x;
+    return 0;
+}
+
+static int read_results(struct unread_state *st,
+                        struct unread_work *wk,
+                        const redisReply *reply,
+                        char *errstr,
+                        size_t errstr_size)
+{
+    size_t npairs = wk->pair_ids.n, nusers = wk->users.n;
+    const char *p, *end;
 
     if (reply->type == REDIS_REPLY_ERROR) {
         snprintf(errstr, errstr_size, "script failed: %s", reply->str);
         return -1;
     }
-    if (reply->type != REDIS_REPLY_ARRAY ||
-        reply->elements != 3 * npairs + nusers) {
+    if (reply->type != REDIS_REPLY_STRING) {
         snprintf(errstr, errstr_size, "script returned an unexpected reply");
         return -1;
     }
-    for (size_t i = 0; i < reply->elements; i++) {
-        if (reply->element[i]->type != REDIS_REPLY_INTEGER) {
-            snprintf(errstr, errstr_size, "script returned a non-integer");
-            return -1;
-        }
+    p = reply->str;
+    end = reply->str + reply->len;
+    for (size_t k = 0; k < npairs; k++) {
+        struct unread_pair *pair = &wk->pairs[wk->pair_order[k]];
+
+        if (next_int(&p, end, &pair->count) ||
+            next_int(&p, end, &pair->added) ||
+            next_int(&p, end, &pair->read_at))
+            goto out_bad;
     }
-    for (size_t p = 0; p < npairs; p++) {
-        st->pairs[p].count = reply->element[3 * p]->integer;
-        st->pairs[p].added = reply->element[3 * p + 1]->integer;
-        st->pairs[p].read_at = reply->element[3 * p + 2]->integer;
-        if (st->pairs[p].count >= st->set.max_per_conversation)
+    wk->totals =
+        grow(wk->totals, &wk->totals_cap, nusers + 1, sizeof(*wk->totals));
+    for (size_t u = 0; u < nusers; u++) {
+        if (next_int(&p, end, &wk->totals[u]))
+            goto out_bad;
+    }
+    if (p != end)
+        goto out_bad;
+    for (size_t k = 0; k < npairs; k++) {
+        if (wk->pairs[k].count >= st->set.max_per_conversation)
             hr_metric_add(st->saturated, NULL, 1);
     }
-    st->totals = grow(st->totals, &st->totals_cap, nusers + 1,
-                      sizeof(*st->totals));
-    for (size_t u = 0; u < nusers; u++)
-        st->totals[u] = reply->element[3 * npairs + u]->integer;
+    return 0;
+out_bad:
+    snprintf(errstr, errstr_size, "script returned a malformed reply");
+    return -1;
+}
+
+static int nkeys_of(const struct unread_work *wk)
+{
+    return (int)(3 * wk->users.n + wk->pair_ids.n);
+}
+
+int unread_send(struct unread_state *st,
+                struct unread_work *wk,
+                struct hr_redis *redis,
+                char *errstr,
+                size_t errstr_size)
+{
+    wk->sent = false;
+    if (hr_redis_eval_send(redis, &st->script, nkeys_of(wk), (int)wk->args.n,
+                           wk->args.argv, wk->args.argvlen, errstr,
+                           errstr_size))
+        return -1;
+    wk->sent = true;
+    wk->epoch = hr_redis_epoch(redis);
     return 0;
 }
 
-int unread_apply(struct unread_state *st, struct hr_redis *redis,
-                 char *errstr, size_t errstr_size)
+int unread_apply(struct unread_state *st,
+                 struct unread_work *wk,
+                 struct hr_redis *redis,
+                 char *errstr,
+                 size_t errstr_size)
 {
     redisReply *reply;
-    int nkeys = (int)(3 * st->users.n + st->pair_ids.n);
     int rc;
 
-    build_args(st, hr_redis_prefix(redis));
-    reply = hr_redis_eval(redis, &st->script, nkeys, (int)st->args.n,
-                          st->args.argv, st->args.argvlen, errstr,
-                          errstr_size);
+    if (wk->sent && wk->epoch == hr_redis_epoch(redis)) {
+        wk->sent = false;
+        reply = hr_redis_reply(redis, &st->script, errstr, errstr_size);
+    } else {
+        wk->sent = false;
+        reply =
+            hr_redis_eval(redis, &st->script, nkeys_of(wk), (int)wk->args.n,
+                          wk->args.argv, wk->args.argvlen, errstr, errstr_size);
+    }
     if (!reply)
         return -1;
-    rc = read_results(st, reply, errstr, errstr_size);
+    rc = read_results(st, wk, reply, errstr, errstr_size);
     freeReplyObject(reply);
     return rc;
 }
@@ -342,21 +495,21 @@ int unread_apply(struct unread_state *st, struct hr_redis *redis,
  * pair; the effect is exact either way, only the metric is approximate.)
  * Reads, and messages to nobody but their sender, are plain OK.
  */
-void unread_settle(struct unread_state *st, struct hr_batch *batch)
+void unread_settle(struct unread_work *wk, struct hr_batch *batch)
 {
     for (size_t i = 0; i < batch->n; i++) {
         struct hr_item *item = &batch->items[i];
 
         if (item->outcome != HR_OUT_PENDING)
             continue;
-        if (st->events[i].kind == UNREAD_MESSAGE && st->events[i].nrefs)
+        if (wk->events[i].kind == UNREAD_MESSAGE && wk->events[i].nrefs)
             hr_item_duplicate(item); /* until a recipient proves otherwise */
         else
             hr_item_ok(item);
     }
-    for (size_t r = 0; r < st->nrefs; r++) {
-        const struct unread_ref *ref = &st->refs[r];
-        const struct unread_pair *pair = &st->pairs[ref->pair];
+    for (size_t r = 0; r < wk->nrefs; r++) {
+        const struct unread_ref *ref = &wk->refs[r];
+        const struct unread_pair *pair = &wk->pairs[ref->pair];
 
         if (pair->added > 0 || ref->ts <= pair->read_at)
             hr_item_ok(&batch->items[ref->item]);

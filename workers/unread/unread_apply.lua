@@ -3,99 +3,173 @@
 -- The count of (user, conversation) is the number of distinct messages to
 -- that user sent after the user's latest read_at for it, so the state is
 -- a set and a maximum, and the order of events does not matter:
---   read marker  KEYS[3u]      hash conversation -> latest read_at (ms)
---   messages     KEYS[3U + p]  zset message_id -> sent_at (ms), only unread
 --   count        KEYS[3u - 2]  hash conversation -> zcard of the zset
 --   total        KEYS[3u - 1]  string, sum of the count hash
+--   read marker  KEYS[3u]      hash conversation -> latest read_at (ms)
+--   messages     KEYS[3U + p]  zset message_id -> sent_at (ms), only unread
 -- Invariant: HGET count == ZCARD messages <= max, for every pair.
 --
--- ARGV: max, ttl, U, P, then per pair p:
---   user index u, conversation id, latest read_at in the batch (-1: none),
---   number of messages m, then m times: sent_at, message_id
--- Returns per pair {count, added, read_at}, then per user {total}.
+-- ARGV: max, ttl, U, P, then per user u (pairs grouped by user, in KEYS
+-- order): k, then the k conversation ids, then per pair:
+--   latest read_at in the batch ('-1': none), number of messages m, then
+--   m times: sent_at, message_id
+-- Returns one string: per pair "count added read_at", then per user
+-- "total", all separated by single spaces.
+--
+-- Redis does not roll a script back when a command fails midway (a key of
+-- the wrong type, say), so the writes are ordered to make a redo repair
+-- whatever a failed run left:
+--   1. per user, everything that can fail on a key's type is read first
+--      (HMGET of the read and count hashes);
+--   2. zset writes, which are idempotent;
+--   3. INCRBY of the total, the one remaining command that can fail;
+--   4. HSET/HDEL of the count fields, which can no longer fail.
+-- A failure in 2 or 3 leaves zsets ahead of their count fields and the
+-- total consistent with the fields. The redo's ZADD then adds fewer than
+-- offered (or the batch carries a read), and such a pair takes its count
+-- from ZCARD, adjusting the total by the difference from the stored field.
+local call = redis.call
 local max = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
+local ttl = ARGV[2]
 local nusers = tonumber(ARGV[3])
-local npairs = tonumber(ARGV[4])
-local delta = {}
-local touched_read = {}
+local SLICE = 4000 -- unpack() is bounded by Lua's C stack
 local out = {}
+local totals = {}
 local a = 5
+local p = 0
 
-for p = 1, npairs do
-    local u = tonumber(ARGV[a])
-    local conv = ARGV[a + 1]
-    local batch_read = tonumber(ARGV[a + 2])
-    local nmsg = tonumber(ARGV[a + 3])
-    a = a + 4
-    local count_key, read_key = KEYS[3 * u - 2], KEYS[3 * u]
-    local zkey = KEYS[3 * nusers + p]
-
-    local read = tonumber(redis.call('HGET', read_key, conv) or -1)
-    local advanced = batch_read > read
-    if advanced then
-        read = batch_read
-        redis.call('HSET', read_key, conv, read)
-        touched_read[u] = true
-    end
-
-    local args, n = {}, 0
-    for i = 1, nmsg do
-        local ts = tonumber(ARGV[a])
-        if ts > read then
-            args[n + 1] = ts
-            args[n + 2] = ARGV[a + 1]
-            n = n + 2
+-- cmd key ARGV[first..last]..., in slices; returns the concatenated
+-- replies (tables) or the sum of integer replies.
+local function sliced(cmd, key, first, last, step)
+    local res, sum = nil, 0
+    for s = first, last, step do
+        local e = math.min(s + step - 1, last)
+        local r = call(cmd, key, unpack(ARGV, s, e))
+        if type(r) == 'table' then
+            if not res then
+                res = r
+            else
+                for i = 1, #r do
+                    res[#res + 1] = r[i]
+                end
+            end
+        else
+            sum = sum + r
         end
-        a = a + 2
     end
+    return res or sum
+end
 
-    local added, removed = 0, 0
-    -- unpack() is bounded by Lua's C stack: add in slices
-    for first = 1, n, 2000 do
-        local last = math.min(first + 1999, n)
-        added = added + redis.call('ZADD', zkey, unpack(args, first, last))
+local function sliced_table(cmd, key, t)
+    local sum = 0
+    for s = 1, #t, SLICE do
+        sum = sum + call(cmd, key, unpack(t, s, math.min(s + SLICE - 1, #t)))
     end
-    if advanced then
-        removed = redis.call('ZREMRANGEBYSCORE', zkey, '-inf', read)
-    end
-
-    local count
-    if added ~= removed then
-        count = redis.call('HINCRBY', count_key, conv, added - removed)
-        if count > max then
-            redis.call('ZREMRANGEBYRANK', zkey, 0, count - max - 1)
-            redis.call('HSET', count_key, conv, max)
-            removed = removed + (count - max)
-            count = max
-        elseif count <= 0 then
-            redis.call('HDEL', count_key, conv)
-            count = 0
-        end
-        delta[u] = (delta[u] or 0) + added - removed
-    else
-        count = tonumber(redis.call('HGET', count_key, conv) or 0)
-    end
-    out[#out + 1] = count
-    out[#out + 1] = added
-    out[#out + 1] = read
+    return sum
 end
 
 for u = 1, nusers do
-    local total_key = KEYS[3 * u - 1]
+    local count_key, total_key, read_key =
+        KEYS[3 * u - 2], KEYS[3 * u - 1], KEYS[3 * u]
+    local k = tonumber(ARGV[a])
+    local c0 = a + 1
+    a = c0 + k
+    local reads = sliced('HMGET', read_key, c0, c0 + k - 1, SLICE)
+    local olds = sliced('HMGET', count_key, c0, c0 + k - 1, SLICE)
+    local delta = 0
+    local any_read = false
+    local set, del = {}, {}
+
+    for i = 1, k do
+        p = p + 1
+        local conv = ARGV[c0 + i - 1]
+        local zkey = KEYS[3 * nusers + p]
+        local batch_read = ARGV[a]
+        local nmsg = tonumber(ARGV[a + 1])
+        local m0 = a + 2
+        a = m0 + 2 * nmsg
+        local read = reads[i] or '-1'
+        local readn = tonumber(read)
+        local old = tonumber(olds[i] or 0)
+        local has_read = batch_read ~= '-1'
+
+        if has_read then
+            any_read = true
+            local br = tonumber(batch_read)
+            if br > readn then
+                readn, read = br, batch_read
+                call('HSET', read_key, conv, read)
+            end
+        end
+
+        local added, offered = 0, nmsg
+        if nmsg > 0 then
+            if readn < 0 then
+                added = sliced('ZADD', zkey, m0, a - 1, SLICE)
+            else
+                local args = {}
+                for j = m0, a - 1, 2 do
+                    if tonumber(ARGV[j]) > readn then
+                        args[#args + 1] = ARGV[j]
+                        args[#args + 1] = ARGV[j + 1]
+                    end
+                end
+                offered = #args / 2
+                added = sliced_table('ZADD', zkey, args)
+            end
+        end
+
+        local count
+        if has_read or added < offered then
+            -- possibly a redo: the zset is the truth
+            if has_read then
+                call('ZREMRANGEBYSCORE', zkey, '-inf', read)
+            end
+            count = call('ZCARD', zkey)
+        else
+            count = old + added
+        end
+        if count > max then
+            call('ZREMRANGEBYRANK', zkey, 0, count - max - 1)
+            count = max
+        end
+        if count ~= old then
+            delta = delta + count - old
+            if count > 0 then
+                set[#set + 1] = conv
+                set[#set + 1] = count
+            else
+                del[#del + 1] = conv
+            end
+        end
+        out[#out + 1] = count
+        out[#out + 1] = added
+        out[#out + 1] = read
+    end
+
     local total
-    if delta[u] and delta[u] ~= 0 then
-        total = redis.call('INCRBY', total_key, delta[u])
+    if delta ~= 0 then
+        total = call('INCRBY', total_key, delta)
         if total <= 0 then
-            redis.call('DEL', total_key)
+            call('DEL', total_key)
             total = 0
         end
     else
-        total = tonumber(redis.call('GET', total_key) or 0)
+        total = tonumber(call('GET', total_key) or 0)
     end
-    if touched_read[u] then
-        redis.call('EXPIRE', KEYS[3 * u], ttl)
+    if #set > 0 then
+        sliced_table('HSET', count_key, set)
     end
-    out[#out + 1] = total
+    if #del > 0 then
+        sliced_table('HDEL', count_key, del)
+    end
+    if any_read then
+        call('EXPIRE', read_key, ttl)
+    end
+    totals[u] = total
 end
-return out
+
+for u = 1, nusers do
+    out[#out + 1] = totals[u]
+end
+return table.concat(out, ' ')

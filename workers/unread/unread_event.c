@@ -5,6 +5,7 @@
 #include "hr_time.h"
 #include "unread.h"
 
+/* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
 
 #define UNREAD_ID_MAX         256
@@ -12,14 +13,14 @@
 
 /* Ids become parts of Redis keys: user ids sit inside a {hash tag}, so
  * braces and control characters are refused. */
-static int check_id(const char *field, const char *s, char *errstr,
-                    size_t errstr_size)
+static int
+check_id(const char *field, const char *s, char *errstr, size_t errstr_size)
 {
     size_t len = strlen(s);
 
     if (!len || len > UNREAD_ID_MAX) {
-        snprintf(errstr, errstr_size, "field '%s' must have 1..%d bytes",
-                 field, UNREAD_ID_MAX);
+        snprintf(errstr, errstr_size, "field '%s' must have 1..%d bytes", field,
+                 UNREAD_ID_MAX);
         return -1;
     }
     for (size_t i = 0; i < len; i++) {
@@ -27,16 +28,18 @@ static int check_id(const char *field, const char *s, char *errstr,
 
         if (c < 0x20 || c == 0x7f || c == '{' || c == '}') {
             snprintf(errstr, errstr_size,
-                     "field '%s' contains a control character or brace",
-                     field);
+                     "field '%s' contains a control character or brace", field);
             return -1;
         }
     }
     return 0;
 }
 
-static int get_id(json_t *data, const char *field, const char **out,
-                  char *errstr, size_t errstr_size)
+static int get_id(json_t *data,
+                  const char *field,
+                  const char **out,
+                  char *errstr,
+                  size_t errstr_size)
 {
     json_t *v = json_object_get(data, field);
 
@@ -52,7 +55,10 @@ static int get_id(json_t *data, const char *field, const char **out,
     return check_id(field, *out, errstr, errstr_size);
 }
 
-static int get_time(json_t *data, const char *field, int64_t *ms, char *errstr,
+static int get_time(json_t *data,
+                    const char *field,
+                    int64_t *ms,
+                    char *errstr,
                     size_t errstr_size)
 {
     const char *s;
@@ -72,8 +78,11 @@ static int get_time(json_t *data, const char *field, int64_t *ms, char *errstr,
 }
 
 /* Optional display strings: absent or null is fine, other types are not. */
-static int get_optional(json_t *data, const char *field, const char **out,
-                        char *errstr, size_t errstr_size)
+static int get_optional(json_t *data,
+                        const char *field,
+                        const char **out,
+                        char *errstr,
+                        size_t errstr_size)
 {
     json_t *v = json_object_get(data, field);
 
@@ -88,7 +97,9 @@ static int get_optional(json_t *data, const char *field, const char **out,
     return 0;
 }
 
-static int parse_message(json_t *data, struct unread_event *out, char *errstr,
+static int parse_message(json_t *data,
+                         struct unread_event *out,
+                         char *errstr,
                          size_t errstr_size)
 {
     size_t i;
@@ -133,7 +144,9 @@ static int parse_message(json_t *data, struct unread_event *out, char *errstr,
     return 0;
 }
 
-static int parse_read(json_t *data, struct unread_event *out, char *errstr,
+static int parse_read(json_t *data,
+                      struct unread_event *out,
+                      char *errstr,
                       size_t errstr_size)
 {
     out->kind = UNREAD_READ;
@@ -146,8 +159,10 @@ static int parse_read(json_t *data, struct unread_event *out, char *errstr,
                : 0;
 }
 
-int unread_event_parse(const struct hr_event *ev, struct unread_event *out,
-                       char *errstr, size_t errstr_size)
+int unread_event_parse(const struct hr_event *ev,
+                       struct unread_event *out,
+                       char *errstr,
+                       size_t errstr_size)
 {
     memset(out, 0, sizeof(*out));
     if (strcmp(ev->type, "message.created") &&

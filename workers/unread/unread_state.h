@@ -2,6 +2,7 @@
 #ifndef UNREAD_STATE_H
 #define UNREAD_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,7 @@ struct unread_pair {
     size_t nmsg;        /* messages to this user in this conversation */
     size_t first;       /* their first position in the grouped order */
     size_t cause;       /* last item that touched the pair */
+    size_t next;        /* next pair of the same user, SIZE_MAX: last */
     /* results of the script */
     int64_t count;
     int64_t added;
@@ -37,9 +39,38 @@ struct unread_args {
     size_t used, cap;
     const char **argv; /* built at the end, when buf no longer moves */
     size_t *argvlen;
-    size_t *off;       /* SIZE_MAX: borrowed pointer in ext */
+    size_t *off; /* SIZE_MAX: borrowed pointer in ext */
     const char **ext;
     size_t n, ncap;
+};
+
+/* The working set of one batch. Two of them let the next batch's script
+ * run in Redis while this one's outputs are produced. */
+struct unread_work {
+    const struct hr_batch *batch; /* the batch grouped here, if active */
+    bool active;                  /* grouped, not yet handled */
+    bool sent;                    /* script sent on Redis epoch @epoch */
+    uint64_t epoch;
+
+    struct unread_event *events; /* per item of the batch */
+    size_t events_cap;
+    struct hr_strmap users;     /* user id -> index */
+    struct hr_strmap pair_ids;  /* user \0 conversation -> index */
+    struct hr_strmap event_ids; /* event ids seen in the batch */
+    struct unread_pair *pairs;
+    size_t pairs_cap;
+    size_t *user_first; /* per user: first pair, SIZE_MAX: none */
+    size_t *user_last;
+    size_t users_cap;
+    size_t *pair_order; /* pairs in script (KEYS) order */
+    size_t pair_order_cap;
+    struct unread_ref *refs;
+    size_t nrefs, refs_cap;
+    size_t *order; /* refs grouped by pair */
+    size_t order_cap;
+    int64_t *totals; /* per user, from the script */
+    size_t totals_cap;
+    struct unread_args args;
 };
 
 struct unread_state {
@@ -47,39 +78,48 @@ struct unread_state {
     struct hr_script script;
     struct hr_metric *changes;
     struct hr_metric *saturated;
-
-    struct unread_event *events; /* per item of the batch */
-    size_t events_cap;
-    struct hr_strmap users;      /* user id -> index */
-    struct hr_strmap pair_ids;   /* user \0 conversation -> index */
-    struct hr_strmap event_ids;  /* event ids seen in the batch */
-    struct unread_pair *pairs;
-    size_t pairs_cap;
-    struct unread_ref *refs;
-    size_t nrefs, refs_cap;
-    size_t *order;               /* refs grouped by pair */
-    size_t order_cap;
-    int64_t *totals;             /* per user, from the script */
-    size_t totals_cap;
-    struct unread_args args;
+    struct unread_work work[2];
+    struct hr_arena *arena; /* JSON of the outputs, per batch */
+    char *out;              /* serialized output, reused */
+    size_t out_cap;
 };
 
 /** Group the batch's valid events into pairs and refs (dead-letters
  *  invalid events and marks in-batch duplicates). */
-void unread_group(struct unread_state *st, struct hr_batch *batch);
+void unread_group(struct unread_work *wk, struct hr_batch *batch);
 
-/** One script call for the whole batch. Returns 0, or -1 with @errstr when
- *  Redis is unavailable (the batch pauses). */
-int unread_apply(struct unread_state *st, struct hr_redis *redis,
-                 char *errstr, size_t errstr_size);
+/** Build the script's arguments for a grouped batch. */
+void unread_build(struct unread_work *wk,
+                  const struct unread_settings *set,
+                  const char *prefix);
+
+/** Send the script call without waiting (pipelined). Returns 0, or -1
+ *  with @errstr. */
+int unread_send(struct unread_state *st,
+                struct unread_work *wk,
+                struct hr_redis *redis,
+                char *errstr,
+                size_t errstr_size);
+
+/** Read the reply of a call sent by unread_send(), or (when it was not
+ *  sent on the current connection) run the call now. Returns 0, or -1 with
+ *  @errstr when Redis is unavailable (the batch pauses). */
+int unread_apply(struct unread_state *st,
+                 struct unread_work *wk,
+                 struct hr_redis *redis,
+                 char *errstr,
+                 size_t errstr_size);
 
 /** Set the outcome of every grouped event from the script's results. */
-void unread_settle(struct unread_state *st, struct hr_batch *batch);
+void unread_settle(struct unread_work *wk, struct hr_batch *batch);
 
 /** Emit unread.changed and push.requested. Returns 0 or -1 (producer). */
-int unread_emit(struct unread_state *st, struct hr_worker *w,
+int unread_emit(struct unread_state *st,
+                struct unread_work *wk,
+                struct hr_worker *w,
                 struct hr_batch *batch);
 
-void unread_args_release(struct unread_args *args);
+void unread_work_init(struct unread_work *wk);
+void unread_work_release(struct unread_work *wk);
 
 #endif
