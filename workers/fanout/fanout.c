@@ -336,7 +336,10 @@ fanout_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
         switch (fanout_normalize(item->value, item->value_len, hr_item_header,
                                  item, docs, errstr, sizeof(errstr))) {
         case FANOUT_NORM_SKIP:
-            hr_metric_add(st->tombstones, NULL, 1);
+            /* heartbeats, transaction markers, truncates and empty
+             * batches are skipped too, but are not tombstones */
+            if (strstr(errstr, "tombstone"))
+                hr_metric_add(st->tombstones, NULL, 1);
             hr_item_filtered(item);
             break;
         case FANOUT_NORM_ERROR:
