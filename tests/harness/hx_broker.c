@@ -12,7 +12,7 @@
 #include "harness.h"
 #include "hr_banned.h"
 
-#define HX_BROKER_START_MS 10000
+#define HX_BROKER_START_MS 30000
 #define HX_BROKER_REPLY_MS 10000
 #define HX_BROKER_STOP_MS  5000
 #define HX_BROKER_LINE_MAX 4096

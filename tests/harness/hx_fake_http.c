@@ -20,7 +20,7 @@
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
 
-#define HX_FAKE_HTTP_START_MS 10000
+#define HX_FAKE_HTTP_START_MS 30000
 #define HX_FAKE_HTTP_CALL_MS  5000L
 
 struct hx_fake_http {

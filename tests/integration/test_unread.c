@@ -533,6 +533,15 @@ static void test_push_requests_carry_exact_badges(void **state)
     chat_free(s);
 }
 
+static bool has_lag(void *arg)
+{
+    char *text = uf_metrics_text(arg);
+    bool found = text && strstr(text, "herald_consumer_lag{");
+
+    free(text);
+    return found;
+}
+
 /* 8. Every metric SPEC section 6 names is on /metrics after a run. */
 static void test_spec_metrics_are_exported(void **state)
 {
@@ -565,7 +574,8 @@ static void test_spec_metrics_are_exported(void **state)
                                               "500",
                                               NULL});
     assert_int_equal(uf_wait_processed(w, (double)chat_count(s), 60000), 0);
-    hx_sleep_ms(1500); /* one statistics interval for the lag gauge */
+    /* the lag gauge appears with the first statistics after a commit */
+    assert_int_equal(hx_wait_until(has_lag, w, 30000), 0);
     text = uf_metrics_text(w);
     assert_non_null(text);
     for (size_t i = 0; i < (size_t)HR_ARRAY_SIZE(names); i++) {
