@@ -307,71 +307,6 @@ out_free_reply:
     return rc;
 }
 
-redisReply *hr_redis_eval(struct hr_redis *redis,
-                          struct hr_script *script,
-                          int nkeys,
-                          int argc,
-                          const char **argv,
-                          const size_t *argvlen,
-                          char *errstr,
-                          size_t errstr_size)
-{
-    const char **av;
-    size_t *avlen;
-    char nkeys_str[16];
-    redisReply *reply = NULL;
-    int attempt;
-
-    av = malloc(sizeof(*av) * (size_t)(argc + 3));
-    avlen = malloc(sizeof(*avlen) * (size_t)(argc + 3));
-    if (!av || !avlen) {
-        snprintf(errstr, errstr_size, "out of memory");
-        goto out_free;
-    }
-    snprintf(nkeys_str, sizeof(nkeys_str), "%d", nkeys);
-    av[0] = "EVALSHA";
-    avlen[0] = 7;
-    av[2] = nkeys_str;
-    avlen[2] = strlen(nkeys_str);
-    for (int i = 0; i < argc; i++) {
-        av[i + 3] = argv[i];
-        avlen[i + 3] = argvlen ? argvlen[i] : strlen(argv[i]);
-    }
-    /* Load lazily, and again when the server lost its script cache (a
-     * restart or SCRIPT FLUSH answers NOSCRIPT). */
-    for (attempt = 0; attempt < 2; attempt++) {
-        if (!script->sha[0] && script_load(redis, script, errstr, errstr_size))
-            goto out_free;
-        av[1] = script->sha;
-        avlen[1] = 40;
-        reply =
-            hr_redis_command(redis, argc + 3, av, avlen, errstr, errstr_size);
-        if (!reply || reply->type != REDIS_REPLY_ERROR ||
-            strncmp(reply->str, "NOSCRIPT", 8))
-            break;
-        freeReplyObject(reply);
-        reply = NULL;
-        script->sha[0] = '\0';
-    }
-    if (!reply && attempt == 2)
-        snprintf(errstr, errstr_size, "script '%s' keeps disappearing",
-                 script->name);
-out_free:
-    free(av);
-    free(avlen);
-    return reply;
-}
-
-uint64_t hr_redis_epoch(const struct hr_redis *redis)
-{
-    return redis->epoch;
-}
-
-void hr_redis_reset(struct hr_redis *redis)
-{
-    drop_context(redis);
-}
-
 /* EVALSHA sha nkeys args...: the vectors are kept between calls, since a
  * batch's call has tens of thousands of arguments. */
 static int eval_vectors(struct hr_redis *redis,
@@ -408,6 +343,53 @@ static int eval_vectors(struct hr_redis *redis,
     for (int i = 0; i < argc; i++)
         redis->avlen[i + 3] = argvlen ? argvlen[i] : strlen(argv[i]);
     return 0;
+}
+
+redisReply *hr_redis_eval(struct hr_redis *redis,
+                          struct hr_script *script,
+                          int nkeys,
+                          int argc,
+                          const char **argv,
+                          const size_t *argvlen,
+                          char *errstr,
+                          size_t errstr_size)
+{
+    char nkeys_str[16];
+    redisReply *reply = NULL;
+    int attempt;
+
+    /* Load lazily, and again when the server lost its script cache (a
+     * restart or SCRIPT FLUSH answers NOSCRIPT). */
+    for (attempt = 0; attempt < 2; attempt++) {
+        if (!script->sha[0] && script_load(redis, script, errstr, errstr_size))
+            return NULL;
+        if (eval_vectors(redis, script, nkeys, argc, argv, argvlen,
+                         nkeys_str)) {
+            snprintf(errstr, errstr_size, "out of memory");
+            return NULL;
+        }
+        reply = hr_redis_command(redis, argc + 3, redis->av, redis->avlen,
+                                 errstr, errstr_size);
+        if (!reply || reply->type != REDIS_REPLY_ERROR ||
+            strncmp(reply->str, "NOSCRIPT", 8))
+            return reply;
+        freeReplyObject(reply);
+        reply = NULL;
+        script->sha[0] = '\0';
+    }
+    snprintf(errstr, errstr_size, "script '%s' keeps disappearing",
+             script->name);
+    return NULL;
+}
+
+uint64_t hr_redis_epoch(const struct hr_redis *redis)
+{
+    return redis->epoch;
+}
+
+void hr_redis_reset(struct hr_redis *redis)
+{
+    drop_context(redis);
 }
 
 int hr_redis_eval_send(struct hr_redis *redis,

@@ -130,6 +130,11 @@ static bool target_wanted(const struct fanout_state *st,
     return false;
 }
 
+static const char *or_default(const json_t *s, const char *def)
+{
+    return json_is_string(s) ? json_string_value(s) : def;
+}
+
 static const char *event_type(const struct fanout_target *t,
                               const json_t *doc,
                               char *buf,
@@ -142,8 +147,8 @@ static const char *event_type(const struct fanout_target *t,
     if (type)
         return type;
     snprintf(buf, size, "%s.%s",
-             json_string_value(json_object_get(doc, "table")) ?: "change",
-             json_string_value(json_object_get(doc, "op")) ?: "unknown");
+             or_default(json_object_get(doc, "table"), "change"),
+             or_default(json_object_get(doc, "op"), "unknown"));
     return buf;
 }
 
@@ -249,7 +254,8 @@ static int route_item(struct fanout_state *st,
         const char *format = json_string_value(
             json_object_get(json_object_get(doc, "source"), "format"));
 
-        hr_metric_add(st->records, (const char *[]){format ?: "unknown"}, 1);
+        hr_metric_add(st->records,
+                      (const char *[]){format ? format : "unknown"}, 1);
         for (size_t r = 0; r < st->rules.n; r++) {
             const struct fanout_rule *rule = &st->rules.rules[r];
 
