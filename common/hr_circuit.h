@@ -70,7 +70,7 @@ enum hr_circuit_state {
 /** One call's outcome. */
 struct hr_circuit_outcome {
     const char *destination; /* borrowed; non-empty */
-    int result; /* HR_CIRCUIT_SUCCESS or an enum hr_err_class */
+    int result;              /* HR_CIRCUIT_SUCCESS or an enum hr_err_class */
 };
 
 /**
@@ -80,13 +80,13 @@ struct hr_circuit_outcome {
  * HR_CONF_END, for hr_conf_add_specs() by a worker that does not declare
  * them itself.
  */
-extern const struct hr_conf_spec hr_circuit_conf_specs[];
+const struct hr_conf_spec *hr_circuit_conf_specs(void);
 
 /** Fill @conf with the defaults. */
 void hr_circuit_conf_init(struct hr_circuit_conf *conf);
 
-/** Defaults, overridden by whichever hr_circuit_conf_specs settings @cfg
- *  (loaded) has. */
+/** Defaults, overridden by the hr_circuit_conf_specs() settings of @cfg,
+ *  which must have that table registered and be loaded. */
 void hr_circuit_conf_load(struct hr_circuit_conf *conf,
                           const struct hr_conf *cfg);
 

@@ -88,6 +88,14 @@ int hr_worker_produce(struct hr_worker *w,
     return 0;
 }
 
+int hr_worker_flush(struct hr_worker *w,
+                    int timeout_ms,
+                    char *errstr,
+                    size_t errstr_size)
+{
+    return hr_producer_barrier(w->producer, timeout_ms, errstr, errstr_size);
+}
+
 void hr_worker_set_pause_reason(struct hr_worker *w, const char *fmt, ...)
 {
     va_list ap;
@@ -531,6 +539,8 @@ static int run_loop(struct hr_worker *w)
         else
             hr_health_set_ready(NULL);
         hr_producer_poll(w->producer);
+        if (w->def->tick)
+            w->def->tick(w, w->state);
         if (!slot->batch.n &&
             !slot_fill(w, slot, max, wait_ms > 0 ? wait_ms : 1))
             continue;

@@ -102,6 +102,14 @@ hr_handle_fn(struct hr_worker *w, void *state, struct hr_batch *batch);
 typedef void
 hr_submit_fn(struct hr_worker *w, void *state, struct hr_batch *batch);
 
+/**
+ * Optional: timers. Called from the loop thread between batches, about every
+ * HERALD_BATCH_WAIT_MS and also when no input arrives (for example the
+ * guard's schedule of due retries). Records it produces are made durable
+ * with hr_worker_flush() before the tick relies on them.
+ */
+typedef void hr_tick_fn(struct hr_worker *w, void *state);
+
 /** Release the state at shutdown. */
 typedef void hr_fini_fn(struct hr_worker *w, void *state);
 
@@ -119,6 +127,7 @@ struct hr_worker_def {
     hr_validate_fn *validate;
     hr_init_fn *init;
     hr_submit_fn *submit; /* optional: pipeline batches (see above) */
+    hr_tick_fn *tick;     /* optional: timers (see above) */
     hr_handle_fn *handle;
     hr_fini_fn *fini;
 };
@@ -144,6 +153,17 @@ int hr_worker_produce(struct hr_worker *w,
                       size_t key_len,
                       const void *value,
                       size_t value_len) HR_MUST_CHECK;
+
+/**
+ * Wait until every record produced so far is acknowledged by the broker,
+ * at most @timeout_ms. Returns the number of records that are not durable
+ * (0: all are), with the first reason in @errstr. For ticks; batches are
+ * flushed by the runtime.
+ */
+int hr_worker_flush(struct hr_worker *w,
+                    int timeout_ms,
+                    char *errstr,
+                    size_t errstr_size);
 
 /** Say why the handler returned PAUSE (shown on /readyz and in logs). */
 void hr_worker_set_pause_reason(struct hr_worker *w, const char *fmt, ...)

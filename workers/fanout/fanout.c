@@ -14,7 +14,8 @@
 #include "hr_log.h"
 #include "hr_metrics.h"
 
-#define FANOUT_KEY_MAX 1024
+#define FANOUT_KEY_MAX    1024
+#define FANOUT_ARENA_KEEP (4 * 1024 * 1024)
 
 const struct hr_conf_spec fanout_conf[] = {
     HR_CONF_STR("HERALD_FANOUT_SOURCE_PREFIX",
@@ -35,6 +36,7 @@ struct fanout_state {
     struct fanout_call *calls;
     size_t ncalls, calls_cap;
     json_t *docs;
+    struct hr_arena *arena; /* the JSON of one record's routing */
 };
 
 /* --- configuration ------------------------------------------------------ */
@@ -78,6 +80,7 @@ int fanout_init(struct hr_worker *w, void **state)
         return -1;
     }
     st->source_prefix = hr_conf_str(cfg, "HERALD_FANOUT_SOURCE_PREFIX");
+    st->arena = hr_arena_new();
     st->routed = hr_metrics_counter(reg, "herald_fanout_routed_total",
                                     "Events emitted and webhook calls made, "
                                     "by rule and target",
@@ -98,6 +101,7 @@ void fanout_fini(struct hr_worker *w, void *state)
     (void)w;
     fanout_rules_release(&st->rules);
     fanout_webhooks_free(st->webhooks);
+    hr_arena_free(st->arena);
     free(st->calls);
     free(st);
 }
@@ -325,6 +329,8 @@ fanout_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
     st->ncalls = 0;
     for (size_t i = 0; i < batch->n; i++) {
         struct hr_item *item = &batch->items[i];
+        /* All JSON of one record dies with it: take it from the arena. */
+        struct hr_arena *previous = hr_arena_enter(st->arena);
         json_t *docs = json_array();
         char errstr[256], only[sizeof(item->destination)];
         const char *dest;
@@ -361,6 +367,8 @@ fanout_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
             break;
         }
         json_decref(docs);
+        hr_arena_leave(previous);
+        hr_arena_reset(st->arena, FANOUT_ARENA_KEEP);
         if (res == HR_BATCH_PAUSE)
             goto out;
     }
