@@ -37,10 +37,10 @@ echo "legacy API: http://127.0.0.1:$legacy_port (checks the JWT of every call)"
 
 say "starting herald-fanout (workers/fanout/examples/chat-rules.json)"
 start_worker fanout "$WORK/fanout.log" -- --config "$WORK/rules.json"
-FANOUT=$METRICS
+FANOUT=$METRICS FANOUT_PID=$WORKER_PID
 say "starting herald-unread (push.requested enabled, exact badges)"
 start_worker unread "$WORK/unread.log" HERALD_UNREAD_PUSH_TOPIC=herald.push
-UNREAD=$METRICS
+UNREAD=$METRICS UNREAD_PID=$WORKER_PID
 
 say "feeding the app's change records to herald.changes"
 "$BIN/herald-chatgen" produce --brokers "$BROKERS" --topic herald.changes \
@@ -98,11 +98,12 @@ kcat -C -b "$BROKERS" -t herald.dlq -o beginning -e -q -f '%h\n' |
     cut -c1-110
 
 say "graceful shutdown (SIGTERM)"
-for log in fanout unread; do
-    pid=$(pgrep -f "$BIN/herald-$log" | head -1) || continue
-    kill -TERM "$pid"
-done
-sleep 1
-for log in fanout unread; do
-    grep -o '"msg":"stopped".*' "$WORK/$log.log" | sed "s/^/  herald-$log: /"
+kill -TERM "$FANOUT_PID" "$UNREAD_PID"
+for name in fanout unread; do
+    pid=FANOUT_PID
+    [ $name = unread ] && pid=UNREAD_PID
+    status=0
+    wait "${!pid}" || status=$?
+    line=$(grep -o '"msg":"stopped".*' "$WORK/$name.log" || true)
+    echo "  herald-$name exited $status: $line"
 done
