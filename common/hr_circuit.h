@@ -74,6 +74,38 @@ struct hr_circuit_outcome {
 };
 
 /**
+ * The entries of hr_circuit_conf_specs() without the terminating
+ * HR_CONF_END, for a worker whose own table (one array: struct
+ * hr_worker_def.conf) must include them; needs hr_conf.h where it is used:
+ *
+ *   const struct hr_conf_spec my_conf[] = {
+ *       HR_CONF_STR(...), HR_CIRCUIT_CONF_SPECS, HR_CONF_END,
+ *   };
+ */
+#define HR_CIRCUIT_CONF_SPECS                                                 \
+    HR_CONF_DOUBLE("HERALD_GUARD_CIRCUIT_FAILURE_RATIO", "0.5", 0, 1, 0,      \
+                   "failure ratio in the window that opens a circuit"),       \
+        HR_CONF_INT("HERALD_GUARD_CIRCUIT_MIN_CALLS", "20", 1, 1000000, 0,    \
+                    "calls in the window before a circuit may open"),         \
+        HR_CONF_MS("HERALD_GUARD_CIRCUIT_OPEN_MS", "30000", 0,                \
+                   "time an open circuit waits before admitting probes"),     \
+        HR_CONF_DOUBLE("HERALD_GUARD_RETRY_BUDGET", "0.2", 0, 1000, 0,        \
+                       "retries per successful call of a destination"),       \
+        HR_CONF_DOUBLE("HERALD_GUARD_RETRY_FLOOR_PER_S", "10", 0, 1000000, 0, \
+                       "retries per second always allowed per destination")
+
+/**
+ * The herald-error (reason) of a retry record handed to the guard because
+ * a destination's circuit refused the call (open, or half-open with its
+ * probes taken): no call was made, so no attempt was spent. Such a record
+ * carries the input's herald-attempt unchanged (as every retry record
+ * does), and the guard must redeliver it with that same herald-attempt
+ * rather than the next one. A record of which any call was actually made
+ * and failed carries that call's reason instead, and counts as an attempt.
+ */
+#define HR_CIRCUIT_OPEN_REASON "circuit open"
+
+/**
  * The guard's settings (HERALD_GUARD_CIRCUIT_FAILURE_RATIO,
  * HERALD_GUARD_CIRCUIT_MIN_CALLS, HERALD_GUARD_CIRCUIT_OPEN_MS,
  * HERALD_GUARD_RETRY_BUDGET, HERALD_GUARD_RETRY_FLOOR_PER_S), terminated by

@@ -13,13 +13,19 @@
  * 4. kill -9 mid-stream and restart: the same downstream ids, no new ones;
  * 5. the chat scenario as DynamoDB records through the example rules and
  *    herald-unread: Redis equals the model exactly;
- * 6. a record redelivered on herald.redeliver.fanout calls only the webhooks
+ * 6. the shared circuit breaker (in Redis): 503s open a destination's
+ *    circuit, further records are handed to herald.retry without a call
+ *    ("circuit open", no attempt spent), a probe after the open time closes
+ *    it; 401 three times in a row breaks it (dead letters, class auth);
+ *    herald_guard_circuit_state shows it;
+ * 7. a record redelivered on herald.redeliver.fanout calls only the webhooks
  *    its herald-destination names (last: every fanout worker reads that
  *    topic, whatever its group).
  *
- * Skipped (exit 77) when node is not on PATH; test 5 is skipped without
- * redis-server. HERALD_TEST_FILTER selects tests, HERALD_TEST_KEEP keeps
- * the temporary directory (rules files and worker logs).
+ * Skipped (exit 77) when node or redis-server is not on PATH (herald-fanout
+ * keeps its circuit state in Redis). HERALD_TEST_FILTER selects tests,
+ * HERALD_TEST_KEEP keeps the temporary directory (rules files and worker
+ * logs).
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -51,7 +57,8 @@
     "bad:1,bad.out:1,bad.retry:1,bad.dlq:1,"                          \
     "crash:8,crash.out:8,crash.retry:1,crash.dlq:1,"                  \
     "chat:8,chat.retry:1,chat.dlq:1,"                                 \
-    "rd:2,rd.out:2,rd.retry:1,rd.dlq:1"
+    "rd:2,rd.out:2,rd.retry:1,rd.dlq:1,"                              \
+    "cb:2,cb.retry:1,cb.dlq:1"
 
 #define HS_SECRET    "fanout-hs256-secret-of-32-bytes!"
 #define BEARER_TOKEN "static-token-123"
@@ -59,6 +66,7 @@
 static struct {
     struct hx_broker *broker;
     struct hx_fake_http *http;
+    struct hx_redis *redis; /* the circuit breaker's state */
     char *dir;
 } F;
 
@@ -242,7 +250,8 @@ static struct ff_worker *worker_start(const char *config,
     snprintf(vars[2], sizeof(vars[2]), "HERALD_KAFKA_GROUP=%s", group);
     snprintf(vars[3], sizeof(vars[3]), "HERALD_METRICS_ADDR=127.0.0.1:%d",
              w->port);
-    snprintf(vars[4], sizeof(vars[4]), "HERALD_LOG_LEVEL=info");
+    snprintf(vars[4], sizeof(vars[4]), "HERALD_REDIS_URL=%s",
+             hx_redis_url(F.redis));
     if (own_failure_topics) {
         snprintf(vars[5], sizeof(vars[5]), "HERALD_RETRY_TOPIC=%s.retry",
                  topic);
@@ -251,6 +260,7 @@ static struct ff_worker *worker_start(const char *config,
     }
     for (int i = 0; i < nv; i++)
         envp[n++] = vars[i];
+    envp[n++] = "HERALD_LOG_LEVEL=info";
     envp[n++] = "HERALD_KAFKA_STATS_INTERVAL_MS=1000";
     envp[n++] = "HERALD_SHUTDOWN_TIMEOUT_MS=10000";
     /* The 2.0.2 mock cluster ignores a LeaveGroup when the next member
@@ -1279,7 +1289,194 @@ static void test_chat_scenario_end_to_end_with_example_rules(void **state)
     chat_free(s);
 }
 
-/* ---- 6. redelivery calls only the named webhooks ------------------------ */
+/* ---- 6. the shared circuit breaker -------------------------------------- */
+
+#define CB_OPEN_MS 5000
+
+static size_t requests_count(const char *path)
+{
+    json_t *reqs = requests_of(path);
+    size_t n = json_array_size(reqs);
+
+    json_decref(reqs);
+    return n;
+}
+
+static void
+produce_changes(const char *table, const char *prefix, int from, int to)
+{
+    rd_kafka_t *rk = hx_producer_new(brokers());
+
+    for (int i = from; i < to; i++) {
+        char id[64], *v;
+        const char *attrs[] = {"id", id, NULL};
+
+        snprintf(id, sizeof(id), "%s-%d", prefix, i);
+        v = ddb_insert(id, table, attrs);
+        assert_int_equal(
+            hx_produce(rk, "cb", id, strlen(id), v, strlen(v), NULL), 0);
+        free(v);
+    }
+    assert_int_equal(hx_producer_flush_free(rk, 30000), 0);
+}
+
+static double circuit_gauge(const struct ff_worker *w, const char *dest)
+{
+    char prefix[200];
+
+    snprintf(prefix, sizeof(prefix),
+             "herald_guard_circuit_state{worker=\"fanout\","
+             "destination=\"%s\"}",
+             dest);
+    return metric(w, prefix);
+}
+
+/* How many of @msgs are the failure of a change whose id starts with
+ * @prefix and carry herald-error @error (exactly) and class @cls. */
+static int count_failures(const struct ff_msgs *msgs,
+                          const char *prefix,
+                          const char *dest,
+                          const char *cls,
+                          const char *error)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < msgs->n; i++) {
+        const struct ff_msg *m = &msgs->v[i];
+        const char *id = m->event ? ev_str(m, "eventID") : NULL;
+
+        if (!id || strncmp(id, prefix, strlen(prefix)) ||
+            strcmp(header(m, "herald-destination") ?: "", dest) ||
+            strcmp(header(m, "herald-error-class") ?: "", cls) ||
+            strcmp(header(m, "herald-error") ?: "", error))
+            continue;
+        /* the circuit spends no attempt: the input's (none: 1) is kept */
+        assert_string_equal(header(m, "herald-attempt"), "1");
+        n++;
+    }
+    return n;
+}
+
+static void test_circuit_opens_probes_closes_and_auth_breaks(void **state)
+{
+    static const char rules[] =
+        "{\"rules\": ["
+        "{\"name\": \"to-down\", \"match\": {\"table\": \"CbDown\"},"
+        " \"emit\": [{\"webhook\": \"cbdown\"}]},"
+        "{\"name\": \"to-auth\", \"match\": {\"table\": \"CbAuth\"},"
+        " \"emit\": [{\"webhook\": \"cbauth\"}]},"
+        "{\"name\": \"to-ok\", \"match\": {\"table\": \"CbOk\"},"
+        " \"emit\": [{\"webhook\": \"cbok\"}]}],"
+        " \"webhooks\": {\"cbdown\": {\"url\": \"%s/cb-down\"},"
+        " \"cbauth\": {\"url\": \"%s/cb-auth\"},"
+        " \"cbok\": {\"url\": \"%s/cb-ok\"}}}";
+    const char *const env[] = {"HERALD_GUARD_CIRCUIT_MIN_CALLS=5",
+                               "HERALD_GUARD_CIRCUIT_FAILURE_RATIO=0.5",
+                               "HERALD_GUARD_CIRCUIT_OPEN_MS=5000", NULL};
+    char text[1024], *config;
+    struct ff_worker *w;
+    struct ff_msgs retries, dead;
+    int64_t opened;
+
+    (void)state;
+    assert_int_equal(hx_fake_http_reset(F.http), 0);
+    assert_int_equal(hx_fake_http_route(F.http, "[{\"path\":\"/cb-down\","
+                                                "\"status\":503},"
+                                                "{\"path\":\"/cb-auth\","
+                                                "\"status\":401}]"),
+                     0);
+    snprintf(text, sizeof(text), rules, hx_fake_http_url(F.http),
+             hx_fake_http_url(F.http), hx_fake_http_url(F.http));
+    config = write_file("circuit.json", text, strlen(text));
+    w = worker_start(config, "cb", "g-cb", true, env);
+
+    /* 5 calls, all 503: min_calls with ratio 1 opens the circuit */
+    produce_changes("CbDown", "cbd", 0, 5);
+    assert_int_equal(wait_consumed(w, "cb", 5, 60000), 0);
+    opened = hr_time_mono_ms();
+    assert_int_equal(requests_count("/cb-down"), 5);
+    assert_true(circuit_gauge(w, "webhook:cbdown") == 2);
+
+    /* open: not called, handed to the guard without spending an attempt */
+    produce_changes("CbDown", "cbd", 5, 8);
+    assert_int_equal(wait_consumed(w, "cb", 8, 60000), 0);
+    /* (a slower machine would have let a probe through: not a bug) */
+    if (hr_time_mono_ms() - opened < CB_OPEN_MS - 1000)
+        assert_int_equal(requests_count("/cb-down"), 5);
+    assert_true(outcome(w, "retried") == 8);
+
+    /* after open_ms a probe goes through; its success closes the circuit */
+    assert_int_equal(hx_fake_http_route(F.http, "{\"path\":\"/cb-down\"}"), 0);
+    while (hr_time_mono_ms() - opened < CB_OPEN_MS + 200)
+        hx_sleep_ms(100);
+    produce_changes("CbDown", "cbp", 0, 1);
+    assert_int_equal(wait_consumed(w, "cb", 9, 60000), 0);
+    assert_true(circuit_gauge(w, "webhook:cbdown") == 0);
+    produce_changes("CbDown", "cbc", 0, 3);
+    assert_int_equal(wait_consumed(w, "cb", 12, 60000), 0);
+    assert_true(outcome(w, "ok") == 4);
+    assert_true(circuit_gauge(w, "webhook:cbdown") == 0);
+
+    /* 401 three times in a row: auth-broken, no more calls */
+    produce_changes("CbAuth", "cba", 0, 3);
+    assert_int_equal(wait_consumed(w, "cb", 15, 60000), 0);
+    opened = hr_time_mono_ms();
+    assert_int_equal(requests_count("/cb-auth"), 3);
+    assert_true(circuit_gauge(w, "webhook:cbauth") == 2);
+    produce_changes("CbAuth", "cbb", 0, 2);
+    assert_int_equal(wait_consumed(w, "cb", 17, 60000), 0);
+    if (hr_time_mono_ms() - opened < CB_OPEN_MS - 1000)
+        assert_int_equal(requests_count("/cb-auth"), 3);
+    assert_true(outcome(w, "dead_lettered") == 5);
+    assert_true(metric(w, "herald_fanout_webhook_auth_failures_total{worker="
+                          "\"fanout\",webhook=\"cbauth\"}") == 3);
+
+    /* Redis down: the batch pauses before any call (own-state outage),
+     * then goes on once Redis is back, calling the webhook once */
+    assert_int_equal(hx_redis_stop_server(F.redis), 0);
+    produce_changes("CbOk", "cbo", 0, 1);
+    hx_sleep_ms(3000);
+    assert_int_equal(requests_count("/cb-ok"), 0);
+    assert_true(metric(w, "herald_events_consumed_total{worker=\"fanout\","
+                          "topic=\"cb\"}") == 17);
+    assert_int_equal(hx_redis_restart_server(F.redis), 0);
+    assert_int_equal(wait_consumed(w, "cb", 18, 60000), 0);
+    assert_int_equal(requests_count("/cb-ok"), 1);
+    assert_true(outcome(w, "ok") == 5);
+    assert_true(metric(w, "herald_redis_errors_total{") >= 1);
+    assert_int_equal(worker_stop(w), 0);
+    worker_free(w);
+
+    /* the failure records */
+    retries = collect("cb.retry");
+    assert_int_equal(retries.n, 8);
+    assert_int_equal(count_failures(&retries, "cbd-", "webhook:cbdown",
+                                    "transient", "webhook 'cbdown': HTTP 503"),
+                     5);
+    assert_int_equal(count_failures(&retries, "cbd-", "webhook:cbdown",
+                                    "transient", "circuit open"),
+                     3);
+    for (size_t i = 0; i < retries.n; i++) {
+        if (!strcmp(header(&retries.v[i], "herald-error") ?: "",
+                    "circuit open"))
+            assert_string_equal(
+                header(&retries.v[i], "herald-retry-after-ms") ?: "", "5000");
+    }
+    msgs_free(&retries);
+    dead = collect("cb.dlq");
+    assert_int_equal(dead.n, 5);
+    assert_int_equal(count_failures(&dead, "cba-", "webhook:cbauth", "auth",
+                                    "webhook 'cbauth': HTTP 401"),
+                     3);
+    assert_int_equal(count_failures(&dead, "cbb-", "webhook:cbauth", "auth",
+                                    "webhook 'cbauth': circuit open (auth "
+                                    "broken)"),
+                     2);
+    msgs_free(&dead);
+    free(config);
+}
+
+/* ---- 7. redelivery calls only the named webhooks ------------------------ */
 
 static int cmp_key(const void *a, const void *b)
 {
@@ -1413,6 +1610,12 @@ static int group_setup(void **state)
         fprintf(stderr, "herald-devbroker did not start\n");
         return -1;
     }
+    F.redis = hx_redis_start(NULL);
+    if (!F.redis) {
+        fprintf(stderr, "redis-server unavailable (herald-fanout needs it "
+                        "for the circuit breaker): skipped\n");
+        exit(HX_SKIP);
+    }
     F.http = hx_fake_http_start(NULL);
     F.dir = hx_tmpdir_new("fanout");
     return F.http && F.dir ? 0 : -1;
@@ -1422,6 +1625,7 @@ static int group_teardown(void **state)
 {
     (void)state;
     hx_fake_http_free(F.http);
+    hx_redis_free(F.redis);
     hx_broker_free(F.broker);
     if (getenv("HERALD_TEST_KEEP"))
         fprintf(stderr, "keeping %s\n", F.dir);
@@ -1439,6 +1643,7 @@ int main(void)
         cmocka_unit_test(test_malformed_input_is_dead_lettered),
         cmocka_unit_test(test_kill_9_and_restart_yields_the_same_ids),
         cmocka_unit_test(test_chat_scenario_end_to_end_with_example_rules),
+        cmocka_unit_test(test_circuit_opens_probes_closes_and_auth_breaks),
         /* last: every fanout worker reads herald.redeliver.fanout */
         cmocka_unit_test(test_redelivery_calls_only_the_named_webhooks),
     };

@@ -10,9 +10,13 @@
 #include "fanout_value.h"
 #include "fanout_webhook.h"
 #include "hr_arena.h"
-#include "hr_banned.h"
+#include "hr_circuit.h"
 #include "hr_log.h"
 #include "hr_metrics.h"
+#include "hr_time.h"
+
+/* Last: it turns banned libc functions into errors. */
+#include "hr_banned.h"
 
 #define FANOUT_KEY_MAX    1024
 #define FANOUT_ARENA_KEEP (4 * 1024 * 1024)
@@ -22,7 +26,23 @@ const struct hr_conf_spec fanout_conf[] = {
                 "/herald/fanout",
                 0,
                 "CloudEvent source of emitted events (+ /<rule>)"),
+    /* webhooks consult the shared circuit breaker (SPEC sections 7, 9) */
+    HR_CIRCUIT_CONF_SPECS,
     HR_CONF_END,
+};
+
+/*
+ * The calls of a batch whose circuit report failed: the batch pauses and is
+ * handled again, and then takes these results instead of calling again, so
+ * that no webhook is called twice for one record within one batch attempt.
+ */
+struct fanout_carry {
+    bool valid;
+    size_t nitems;
+    int32_t *partitions;       /* per item */
+    int64_t *offsets;          /* per item */
+    struct fanout_call *calls; /* results and blocked; bodies not kept */
+    size_t ncalls;
 };
 
 struct fanout_state {
@@ -32,12 +52,32 @@ struct fanout_state {
     struct hr_metric *routed;
     struct hr_metric *tombstones;
     struct hr_metric *records;
+    /* the shared circuit breaker of the webhooks */
+    struct hr_circuit *circuit;
+    int64_t open_ms;
+    char **dests; /* per webhook: "webhook:<name>" */
+    struct hr_metric *circuit_state;
     /* per batch */
     struct fanout_call *calls;
     size_t ncalls, calls_cap;
+    const char **call_dests;            /* per call: its destination */
+    enum hr_circuit_state *call_states; /* per call */
+    bool *call_allowed;                 /* per call */
+    struct hr_circuit_outcome *outs;    /* per call made */
+    size_t scratch_cap;
+    /* a batch whose calls were made but not reported (see carry_save) */
+    struct fanout_carry carry;
     json_t *docs;
     struct hr_arena *arena; /* the JSON of one record's routing */
 };
+
+static void carry_clear(struct fanout_carry *carry)
+{
+    free(carry->partitions);
+    free(carry->offsets);
+    free(carry->calls);
+    memset(carry, 0, sizeof(*carry));
+}
 
 /* --- configuration ------------------------------------------------------ */
 
@@ -54,6 +94,51 @@ void fanout_validate(struct hr_conf *cfg)
     (void)fanout_rules_load(&rules, config, cfg);
     fanout_rules_release(&rules);
     fanout_webhooks_free(fanout_webhooks_load(config, cfg, NULL, NULL));
+    {
+        struct hr_circuit_conf cc;
+        char errstr[256];
+
+        hr_circuit_conf_load(&cc, cfg);
+        if (hr_circuit_conf_validate(&cc, errstr, sizeof(errstr)))
+            hr_conf_add_error(cfg, "%s", errstr);
+    }
+}
+
+/* The circuit client, one "webhook:<name>" destination per webhook and the
+ * herald_guard_circuit_state gauge. Returns 0 or -1. */
+static int circuit_init(struct fanout_state *st,
+                        const struct hr_conf *cfg,
+                        struct hr_metrics *reg,
+                        size_t nhooks)
+{
+    struct hr_circuit_conf cc;
+    char errstr[256];
+
+    hr_circuit_conf_load(&cc, cfg);
+    if (hr_circuit_conf_validate(&cc, errstr, sizeof(errstr))) {
+        hr_log_error("bad circuit settings", HR_LOG_STR("err", errstr));
+        return -1;
+    }
+    st->circuit = hr_circuit_new(&cc);
+    st->open_ms = cc.open_ms;
+    st->dests = calloc(nhooks + 1, sizeof(*st->dests));
+    if (!st->circuit || !st->dests)
+        return -1;
+    for (size_t i = 0; i < nhooks; i++) {
+        const char *name = fanout_webhook_name(st->webhooks, (int)i);
+        size_t len = strlen(name) + sizeof("webhook:");
+
+        st->dests[i] = malloc(len);
+        if (!st->dests[i])
+            return -1;
+        snprintf(st->dests[i], len, "webhook:%s", name);
+    }
+    st->circuit_state = hr_metrics_gauge(
+        reg, "herald_guard_circuit_state",
+        "Shared circuit of a destination as last seen: 0 closed, "
+        "1 half-open, 2 open (or auth-broken)",
+        "destination");
+    return 0;
 }
 
 int fanout_init(struct hr_worker *w, void **state)
@@ -79,6 +164,10 @@ int fanout_init(struct hr_worker *w, void **state)
         free(st);
         return -1;
     }
+    if (circuit_init(st, cfg, reg, fanout_webhooks_count(st->webhooks))) {
+        fanout_fini(w, st);
+        return -1;
+    }
     st->source_prefix = hr_conf_str(cfg, "HERALD_FANOUT_SOURCE_PREFIX");
     st->arena = hr_arena_new();
     st->routed = hr_metrics_counter(reg, "herald_fanout_routed_total",
@@ -99,10 +188,19 @@ void fanout_fini(struct hr_worker *w, void *state)
     struct fanout_state *st = state;
 
     (void)w;
+    for (size_t i = 0; st->dests && st->dests[i]; i++)
+        free(st->dests[i]);
+    free(st->dests);
+    hr_circuit_free(st->circuit);
+    carry_clear(&st->carry);
     fanout_rules_release(&st->rules);
     fanout_webhooks_free(st->webhooks);
     hr_arena_free(st->arena);
     free(st->calls);
+    free(st->call_dests);
+    free(st->call_states);
+    free(st->call_allowed);
+    free(st->outs);
     free(st);
 }
 
@@ -277,46 +375,216 @@ static int route_item(struct fanout_state *st,
     return 0;
 }
 
-/* The worst result among an item's calls decides its outcome: auth, then
- * permanent, then retryable (with every failed destination named). */
-static void settle_calls(struct fanout_state *st, struct hr_batch *batch)
+/* --- the circuit --------------------------------------------------------- */
+
+static void scratch_reserve(struct fanout_state *st, size_t n)
 {
+    if (n <= st->scratch_cap)
+        return;
+    st->scratch_cap = n * 2;
+    st->call_dests =
+        realloc(st->call_dests, st->scratch_cap * sizeof(*st->call_dests));
+    st->call_states =
+        realloc(st->call_states, st->scratch_cap * sizeof(*st->call_states));
+    st->call_allowed =
+        realloc(st->call_allowed, st->scratch_cap * sizeof(*st->call_allowed));
+    st->outs = realloc(st->outs, st->scratch_cap * sizeof(*st->outs));
+    HR_ASSERT(st->call_dests && st->call_states && st->call_allowed &&
+              st->outs);
+}
+
+static void set_gauge(struct fanout_state *st,
+                      const char *dest,
+                      enum hr_circuit_state state)
+{
+    hr_metric_set(st->circuit_state, (const char *[]){dest},
+                  hr_circuit_state_gauge(state));
+}
+
+/*
+ * One check for every call of the batch: a call to a destination that is
+ * open or auth-broken, or half-open with its probes taken, is blocked (not
+ * made). Returns 0, or -1 with @errstr (Redis): nothing was called yet.
+ */
+static int circuit_check(struct fanout_state *st,
+                         struct hr_worker *w,
+                         char *errstr,
+                         size_t errstr_size)
+{
+    scratch_reserve(st, st->ncalls);
+    for (size_t c = 0; c < st->ncalls; c++)
+        st->call_dests[c] = st->dests[st->calls[c].webhook];
+    if (hr_circuit_check(st->circuit, hr_worker_redis(w), st->call_dests,
+                         st->ncalls, hr_time_now_ms(), st->call_states,
+                         st->call_allowed, errstr, errstr_size))
+        return -1;
+    for (size_t c = 0; c < st->ncalls; c++) {
+        struct fanout_call *call = &st->calls[c];
+
+        set_gauge(st, st->call_dests[c], st->call_states[c]);
+        call->blocked = st->call_allowed[c] ? 0 : (int)st->call_states[c];
+        /* a closed circuit allows every call; be safe anyway */
+        if (!st->call_allowed[c] && call->blocked == HR_CIRCUIT_CLOSED)
+            call->blocked = HR_CIRCUIT_OPEN;
+    }
+    return 0;
+}
+
+/* One report of the outcome of every call made. Returns 0, or -1 with
+ * @errstr (Redis): nothing was recorded. */
+static int circuit_report(struct fanout_state *st,
+                          struct hr_worker *w,
+                          char *errstr,
+                          size_t errstr_size)
+{
+    size_t n = 0;
+
+    scratch_reserve(st, st->ncalls);
     for (size_t c = 0; c < st->ncalls; c++) {
         const struct fanout_call *call = &st->calls[c];
-        struct hr_item *item = &batch->items[call->item];
-        const char *name = fanout_webhook_name(st->webhooks, call->webhook);
-        char dest[sizeof(item->destination)];
 
-        if (call->err_class < 0)
+        if (call->blocked)
             continue;
-        if (call->err_class == HR_ERR_AUTH ||
-            call->err_class == HR_ERR_PERMANENT) {
-            if (item->outcome == HR_OUT_DEAD && item->err_class == HR_ERR_AUTH)
+        st->outs[n].destination = st->dests[call->webhook];
+        st->outs[n].result =
+            call->err_class < 0 ? HR_CIRCUIT_SUCCESS : call->err_class;
+        n++;
+    }
+    if (hr_circuit_report(st->circuit, hr_worker_redis(w), st->outs, n,
+                          hr_time_now_ms(), st->call_states, errstr,
+                          errstr_size))
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        set_gauge(st, st->outs[i].destination, st->call_states[i]);
+    return 0;
+}
+
+/* Whether @batch holds the records the carry was saved for. */
+static bool carry_matches(const struct fanout_carry *carry,
+                          const struct hr_batch *batch)
+{
+    if (!carry->valid || carry->nitems != batch->n)
+        return false;
+    for (size_t i = 0; i < batch->n; i++) {
+        if (carry->partitions[i] != batch->items[i].partition ||
+            carry->offsets[i] != batch->items[i].offset)
+            return false;
+    }
+    return true;
+}
+
+/* Keep the results of this batch's calls for when it is handled again. */
+static void carry_save(struct fanout_state *st, const struct hr_batch *batch)
+{
+    struct fanout_carry *carry = &st->carry;
+
+    carry_clear(carry);
+    carry->partitions = malloc((batch->n + 1) * sizeof(*carry->partitions));
+    carry->offsets = malloc((batch->n + 1) * sizeof(*carry->offsets));
+    carry->calls = malloc((st->ncalls + 1) * sizeof(*carry->calls));
+    HR_ASSERT(carry->partitions && carry->offsets && carry->calls);
+    for (size_t i = 0; i < batch->n; i++) {
+        carry->partitions[i] = batch->items[i].partition;
+        carry->offsets[i] = batch->items[i].offset;
+    }
+    memcpy(carry->calls, st->calls, st->ncalls * sizeof(*carry->calls));
+    for (size_t c = 0; c < st->ncalls; c++)
+        carry->calls[c].body = NULL;
+    carry->nitems = batch->n;
+    carry->ncalls = st->ncalls;
+    carry->valid = true;
+}
+
+/* Take the saved results when @batch is the one they belong to and routed
+ * to the same calls again; returns whether it did. */
+static bool carry_restore(struct fanout_state *st, const struct hr_batch *batch)
+{
+    struct fanout_carry *carry = &st->carry;
+    bool same = carry_matches(carry, batch) && carry->ncalls == st->ncalls;
+
+    for (size_t c = 0; same && c < st->ncalls; c++)
+        same = carry->calls[c].webhook == st->calls[c].webhook &&
+               carry->calls[c].item == st->calls[c].item &&
+               !strcmp(carry->calls[c].id, st->calls[c].id);
+    if (same) {
+        for (size_t c = 0; c < st->ncalls; c++) {
+            char *body = st->calls[c].body;
+
+            st->calls[c] = carry->calls[c];
+            st->calls[c].body = body;
+        }
+    }
+    carry_clear(carry);
+    return same;
+}
+
+/* --- outcomes ------------------------------------------------------------- */
+
+/*
+ * The worst result among an item's calls decides its outcome: auth, then
+ * permanent, then retryable (with every failed destination named). A call
+ * to an auth-broken destination counts as an auth failure; a call the
+ * circuit refused otherwise is retried with HR_CIRCUIT_OPEN_REASON only
+ * when no call of the item was made and failed (pass 2), so that a record
+ * whose herald-error says "circuit open" spent no attempt.
+ */
+static void settle_calls(struct fanout_state *st, struct hr_batch *batch)
+{
+    for (int pass = 1; pass <= 2; pass++) {
+        for (size_t c = 0; c < st->ncalls; c++) {
+            struct fanout_call *call = &st->calls[c];
+            struct hr_item *item = &batch->items[call->item];
+            const char *name = fanout_webhook_name(st->webhooks, call->webhook);
+            const char *dest = st->dests[call->webhook];
+            bool open =
+                call->blocked && call->blocked != HR_CIRCUIT_AUTH_BROKEN;
+
+            if (call->blocked == HR_CIRCUIT_AUTH_BROKEN) {
+                call->err_class = HR_ERR_AUTH;
+                snprintf(call->error, sizeof(call->error), "%s (auth broken)",
+                         HR_CIRCUIT_OPEN_REASON);
+            } else if (open) {
+                call->err_class = HR_ERR_TRANSIENT;
+                call->retry_after_ms = st->open_ms;
+                snprintf(call->error, sizeof(call->error), "%s",
+                         HR_CIRCUIT_OPEN_REASON);
+            }
+            if (call->err_class < 0 || open != (pass == 2))
                 continue;
-            hr_item_dead(item, (enum hr_err_class)call->err_class,
-                         "webhook '%s': %s", name, call->error);
-            snprintf(item->destination, sizeof(item->destination), "webhook:%s",
-                     name);
-            continue;
-        }
-        if (item->outcome == HR_OUT_DEAD)
-            continue;
-        if (item->outcome == HR_OUT_RETRY) {
-            size_t used = strlen(item->destination);
+            if (call->err_class == HR_ERR_AUTH ||
+                call->err_class == HR_ERR_PERMANENT) {
+                if (item->outcome == HR_OUT_DEAD &&
+                    item->err_class == HR_ERR_AUTH)
+                    continue;
+                hr_item_dead(item, (enum hr_err_class)call->err_class,
+                             "webhook '%s': %s", name, call->error);
+                snprintf(item->destination, sizeof(item->destination), "%s",
+                         dest);
+                continue;
+            }
+            if (item->outcome == HR_OUT_DEAD)
+                continue;
+            if (item->outcome == HR_OUT_RETRY) {
+                size_t used = strlen(item->destination);
 
-            /* a list too long for the header keeps the first names; the
-             * others are retried with them when the record comes back */
-            if (used + strlen(name) + 10 < sizeof(item->destination))
-                snprintf(item->destination + used,
-                         sizeof(item->destination) - used, ",webhook:%s", name);
-            if (call->retry_after_ms > item->retry_after_ms)
-                item->retry_after_ms = call->retry_after_ms;
-            continue;
+                /* a list too long for the header keeps the first names;
+                 * the others are retried with them when the record comes
+                 * back */
+                if (used + strlen(dest) + 2 < sizeof(item->destination))
+                    snprintf(item->destination + used,
+                             sizeof(item->destination) - used, ",%s", dest);
+                if (!open && call->retry_after_ms > item->retry_after_ms)
+                    item->retry_after_ms = call->retry_after_ms;
+                continue;
+            }
+            if (open)
+                hr_item_retry(item, HR_ERR_TRANSIENT, dest, st->open_ms, "%s",
+                              HR_CIRCUIT_OPEN_REASON);
+            else
+                hr_item_retry(item, (enum hr_err_class)call->err_class, dest,
+                              call->retry_after_ms, "webhook '%s': %s", name,
+                              call->error);
         }
-        snprintf(dest, sizeof(dest), "webhook:%s", name);
-        hr_item_retry(item, (enum hr_err_class)call->err_class, dest,
-                      call->retry_after_ms, "webhook '%s': %s", name,
-                      call->error);
     }
 }
 
@@ -372,11 +640,34 @@ fanout_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
         if (res == HR_BATCH_PAUSE)
             goto out;
     }
-    if (st->ncalls &&
-        fanout_webhooks_perform(st->webhooks, st->calls, st->ncalls)) {
-        hr_worker_set_pause_reason(w, "http client failed");
-        res = HR_BATCH_PAUSE;
-        goto out;
+    if (st->ncalls && !carry_restore(st, batch)) {
+        char errstr[256];
+
+        if (circuit_check(st, w, errstr, sizeof(errstr))) {
+            hr_worker_set_pause_reason(w, "redis unavailable: circuit: %s",
+                                       errstr);
+            res = HR_BATCH_PAUSE;
+            goto out;
+        }
+        if (fanout_webhooks_perform(st->webhooks, st->calls, st->ncalls)) {
+            hr_worker_set_pause_reason(w, "http client failed");
+            res = HR_BATCH_PAUSE;
+            goto out;
+        }
+    }
+    if (st->ncalls) {
+        char errstr[256];
+
+        if (circuit_report(st, w, errstr, sizeof(errstr))) {
+            /* the calls were made: keep their results for the redo */
+            carry_save(st, batch);
+            hr_worker_set_pause_reason(w, "redis unavailable: circuit: %s",
+                                       errstr);
+            res = HR_BATCH_PAUSE;
+            goto out;
+        }
+    } else {
+        carry_clear(&st->carry);
     }
     settle_calls(st, batch);
 out:

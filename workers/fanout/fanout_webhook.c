@@ -45,6 +45,7 @@ struct fanout_webhooks {
     struct hr_http_request *reqs;
     char **auth_headers; /* per request, freed after perform */
     const char ***req_headers;
+    size_t *req_call; /* request -> index of its call */
     size_t reqs_cap;
     struct hr_metric *latency;
     struct hr_metric *responses;
@@ -326,7 +327,13 @@ void fanout_webhooks_free(struct fanout_webhooks *wh)
     free(wh->reqs);
     free(wh->auth_headers);
     free(wh->req_headers);
+    free(wh->req_call);
     free(wh);
+}
+
+size_t fanout_webhooks_count(const struct fanout_webhooks *wh)
+{
+    return wh->n;
 }
 
 const char *fanout_webhook_name(const struct fanout_webhooks *wh, int i)
@@ -410,23 +417,31 @@ static void record(struct fanout_webhooks *wh,
 
 int fanout_webhooks_perform(struct fanout_webhooks *wh,
                             struct fanout_call *calls,
-                            size_t n)
+                            size_t ncalls)
 {
     char errstr[256];
+    size_t n = 0;
     int rc;
 
-    if (n > wh->reqs_cap) {
-        wh->reqs_cap = n * 2;
+    if (ncalls > wh->reqs_cap) {
+        wh->reqs_cap = ncalls * 2;
         wh->reqs = realloc(wh->reqs, wh->reqs_cap * sizeof(*wh->reqs));
         wh->auth_headers =
             realloc(wh->auth_headers, wh->reqs_cap * sizeof(char *));
         wh->req_headers =
             realloc(wh->req_headers, wh->reqs_cap * sizeof(char **));
-        HR_ASSERT(wh->reqs && wh->auth_headers && wh->req_headers);
+        wh->req_call = realloc(wh->req_call, wh->reqs_cap * sizeof(size_t));
+        HR_ASSERT(wh->reqs && wh->auth_headers && wh->req_headers &&
+                  wh->req_call);
+    }
+    /* requests for the calls the circuit let through, back to back */
+    for (size_t c = 0; c < ncalls; c++) {
+        if (!calls[c].blocked)
+            wh->req_call[n++] = c;
     }
     memset(wh->reqs, 0, n * sizeof(*wh->reqs));
     for (size_t r = 0; r < n; r++) {
-        struct fanout_call *call = &calls[r];
+        struct fanout_call *call = &calls[wh->req_call[r]];
         const struct webhook *h = &wh->hooks[call->webhook];
         struct hr_http_request *req = &wh->reqs[r];
 
@@ -448,9 +463,9 @@ int fanout_webhooks_perform(struct fanout_webhooks *wh,
         req->body_len = call->body_len;
         req->timeout_ms = h->timeout_ms;
     }
-    rc = hr_http_perform(wh->http, wh->reqs, n);
+    rc = n ? hr_http_perform(wh->http, wh->reqs, n) : 0;
     for (size_t r = 0; r < n; r++)
-        record(wh, &calls[r], &wh->reqs[r]);
+        record(wh, &calls[wh->req_call[r]], &wh->reqs[r]);
 out_release:
     for (size_t r = 0; r < n; r++) {
         const char **lines = wh->req_headers[r];

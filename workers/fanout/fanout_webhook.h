@@ -23,6 +23,9 @@ struct fanout_call {
     char id[37]; /* derived id: sent as Idempotency-Key */
     char *body;  /* JSON, malloc'd, freed by the caller */
     size_t body_len;
+    /* 0: make the call; else the enum hr_circuit_state of its destination
+     * that refused it (perform() skips it and leaves its results alone) */
+    int blocked;
     /* results */
     int err_class; /* -1: success; else enum hr_err_class */
     long status;   /* HTTP status, 0 when none */
@@ -47,12 +50,15 @@ struct fanout_webhooks *fanout_webhooks_load(const json_t *config,
 
 void fanout_webhooks_free(struct fanout_webhooks *wh);
 
+/** How many webhooks there are (indexes 0 .. n-1). */
+size_t fanout_webhooks_count(const struct fanout_webhooks *wh);
+
 /** The name of webhook @i (borrowed). */
 const char *fanout_webhook_name(const struct fanout_webhooks *wh, int i);
 
-/** Run every call concurrently to completion and classify each result
- *  (SPEC section 7). Returns 0, or -1 when the HTTP client itself failed
- *  (the batch pauses). */
+/** Run every call that is not blocked concurrently to completion and
+ *  classify each result (SPEC section 7). Returns 0, or -1 when the HTTP
+ *  client itself failed (the batch pauses). */
 int fanout_webhooks_perform(struct fanout_webhooks *wh,
                             struct fanout_call *calls,
                             size_t n);

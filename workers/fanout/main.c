@@ -10,6 +10,7 @@ int main(int argc, char **argv)
                    "webhooks.",
         .topics = "herald.changes",
         .conf = fanout_conf,
+        .uses_redis = true,
         .validate = fanout_validate,
         .init = fanout_init,
         .handle = fanout_handle,
