@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +27,16 @@
 #define HR_PAUSE_MAX_MS 5000
 
 static volatile sig_atomic_t stop_signal;
+/* When the first signal came (monotonic ms): the drain budget counts from
+ * there, not from the end of the batch that was running. A lock-free
+ * atomic store is async-signal-safe. */
+static _Atomic int_least64_t stop_at_ms;
 
 static void on_signal(int sig)
 {
     if (stop_signal)
         _exit(1); /* a second signal: the operator insists */
+    atomic_store(&stop_at_ms, hr_time_mono_ms());
     stop_signal = sig;
 }
 
@@ -747,8 +753,8 @@ int hr_worker_main(const struct hr_worker_def *def, int argc, char **argv)
                     HR_LOG_STR("signal",
                                stop_signal == SIGTERM ? "SIGTERM" : "SIGINT"));
 out_shutdown:
-    deadline =
-        hr_time_mono_ms() + hr_conf_int(w.cfg, "HERALD_SHUTDOWN_TIMEOUT_MS");
+    deadline = (stop_signal ? atomic_load(&stop_at_ms) : hr_time_mono_ms()) +
+               hr_conf_int(w.cfg, "HERALD_SHUTDOWN_TIMEOUT_MS");
     if (shutdown_clients(&w, deadline))
         rc = 1;
     hr_log_info("stopped", HR_LOG_I64("exit_status", rc),
