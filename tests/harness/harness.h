@@ -292,6 +292,18 @@ int hx_topic_partitions(const char *brokers, const char *topic);
  */
 int hx_http_get(const char *url, long *status, char **body);
 
+/** GET http://127.0.0.1:@port/metrics: the body (malloc'd, caller frees),
+ *  or NULL unless the answer was 200. */
+char *hx_metrics_get(int port);
+
+/** The sum of the values of every series line of the Prometheus text
+ *  @text that starts with @prefix (e.g. "herald_events_processed_total{");
+ *  -1 when @text is NULL. */
+double hx_metric_sum(const char *text, const char *prefix);
+
+/** hx_metric_sum() over a fresh GET of the worker's /metrics on @port. */
+double hx_metric(int port, const char *prefix);
+
 /** A TCP port on 127.0.0.1 that was free a moment ago, or -1. */
 int hx_free_port(void);
 

@@ -113,3 +113,48 @@ int hx_free_port(void)
     close(fd);
     return port;
 }
+
+char *hx_metrics_get(int port)
+{
+    char url[64], *body = NULL;
+    long status = 0;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", port);
+    if (hx_http_get(url, &status, &body) || status != 200) {
+        free(body);
+        return NULL;
+    }
+    return body;
+}
+
+double hx_metric_sum(const char *text, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+    double sum = 0;
+
+    if (!text)
+        return -1;
+    for (const char *line = text; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+
+        if (len > plen && !strncmp(line, prefix, plen)) {
+            const char *sp = line + len;
+
+            while (sp > line && sp[-1] != ' ')
+                sp--;
+            sum += strtod(sp, NULL);
+        }
+        line += len + (end ? 1 : 0);
+    }
+    return sum;
+}
+
+double hx_metric(int port, const char *prefix)
+{
+    char *text = hx_metrics_get(port);
+    double sum = hx_metric_sum(text, prefix);
+
+    free(text);
+    return sum;
+}

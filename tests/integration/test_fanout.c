@@ -298,39 +298,14 @@ static int worker_stop(struct ff_worker *w)
 
 static char *metrics_text(const struct ff_worker *w)
 {
-    char url[64], *body = NULL;
-    long status = 0;
-
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", w->port);
-    if (hx_http_get(url, &status, &body) || status != 200) {
-        free(body);
-        return NULL;
-    }
-    return body;
+    return hx_metrics_get(w->port);
 }
 
 /* Sum of every series whose line starts with @prefix; -1 when /metrics is
  * unreachable. */
 static double metric(const struct ff_worker *w, const char *prefix)
 {
-    char *text = metrics_text(w), *line, *save = NULL;
-    size_t plen = strlen(prefix);
-    double sum = 0;
-
-    if (!text)
-        return -1;
-    for (line = strtok_r(text, "\n", &save); line;
-         line = strtok_r(NULL, "\n", &save)) {
-        char *sp;
-
-        if (strncmp(line, prefix, plen))
-            continue;
-        sp = strrchr(line, ' ');
-        if (sp)
-            sum += strtod(sp + 1, NULL);
-    }
-    free(text);
-    return sum;
+    return hx_metric(w->port, prefix);
 }
 
 static double outcome(const struct ff_worker *w, const char *name)

@@ -145,28 +145,7 @@ static int guard_stop(struct guard_proc *g)
 /* Sum of the /metrics series starting with @prefix; -1 if unreachable. */
 static double metric(const struct guard_proc *g, const char *prefix)
 {
-    char url[64], *body = NULL, *line, *save = NULL;
-    size_t plen = strlen(prefix);
-    long status = 0;
-    double sum = 0;
-
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", g->port);
-    if (hx_http_get(url, &status, &body) || status != 200) {
-        free(body);
-        return -1;
-    }
-    for (line = strtok_r(body, "\n", &save); line;
-         line = strtok_r(NULL, "\n", &save)) {
-        char *sp;
-
-        if (strncmp(line, prefix, plen))
-            continue;
-        sp = strrchr(line, ' ');
-        if (sp)
-            sum += strtod(sp + 1, NULL);
-    }
-    free(body);
-    return sum;
+    return hx_metric(g->port, prefix);
 }
 
 struct metric_arg {

@@ -94,37 +94,12 @@ void uf_worker_free(struct uf_worker *w)
 
 char *uf_metrics_text(const struct uf_worker *w)
 {
-    char url[64], *body = NULL;
-    long status = 0;
-
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", w->port);
-    if (hx_http_get(url, &status, &body) || status != 200) {
-        free(body);
-        return NULL;
-    }
-    return body;
+    return hx_metrics_get(w->port);
 }
 
 double uf_metric(const struct uf_worker *w, const char *prefix)
 {
-    char *text = uf_metrics_text(w), *line, *save = NULL;
-    size_t plen = strlen(prefix);
-    double sum = 0;
-
-    if (!text)
-        return -1;
-    for (line = strtok_r(text, "\n", &save); line;
-         line = strtok_r(NULL, "\n", &save)) {
-        char *sp;
-
-        if (strncmp(line, prefix, plen))
-            continue;
-        sp = strrchr(line, ' ');
-        if (sp)
-            sum += strtod(sp + 1, NULL);
-    }
-    free(text);
-    return sum;
+    return hx_metric(w->port, prefix);
 }
 
 long uf_readyz(const struct uf_worker *w, char *body, size_t size)
