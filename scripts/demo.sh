@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The Herald demo: a throw-away Redis, herald-devbroker and a fake legacy
-# API; the fleet (herald-fanout, herald-unread) on top; a chat app's
-# DynamoDB change records fed through it; and a summary of what happened.
-# Every process is cleaned up on exit.
+# The Herald demo: a throw-away Redis, herald-devbroker and two fake APIs;
+# the fleet (herald-fanout, herald-unread, herald-guard) on top; a chat
+# app's DynamoDB change records fed through it; and a summary of what
+# happened. The legacy API fails with 503 for a while and then recovers;
+# the trust-and-safety API refuses our credentials (401). Every process is
+# cleaned up on exit.
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
@@ -16,41 +18,58 @@ GEN=(--users 8 --convs 6 --members 3 --messages 240 --reads 0.3 --dups 0.1
 say() { printf '\n== %s\n' "$*"; }
 count() { kcat -C -b "$BROKERS" -t "$1" -o beginning -e -q -f '.\n' | wc -l; }
 
-say "starting redis-server, herald-devbroker and a fake legacy API"
+say "starting redis-server, herald-devbroker and the fake APIs"
 start_redis
 start_broker
 export LEGACY_JWT_SECRET=demo-secret-0123456789abcdef0123456789
+export TRUST_SAFETY_TOKEN=an-expired-token
 legacy_port=$(free_port)
+# The legacy API answers 503 to its first 8 calls, then 201; the
+# trust-and-safety API answers 401 to everything.
 cat >"$WORK/legacy.json" <<JSON
-{"routes": [{"path": "/api/v1/conversations", "status": 201,
+{"routes": [{"path": "/api/v1/conversations",
+             "statuses": [503, 503, 503, 503, 503, 503, 503, 503, 201],
              "jwt": {"alg": "HS256", "secret": "$LEGACY_JWT_SECRET",
-                     "iss": "herald", "aud": "legacy-api"}}]}
+                     "iss": "herald", "aud": "legacy-api"}},
+            {"path": "/v2/reports", "status": 401}]}
 JSON
 node tests/harness/fake_http.js --port "$legacy_port" --script "$WORK/legacy.json" \
     >"$WORK/legacy.out" 2>&1 &
 PIDS+=($!)
-sed "s#http://127.0.0.1:18080#http://127.0.0.1:$legacy_port#" \
+sed "s#http://127.0.0.1:1808[01]#http://127.0.0.1:$legacy_port#" \
     workers/fanout/examples/chat-rules.json >"$WORK/rules.json"
 echo "redis:      $REDIS_URL"
 echo "broker:     $BROKERS"
-echo "legacy API: http://127.0.0.1:$legacy_port (checks the JWT of every call)"
+echo "fake APIs:  http://127.0.0.1:$legacy_port (legacy: checks every JWT, 503 then 201;"
+echo "            trust-and-safety: 401)"
 
 say "starting herald-fanout (workers/fanout/examples/chat-rules.json)"
-start_worker fanout "$WORK/fanout.log" -- --config "$WORK/rules.json"
+# Small circuit settings so that the demo shows it opening and closing.
+CIRCUIT=(HERALD_GUARD_CIRCUIT_MIN_CALLS=3 HERALD_GUARD_CIRCUIT_OPEN_MS=1500)
+start_worker fanout "$WORK/fanout.log" "${CIRCUIT[@]}" -- --config "$WORK/rules.json"
 FANOUT=$METRICS FANOUT_PID=$WORKER_PID
 say "starting herald-unread (push.requested enabled, exact badges)"
 start_worker unread "$WORK/unread.log" HERALD_UNREAD_PUSH_TOPIC=herald.push
 UNREAD=$METRICS UNREAD_PID=$WORKER_PID
+say "starting herald-guard (retries with backoff, budgets, dead letters)"
+start_worker guard "$WORK/guard.log" "${CIRCUIT[@]}" \
+    HERALD_GUARD_BASE_DELAY_MS=300 HERALD_GUARD_MAX_DELAY_MS=2000
+GUARD=$METRICS GUARD_PID=$WORKER_PID
 
 say "feeding the app's change records to herald.changes"
 "$BIN/herald-chatgen" produce --brokers "$BROKERS" --topic herald.changes \
     --dynamodb "${GEN[@]}"
-# Two new conversations (the rules call the legacy API for these), and
-# three records no producer should ever send.
+# Six new conversations (the rules call the legacy API for these), four
+# abuse reports (the trust-and-safety API), and three records no producer
+# should ever send.
 arn='arn:aws:dynamodb:eu-west-1:123456789012:table'
+for i in 1 2 3 4 5 6; do
+    printf '%s\n' "c10$i|{\"eventID\":\"conv-$i\",\"eventName\":\"INSERT\",\"eventSourceARN\":\"$arn/Conversations/stream/x\",\"dynamodb\":{\"Keys\":{\"conversation_id\":{\"S\":\"c10$i\"}},\"NewImage\":{\"conversation_id\":{\"S\":\"c10$i\"},\"title\":{\"S\":\"Project $i\"},\"member_ids\":{\"SS\":[\"u1\",\"u2\"]},\"created_at\":{\"S\":\"2026-11-22T09:0$i:00Z\"}}}}"
+done | kcat -P -b "$BROKERS" -t herald.changes -K '|'
+for i in 1 2 3 4; do
+    printf '%s\n' "r$i|{\"eventID\":\"report-$i\",\"eventName\":\"INSERT\",\"eventSourceARN\":\"$arn/Reports/stream/x\",\"dynamodb\":{\"Keys\":{\"report_id\":{\"S\":\"r$i\"}},\"NewImage\":{\"report_id\":{\"S\":\"r$i\"},\"message_id\":{\"S\":\"m$i\"},\"reason\":{\"S\":\"spam\"},\"reporter_id\":{\"S\":\"u$i\"}}}}"
+done | kcat -P -b "$BROKERS" -t herald.changes -K '|'
 printf '%s\n' \
-    "c100|{\"eventID\":\"conv-1\",\"eventName\":\"INSERT\",\"eventSourceARN\":\"$arn/Conversations/stream/x\",\"dynamodb\":{\"Keys\":{\"conversation_id\":{\"S\":\"c100\"}},\"NewImage\":{\"conversation_id\":{\"S\":\"c100\"},\"title\":{\"S\":\"Launch\"},\"member_ids\":{\"SS\":[\"u1\",\"u2\"]},\"created_at\":{\"S\":\"2026-11-22T09:00:00Z\"}}}}" \
-    "c101|{\"eventID\":\"conv-2\",\"eventName\":\"INSERT\",\"eventSourceARN\":\"$arn/Conversations/stream/x\",\"dynamodb\":{\"Keys\":{\"conversation_id\":{\"S\":\"c101\"}},\"NewImage\":{\"conversation_id\":{\"S\":\"c101\"},\"title\":{\"S\":\"Ops\"},\"member_ids\":{\"SS\":[\"u3\",\"u4\"]},\"created_at\":{\"S\":\"2026-11-22T09:01:00Z\"}}}}" \
     'c0|{"eventID":"bad-1","eventName":"INSERT","eventSourceARN":"'"$arn"'/Messages/stream/x","dynamodb":{"NewImage":{"n":{"Q":"1"}}}}' \
     'c0|{"op":"x","before":null,"after":{},"source":{"table":"t"}}' \
     'c0|not json at all' |
@@ -63,6 +82,23 @@ wait_metric "$FANOUT" 'herald_events_processed_total{' "$changes" 60 ||
 messages=$(count herald.messages)
 wait_metric "$UNREAD" 'herald_events_processed_total{' "$messages" 60 ||
     { echo "timed out; unread log:"; tail -20 "$WORK/unread.log"; exit 1; }
+
+say "waiting until the legacy API has every conversation (it fails first)"
+circuit() {
+    curl -sf "$FANOUT/metrics" |
+        awk '/^herald_guard_circuit_state\{.*webhook:legacy/ { print $NF }'
+}
+states="" last=""
+for _ in $(seq 600); do
+    s=$(circuit || true)
+    case "$s" in 0) s=closed ;; 1) s=half-open ;; 2) s=open ;; *) s="" ;; esac
+    if [ -n "$s" ] && [ "$s" != "$last" ]; then states="$states${states:+ -> }$s"; last=$s; fi
+    delivered=$(curl -sf "http://127.0.0.1:$legacy_port/_control/requests?path=/api/v1/conversations" |
+        { grep -o '"status":201' || true; } | wc -l)
+    [ "$delivered" -ge 6 ] && [ "$last" = closed ] && break
+    sleep 0.1
+done
+echo "  legacy circuit: $states"
 
 say "unread counts per user (Redis) against the exact model"
 "$BIN/herald-chatgen" verify --redis "$REDIS_URL" "${GEN[@]}" --table 8
@@ -81,16 +117,25 @@ printf '  unread.changed on herald.unread: %s\n' "$(count herald.unread)"
 printf '  push.requested on herald.push:   %s\n' "$(count herald.push)"
 echo "  one push.requested, for example:"
 kcat -C -b "$BROKERS" -t herald.push -o beginning -e -q -c 1 | sed 's/^/    /'
-echo "  calls the legacy API received:"
+echo "  calls the fake APIs received:"
 curl -sf "http://127.0.0.1:$legacy_port/_control/requests" | node -e '
     let s = ""; process.stdin.on("data", d => s += d).on("end", () => {
+        const by = {}, ok = new Set();
         for (const r of JSON.parse(s)) {
-            const c = (r.jwt && r.jwt.claims) || {};
-            console.log(`    ${r.method} ${r.path} -> ${r.status}: ${r.body}`);
-            console.log(`      JWT ${r.jwt && r.jwt.ok ? "verified" : "REJECTED"}` +
-                        ` (iss=${c.iss} aud=${c.aud} exp-iat=${c.exp - c.iat}s jti=${c.jti})`);
+            const k = `${r.path} -> ${r.status}`;
+            by[k] = (by[k] || 0) + 1;
+            if (r.status === 201) ok.add(JSON.parse(r.body).conversation_id);
+            if (r.jwt && !r.jwt.ok) console.log(`    JWT REJECTED: ${r.jwt.error}`);
         }
+        for (const k of Object.keys(by).sort()) console.log(`    ${k}: ${by[k]}`);
+        console.log(`    conversations the legacy API has: ${[...ok].sort().join(" ")}` +
+                    " (every call carried a verified JWT)");
     });'
+printf '  retry records on herald.retry:   %s (the guard redelivered %s)\n' \
+    "$(count herald.retry)" \
+    "$(curl -sf "$GUARD/metrics" | awk '/^herald_guard_redelivered_total/ { s += $NF } END { print s + 0 }')"
+curl -sf "$FANOUT/metrics" | grep -E '^herald_fanout_webhook_auth_failures_total' |
+    sed 's/worker="fanout",//; s/^/  /'
 
 say "dead letters on herald.dlq (reason in the herald-error header)"
 kcat -C -b "$BROKERS" -t herald.dlq -o beginning -e -q -f '%h\n' |
@@ -98,10 +143,9 @@ kcat -C -b "$BROKERS" -t herald.dlq -o beginning -e -q -f '%h\n' |
     cut -c1-110
 
 say "graceful shutdown (SIGTERM)"
-kill -TERM "$FANOUT_PID" "$UNREAD_PID"
-for name in fanout unread; do
-    pid=FANOUT_PID
-    [ $name = unread ] && pid=UNREAD_PID
+kill -TERM "$FANOUT_PID" "$UNREAD_PID" "$GUARD_PID"
+for name in fanout unread guard; do
+    pid=${name^^}_PID
     status=0
     wait "${!pid}" || status=$?
     line=$(grep -o '"msg":"stopped".*' "$WORK/$name.log" || true)

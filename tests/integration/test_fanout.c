@@ -1218,7 +1218,8 @@ static void test_chat_scenario_end_to_end_with_example_rules(void **state)
         .start_ms = 1795305600000LL,
         .dynamodb = 1,
     };
-    const char *const fanout_env[] = {"LEGACY_JWT_SECRET=" HS_SECRET, NULL};
+    const char *const fanout_env[] = {"LEGACY_JWT_SECRET=" HS_SECRET,
+                                      "TRUST_SAFETY_TOKEN=test-token", NULL};
     struct hx_redis *redis = hx_redis_start(NULL);
     struct uf_env uenv;
     struct chat_scenario *s;
