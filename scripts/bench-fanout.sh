@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 N=${N:-1000000}
-REDIS_URL=redis://127.0.0.1:1/0 # herald-fanout does not use Redis
+start_redis # the shared circuit breaker of the webhooks lives there
 
 start_broker --topics herald.changes:128,bench.a:64,bench.b:64,bench.c:64
 
@@ -197,7 +197,7 @@ wait_metric "$METRICS" 'herald_events_processed_total{' "$N" 900
 t1=$(date +%s.%N)
 rss=$(peak_rss_mb "$WORKER_PID")
 worker_cpu=$(cpu_s "$WORKER_PID")
-broker_cpu=$(cpu_s "${PIDS[0]}")
+broker_cpu=$(cpu_s "${PIDS[1]}") # PIDS: redis, devbroker, worker
 routed=$(metric "$METRICS" 'herald_fanout_routed_total{')
 ok=$(metric "$METRICS" 'herald_events_processed_total{worker="fanout",outcome="ok"}')
 filtered=$(metric "$METRICS" 'herald_events_processed_total{worker="fanout",outcome="filtered"}')
