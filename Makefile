@@ -44,6 +44,7 @@ demo: release
 bench: release
 	@bash scripts/bench-unread.sh
 	@bash scripts/bench-fanout.sh
+	@bash scripts/bench-guard.sh
 
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i
