@@ -183,10 +183,8 @@ exp_total=$((exp_a + exp_b + exp_c))
 load_s=$(echo "scale=1; ($t1 - $t0) / 1" | bc)
 
 # Building block: kcat reading the same input.
-t0=$(date +%s.%N)
-got=$(kcat -C -b "$BROKERS" -t herald.changes -o beginning -e -q -f '%o\n' | wc -l)
-t1=$(date +%s.%N)
-kcat_rate=$(echo "$got / ($t1 - $t0)" | bc)
+kcat_rate herald.changes
+kcat_rate=$KCAT_RATE got=$KCAT_GOT
 [ "$got" -eq "$N" ] || { echo "kcat read $got records, expected $N" >&2; exit 1; }
 
 start_worker fanout "$WORK/fanout.log" HERALD_LOG_LEVEL=warn \
@@ -207,7 +205,7 @@ rate=$(echo "$N / ($t1 - $t0)" | bc)
 pct=$(echo "100 * $rate / $kcat_rate" | bc)
 
 # What reached each topic.
-count() { kcat -C -b "$BROKERS" -t "$1" -o beginning -e -q -f '%o\n' | wc -l; }
+count() { topic_count "$1"; }
 got_a=$(count bench.a); got_b=$(count bench.b); got_c=$(count bench.c)
 if [ "$got_a" -eq "$exp_a" ] && [ "$got_b" -eq "$exp_b" ] && [ "$got_c" -eq "$exp_c" ] &&
     [ "$routed" -eq "$exp_total" ] && [ "$ok" -eq "$matched" ] && [ "$dead" -eq 0 ]; then

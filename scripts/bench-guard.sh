@@ -23,12 +23,9 @@ awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++)
         -H herald-error-class=transient -H "herald-error=HTTP 503"
 echo "loaded $N retry records in $(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s"
 
-t0=$(date +%s.%N)
-got=$(kcat -C -b "$BROKERS" -t herald.retry -o beginning -e -q -f '%o\n' | wc -l)
-t1=$(date +%s.%N)
-kcat_rate=$(echo "$got / ($t1 - $t0)" | bc)
-redis_rate=$(redis-benchmark -s "$REDIS_SOCK" -n 1000000 -P 64 -t set -q --csv 2>/dev/null |
-    awk -F'"' '/SET/ { printf "%d\n", $4 }')
+kcat_rate herald.retry
+kcat_rate=$KCAT_RATE
+redis_rate=$(redis_rate 1000000)
 
 # Due at once, and a budget that does not hold anything back: this
 # measures the schedule itself.
@@ -42,7 +39,7 @@ t1=$(date +%s.%N)
 rss=$(peak_rss_mb "$WORKER_PID")
 cpu=$(cpu_s "$WORKER_PID")
 rate=$(echo "$N / ($t1 - $t0)" | bc)
-back=$(kcat -C -b "$BROKERS" -t herald.redeliver.bench -o beginning -e -q -f '%o\n' | wc -l)
+back=$(topic_count herald.redeliver.bench)
 left=$(redis-cli -s "$REDIS_SOCK" zcard 'herald:guard:{sched}:due')
 
 cat <<OUT

@@ -16,15 +16,11 @@ start_redis
 start_broker --topics herald.messages:128,herald.unread:32
 "$BIN/herald-chatgen" produce --brokers "$BROKERS" "${GEN[@]}"
 
-# Building block 1: kcat reading the same topic.
-t0=$(date +%s.%N)
-got=$(kcat -C -b "$BROKERS" -t herald.messages -o beginning -e -q -f '%o\n' | wc -l)
-t1=$(date +%s.%N)
-kcat_rate=$(echo "$got / ($t1 - $t0)" | bc)
-
-# Building block 2: Redis, pipelined simple commands.
-redis_rate=$(redis-benchmark -s "$REDIS_SOCK" -n 2000000 -P 64 -t set -q --csv 2>/dev/null |
-    awk -F'"' '/SET/ { printf "%d\n", $4 }')
+# Building blocks: kcat reading the same topic; Redis, pipelined simple
+# commands.
+kcat_rate herald.messages
+kcat_rate=$KCAT_RATE
+redis_rate=$(redis_rate 2000000)
 
 start_worker unread "$WORK/unread.log" HERALD_LOG_LEVEL=warn ${WORKER_ENV:-}
 wait_metric "$METRICS" 'herald_events_consumed_total{' 1 120

@@ -16,7 +16,7 @@ GEN=(--users 8 --convs 6 --members 3 --messages 240 --reads 0.3 --dups 0.1
      --window 25 --seed 7)
 
 say() { printf '\n== %s\n' "$*"; }
-count() { kcat -C -b "$BROKERS" -t "$1" -o beginning -e -q -f '.\n' | wc -l; }
+count() { topic_count "$1"; }
 
 say "starting redis-server, herald-devbroker and the fake APIs"
 start_redis

@@ -88,3 +88,24 @@ peak_rss_mb() {
 cpu_s() {
     awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f\n", ($14 + $15) / hz }' "/proc/$1/stat"
 }
+
+# topic_count TOPIC: messages in TOPIC, read from the beginning with kcat.
+topic_count() {
+    kcat -C -b "$BROKERS" -t "$1" -o beginning -e -q -f '%o\n' | wc -l
+}
+
+# kcat_rate TOPIC: reads TOPIC with kcat; sets KCAT_GOT (messages) and
+# KCAT_RATE (messages/s) — the consume limit the benchmarks compare with.
+kcat_rate() {
+    local t0 t1
+    t0=$(date +%s.%N)
+    KCAT_GOT=$(topic_count "$1")
+    t1=$(date +%s.%N)
+    KCAT_RATE=$(echo "$KCAT_GOT / ($t1 - $t0)" | bc)
+}
+
+# redis_rate N: redis-benchmark's pipelined (x64) SET rate on our Redis.
+redis_rate() {
+    redis-benchmark -s "$REDIS_SOCK" -n "$1" -P 64 -t set -q --csv 2>/dev/null |
+        awk -F'"' '/SET/ { printf "%d\n", $4 }'
+}
