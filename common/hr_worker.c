@@ -84,14 +84,28 @@ int hr_worker_produce(struct hr_worker *w,
 {
     char errstr[256];
 
-    if (hr_producer_send(w->producer, topic, key, key_len, value, value_len,
-                         NULL, errstr, sizeof(errstr))) {
+    if (hr_worker_produce_headers(w, topic, key, key_len, value, value_len,
+                                  NULL, errstr, sizeof(errstr))) {
         hr_log_warn("cannot produce", HR_LOG_STR("topic", topic),
                     HR_LOG_STR("err", errstr));
         w->produce_failed = true;
         return -1;
     }
     return 0;
+}
+
+int hr_worker_produce_headers(struct hr_worker *w,
+                              const char *topic,
+                              const void *key,
+                              size_t key_len,
+                              const void *value,
+                              size_t value_len,
+                              rd_kafka_headers_t *hdrs,
+                              char *errstr,
+                              size_t errstr_size)
+{
+    return hr_producer_send(w->producer, topic, key, key_len, value, value_len,
+                            hdrs, errstr, errstr_size);
 }
 
 int hr_worker_flush(struct hr_worker *w,

@@ -154,6 +154,23 @@ int hr_worker_produce(struct hr_worker *w,
                       const void *value,
                       size_t value_len) HR_MUST_CHECK;
 
+struct rd_kafka_headers_s;
+
+/**
+ * Like hr_worker_produce() with Kafka headers: @hdrs (may be NULL) is taken
+ * over on success only; on failure the caller still owns it. Returns 0, or
+ * -1 with @errstr.
+ */
+int hr_worker_produce_headers(struct hr_worker *w,
+                              const char *topic,
+                              const void *key,
+                              size_t key_len,
+                              const void *value,
+                              size_t value_len,
+                              struct rd_kafka_headers_s *hdrs,
+                              char *errstr,
+                              size_t errstr_size) HR_MUST_CHECK;
+
 /**
  * Wait until every record produced so far is acknowledged by the broker,
  * at most @timeout_ms. Returns the number of records that are not durable

@@ -107,6 +107,9 @@ int hx_proc_wait(struct hx_proc *p, int timeout_ms, int *exit_status);
 /** Whether the child is still running (reaps it if it has exited). */
 bool hx_proc_is_running(struct hx_proc *p);
 
+/** Whether an executable @prog is on PATH (a default PATH when unset). */
+bool hx_on_path(const char *prog);
+
 /** SIGKILL the child if it still runs, reap it, free @p. NULL is a no-op. */
 void hx_proc_free(struct hx_proc *p);
 

@@ -256,25 +256,7 @@ out_free:
 
 bool hx_node_available(void)
 {
-    const char *path = getenv("PATH");
-    char buf[4096];
-
-    if (!path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    while (*path) {
-        const char *end = strchr(path, ':');
-        size_t len = end ? (size_t)(end - path) : strlen(path);
-
-        if (len > 0 && len < sizeof(buf) - sizeof("/node")) {
-            snprintf(buf, sizeof(buf), "%.*s/node", (int)len, path);
-            if (!access(buf, X_OK))
-                return true;
-        }
-        if (!end)
-            break;
-        path = end + 1;
-    }
-    return false;
+    return hx_on_path("node");
 }
 
 static void print_output(const struct hx_fake_http *f)

@@ -266,3 +266,26 @@ void hx_proc_free(struct hx_proc *p)
     }
     free(p);
 }
+
+bool hx_on_path(const char *prog)
+{
+    const char *path = getenv("PATH");
+    char buf[4096];
+
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path) {
+        const char *end = strchr(path, ':');
+        size_t len = end ? (size_t)(end - path) : strlen(path);
+
+        if (len > 0 && len < sizeof(buf) - strlen(prog) - 2) {
+            snprintf(buf, sizeof(buf), "%.*s/%s", (int)len, path, prog);
+            if (!access(buf, X_OK))
+                return true;
+        }
+        if (!end)
+            break;
+        path = end + 1;
+    }
+    return false;
+}

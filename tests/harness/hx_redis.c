@@ -47,29 +47,6 @@ __attribute__((format(printf, 1, 2))) static char *str_printf(const char *fmt,
 }
 
 /* Whether @prog is an executable somewhere on PATH. */
-static bool on_path(const char *prog)
-{
-    const char *path = getenv("PATH");
-    char buf[4096];
-
-    if (!path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    while (*path) {
-        const char *end = strchr(path, ':');
-        size_t len = end ? (size_t)(end - path) : strlen(path);
-
-        if (len > 0 && len < sizeof(buf) - strlen(prog) - 2) {
-            snprintf(buf, sizeof(buf), "%.*s/%s", (int)len, path, prog);
-            if (!access(buf, X_OK))
-                return true;
-        }
-        if (!end)
-            break;
-        path = end + 1;
-    }
-    return false;
-}
-
 static void print_log(const struct hx_redis *r)
 {
     char *log = hx_file_read(r->log_path, NULL);
@@ -151,7 +128,7 @@ struct hx_redis *hx_redis_start(const char *const *extra_args)
     struct hx_redis *r;
     size_t extra = 0, n = 0;
 
-    if (!on_path("redis-server")) {
+    if (!hx_on_path("redis-server")) {
         fprintf(stderr, "hx: redis-server is not on PATH\n");
         return NULL;
     }

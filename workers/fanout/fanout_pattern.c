@@ -227,13 +227,17 @@ struct fp_cc {
     size_t errstr_size;
 };
 
-static size_t fp_path_key(struct fp_cc *cc, const char *key)
+/* Append to the error path; returns the mark fp_path_pop() goes back to. */
+HR_PRINTF(2, 3)
+static size_t fp_path_push(struct fp_cc *cc, const char *fmt, ...)
 {
     size_t mark = cc->len;
+    va_list ap;
     int n;
 
-    n = snprintf(cc->path + cc->len, sizeof(cc->path) - cc->len, "%s%s",
-                 cc->len ? "." : "", key);
+    va_start(ap, fmt);
+    n = vsnprintf(cc->path + cc->len, sizeof(cc->path) - cc->len, fmt, ap);
+    va_end(ap);
     if (n > 0)
         cc->len += (size_t)n;
     if (cc->len >= sizeof(cc->path))
@@ -241,18 +245,14 @@ static size_t fp_path_key(struct fp_cc *cc, const char *key)
     return mark;
 }
 
+static size_t fp_path_key(struct fp_cc *cc, const char *key)
+{
+    return fp_path_push(cc, "%s%s", cc->len ? "." : "", key);
+}
+
 static size_t fp_path_index(struct fp_cc *cc, size_t index)
 {
-    size_t mark = cc->len;
-    int n;
-
-    n = snprintf(cc->path + cc->len, sizeof(cc->path) - cc->len, "[%zu]",
-                 index);
-    if (n > 0)
-        cc->len += (size_t)n;
-    if (cc->len >= sizeof(cc->path))
-        cc->len = sizeof(cc->path) - 1;
-    return mark;
+    return fp_path_push(cc, "[%zu]", index);
 }
 
 static void fp_path_pop(struct fp_cc *cc, size_t mark)

@@ -11,12 +11,10 @@
 #include "hr_circuit.h"
 #include "hr_log.h"
 #include "hr_metrics.h"
-#include "hr_producer.h"
 #include "hr_redis.h"
 #include "hr_time.h"
 /* The runtime has no public "produce with headers" yet: the guard uses the
  * worker's producer directly, as hr_worker_failures.c does. */
-#include "hr_worker_priv.h"
 
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
@@ -315,8 +313,8 @@ static int send_dead(struct hr_worker *w,
 {
     rd_kafka_header_remove(hdrs, "herald-guard-reason");
     rd_kafka_header_add(hdrs, "herald-guard-reason", -1, reason, -1);
-    return hr_producer_send(w->producer, st->set.dlq_topic, key, key_len, value,
-                            value_len, hdrs, errstr, errstr_size);
+    return hr_worker_produce_headers(w, st->set.dlq_topic, key, key_len, value,
+                                     value_len, hdrs, errstr, errstr_size);
 }
 
 static void guard_drain(struct hr_worker *w, struct guard_state *st);
@@ -515,9 +513,9 @@ static void due_send(struct guard_state *st,
                 guard_hdrs_set_i64(
                     it[i].hdrs, "herald-attempt",
                     guard_hdrs_get_i64(it[i].hdrs, "herald-attempt", 1) + 1);
-            rc = hr_producer_send(w->producer, it[i].topic->str, key, key_len,
-                                  it[i].value->str, it[i].value->len,
-                                  it[i].hdrs, errstr, sizeof(errstr));
+            rc = hr_worker_produce_headers(w, it[i].topic->str, key, key_len,
+                                           it[i].value->str, it[i].value->len,
+                                           it[i].hdrs, errstr, sizeof(errstr));
         }
         if (rc) {
             warn_limited(st, "cannot queue redelivery", errstr);
