@@ -1,5 +1,6 @@
 #include "hr_producer.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,27 +9,60 @@
 #include "hr_kafka.h"
 #include "hr_time.h"
 
-struct hr_producer {
-    rd_kafka_t *rk;
-    /* Records of the current epoch: queued, and failed for good. */
+/* Records of one epoch: queued, and failed for good. */
+struct hr_epoch {
+    uint64_t id;
+    bool open; /* current or sealed, not yet released */
     int64_t inflight;
     int64_t failed;
     char first_error[256];
 };
 
+/* More than the runtime ever keeps sealed (its batch slots) plus one. */
+#define HR_EPOCHS 8
+
+struct hr_producer {
+    rd_kafka_t *rk;
+    uint64_t current; /* the epoch new records join */
+    struct hr_epoch epochs[HR_EPOCHS];
+};
+
+static struct hr_epoch *epoch_of(struct hr_producer *p, uint64_t id)
+{
+    struct hr_epoch *e = &p->epochs[id % HR_EPOCHS];
+
+    return e->open && e->id == id ? e : NULL;
+}
+
+static void epoch_open(struct hr_producer *p, uint64_t id)
+{
+    struct hr_epoch *e = &p->epochs[id % HR_EPOCHS];
+
+    /* The slot's previous epoch must be released (the runtime keeps far
+     * fewer alive); if not, its reports would be lost. */
+    HR_ASSERT(!e->open);
+    memset(e, 0, sizeof(*e));
+    e->id = id;
+    e->open = true;
+    p->current = id;
+}
+
 static void
 dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     struct hr_producer *p = opaque;
+    struct hr_epoch *e = epoch_of(p, (uint64_t)(uintptr_t)rkm->_private);
 
     (void)rk;
-    p->inflight--;
+    if (!e)
+        return; /* its epoch was given up on (a barrier timed out) */
+    e->inflight--;
     if (rkm->err) {
-        if (!p->failed)
-            snprintf(p->first_error, sizeof(p->first_error),
+        if (!e->failed)
+            snprintf(e->first_error, sizeof(e->first_error),
                      "delivery to '%s' failed: %s",
                      rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(rkm->err));
-        p->failed++;
+        e->failed++;
     }
 }
 
@@ -70,6 +104,7 @@ hr_producer_new(const struct hr_conf *cfg, char *errstr, size_t errstr_size)
         goto out_free;
     }
     conf = NULL; /* owned by p->rk now */
+    epoch_open(p, 1);
     return p;
 out_free:
     free(p);
@@ -108,7 +143,8 @@ int hr_producer_send(struct hr_producer *p,
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_KEY(key, key_len),
             RD_KAFKA_V_VALUE((void *)(uintptr_t)value, value_len),
-            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+            RD_KAFKA_V_HEADERS(hdrs),
+            RD_KAFKA_V_OPAQUE((void *)(uintptr_t)p->current), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL ||
             hr_time_mono_ms() > deadline)
             break;
@@ -119,8 +155,56 @@ int hr_producer_send(struct hr_producer *p,
                  rd_kafka_err2str(err));
         return -1;
     }
-    p->inflight++;
+    p->epochs[p->current % HR_EPOCHS].inflight++;
     return 0;
+}
+
+uint64_t hr_producer_seal(struct hr_producer *p)
+{
+    uint64_t sealed = p->current;
+
+    epoch_open(p, sealed + 1);
+    return sealed;
+}
+
+/* Serve delivery reports until @e settles or @deadline (monotonic ms). */
+static void
+epoch_wait(struct hr_producer *p, const struct hr_epoch *e, int64_t deadline)
+{
+    rd_kafka_poll(p->rk, 0);
+    while (e->inflight > 0 && hr_time_mono_ms() < deadline)
+        rd_kafka_flush(p->rk, 100);
+}
+
+/* Release @e; returns its failed plus unacknowledged records. */
+static int epoch_release(struct hr_epoch *e, char *errstr, size_t errstr_size)
+{
+    int64_t bad = e->failed + (e->inflight > 0 ? e->inflight : 0);
+
+    if (bad && errstr)
+        snprintf(errstr, errstr_size, "%s",
+                 e->failed ? e->first_error
+                           : "delivery not acknowledged in time");
+    e->open = false; /* its late reports are ignored */
+    return bad > INT32_MAX ? INT32_MAX : (int)bad;
+}
+
+int hr_producer_settle(struct hr_producer *p,
+                       uint64_t epoch,
+                       int timeout_ms,
+                       char *errstr,
+                       size_t errstr_size)
+{
+    struct hr_epoch *e = epoch_of(p, epoch);
+
+    HR_ASSERT(e && epoch != p->current);
+    if (timeout_ms > 0)
+        epoch_wait(p, e, hr_time_mono_ms() + timeout_ms);
+    else
+        rd_kafka_poll(p->rk, 0);
+    if (e->inflight > 0 && !e->failed)
+        return -1;
+    return epoch_release(e, errstr, errstr_size);
 }
 
 int hr_producer_barrier(struct hr_producer *p,
@@ -129,23 +213,18 @@ int hr_producer_barrier(struct hr_producer *p,
                         size_t errstr_size)
 {
     int64_t deadline = hr_time_mono_ms() + timeout_ms;
-    int64_t bad;
+    uint64_t sealed = hr_producer_seal(p);
 
-    while (p->inflight > 0 && hr_time_mono_ms() < deadline)
-        rd_kafka_flush(p->rk, 100);
-    rd_kafka_poll(p->rk, 0);
-    bad = p->failed + (p->inflight > 0 ? p->inflight : 0);
-    if (bad && errstr)
-        snprintf(errstr, errstr_size, "%s",
-                 p->failed ? p->first_error
-                           : "delivery not acknowledged in time");
-    /* Unacknowledged records stay in flight: their reports still arrive and
-     * are counted against the next epoch's inflight, so never below 0. */
-    p->failed = 0;
-    p->first_error[0] = '\0';
-    if (p->inflight < 0)
-        p->inflight = 0;
-    return bad > INT32_MAX ? INT32_MAX : (int)bad;
+    /* Earlier sealed epochs are waited for too (what was queued first is
+     * acknowledged first anyway) but keep their results for their owners. */
+    for (uint64_t id = sealed >= HR_EPOCHS ? sealed - HR_EPOCHS + 1 : 1;
+         id <= sealed; id++) {
+        struct hr_epoch *e = epoch_of(p, id);
+
+        if (e)
+            epoch_wait(p, e, deadline);
+    }
+    return epoch_release(epoch_of(p, sealed), errstr, errstr_size);
 }
 
 void hr_producer_poll(struct hr_producer *p)

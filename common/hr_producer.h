@@ -45,10 +45,36 @@ int hr_producer_send(struct hr_producer *p,
                      char *errstr,
                      size_t errstr_size) HR_MUST_CHECK;
 
+/*
+ * Epochs: every record joins the current epoch. hr_producer_seal() closes
+ * it (returning its id) and opens the next, so a batch's outputs can be
+ * acknowledged while the next batch is handled; hr_producer_settle() then
+ * says whether they all made it. At most a few sealed epochs may be alive
+ * at once (the runtime keeps one per batch slot).
+ */
+
+/** Close the current epoch and return its id; later records join a new
+ *  one. Settle the returned id exactly once. */
+uint64_t hr_producer_seal(struct hr_producer *p);
+
 /**
- * Wait until every record sent since the previous barrier is acknowledged
- * or failed for good, at most @timeout_ms. Returns the number of failed or
- * still-unacknowledged records (0: all durable), and starts a new epoch.
+ * Serve delivery reports for up to @timeout_ms (0: only what is ready) and
+ * report on sealed @epoch: -1 while records are still in flight (call
+ * again), else the number of records that failed or were not acknowledged
+ * (0: all durable) — the epoch is then released, the first failure's reason
+ * in @errstr. An epoch with a failure settles at once.
+ */
+int hr_producer_settle(struct hr_producer *p,
+                       uint64_t epoch,
+                       int timeout_ms,
+                       char *errstr,
+                       size_t errstr_size);
+
+/**
+ * Seal the current epoch and wait until it and every earlier sealed one are
+ * acknowledged or failed for good, at most @timeout_ms. Returns the number
+ * of the current epoch's failed or still-unacknowledged records (0: all
+ * durable); earlier epochs keep their results for hr_producer_settle().
  * The first failure's reason goes to @errstr.
  */
 int hr_producer_barrier(struct hr_producer *p,

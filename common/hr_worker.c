@@ -356,13 +356,15 @@ static bool redis_ready(struct hr_worker *w)
 }
 
 /*
- * Run one batch to a durable end: the handler decides, failure records are
- * written, and every output is acknowledged. Anything short of that pauses
- * and redoes the batch (handlers and outputs are idempotent). Returns false
- * only when a stop was requested before the batch was durable: its offsets
- * must then not be stored.
+ * Run one batch until every output is queued: the handler decides and
+ * failure records are written. With @epoch, the outputs' epoch is sealed
+ * into it and the caller settles it later (hr_producer_settle()); without,
+ * every output is also waited for. Anything short of that pauses and redoes
+ * the batch (handlers and outputs are idempotent). Returns false only when
+ * a stop was requested first: its offsets must then not be stored.
  */
-static bool batch_run(struct hr_worker *w, struct hr_batch *batch)
+static bool
+batch_run(struct hr_worker *w, struct hr_batch *batch, uint64_t *epoch)
 {
     unsigned pauses = 0;
     char errstr[256];
@@ -386,6 +388,12 @@ static bool batch_run(struct hr_worker *w, struct hr_batch *batch)
             }
             if (hr_worker_send_failures(w, batch))
                 w->produce_failed = true;
+        }
+        if (res == HR_BATCH_DONE && !w->produce_failed && epoch) {
+            *epoch = hr_producer_seal(w->producer);
+            if (pauses)
+                hr_log_info("batch resumed", HR_LOG_I64("pauses", pauses));
+            return true;
         }
         if (res == HR_BATCH_DONE && !w->produce_failed) {
             bad =
@@ -467,6 +475,9 @@ struct loop_slot {
     struct hr_batch batch;
     struct hr_arena *arena; /* the batch's parsed events */
     double started;
+    bool sealed;    /* handled; its outputs' @epoch is being acknowledged */
+    uint64_t epoch; /* producer epoch of its outputs, when sealed */
+    uint64_t seq;   /* order in which batches were sealed */
 };
 
 /* What a slot's arena keeps between batches: enough for a typical batch,
@@ -497,38 +508,98 @@ slot_fill(struct hr_worker *w, struct loop_slot *slot, size_t max, int wait_ms)
     return n;
 }
 
-/* Run a filled slot's batch to a durable end, store its offsets, free it. */
-static void slot_run(struct hr_worker *w, struct loop_slot *slot)
+/* Store a durable slot's offsets, account its batch and free it. */
+static void slot_store(struct hr_worker *w, struct loop_slot *slot)
 {
-    size_t n = slot->batch.n;
     char errstr[256];
 
-    if (batch_run(w, &slot->batch)) {
-        if (hr_source_store(w->source, slot->msgs, n, errstr, sizeof(errstr)))
-            hr_log_warn("offset store failed", HR_LOG_STR("err", errstr));
-        batch_account(w, &slot->batch, slot->started);
-    } else {
-        hr_log_info("batch abandoned at shutdown; it will be redelivered",
-                    HR_LOG_I64("events", n));
-    }
+    if (hr_source_store(w->source, slot->msgs, slot->batch.n, errstr,
+                        sizeof(errstr)))
+        hr_log_warn("offset store failed", HR_LOG_STR("err", errstr));
+    batch_account(w, &slot->batch, slot->started);
+    slot_release(slot);
+}
+
+static void slot_abandon(struct loop_slot *slot)
+{
+    if (!slot->batch.n)
+        return;
+    hr_log_info("batch abandoned at shutdown; it will be redelivered",
+                HR_LOG_I64("events", slot->batch.n));
+    slot->sealed = false;
     slot_release(slot);
 }
 
 /*
- * The consumer loop. With a submit() hook the next batch is polled, parsed
- * and submitted (taking only what is already queued) before the current
- * one is handled, so its Redis work overlaps the current batch's outputs;
- * offsets are still stored batch by batch, in order, each only after its
- * own batch is durable.
+ * Settle sealed slots oldest first, storing each one's offsets once all its
+ * outputs are acknowledged (offsets go out in the order batches were
+ * consumed). A slot whose outputs failed is redone on the spot. Without
+ * @need, stops at the first slot still in flight; with it, waits until
+ * @need is settled. Returns false when a stop interrupted a redo: nothing
+ * sealed may then be stored (it would skip the redone batch's offsets).
+ */
+static bool slots_settle(struct hr_worker *w,
+                         struct loop_slot *slots,
+                         size_t nslots,
+                         const struct loop_slot *need)
+{
+    char errstr[256];
+
+    for (;;) {
+        struct loop_slot *old = NULL;
+        int bad;
+
+        for (size_t i = 0; i < nslots; i++) {
+            if (slots[i].sealed && (!old || slots[i].seq < old->seq))
+                old = &slots[i];
+        }
+        if (!old)
+            return true;
+        bad = hr_producer_settle(w->producer, old->epoch,
+                                 need && need->sealed ? 100 : 0, errstr,
+                                 sizeof(errstr));
+        if (bad < 0 && !(need && need->sealed))
+            return true;
+        if (bad < 0)
+            continue;
+        old->sealed = false;
+        if (bad > 0) {
+            hr_log_warn("batch outputs not acknowledged; redoing it",
+                        HR_LOG_STR("err", errstr),
+                        HR_LOG_I64("events", old->batch.n));
+            hr_metric_add(w->paused, NULL, 1);
+            items_reset(&old->batch);
+            if (!batch_run(w, &old->batch, NULL)) {
+                slot_abandon(old);
+                for (size_t i = 0; i < nslots; i++) {
+                    if (slots[i].sealed)
+                        slot_abandon(&slots[i]);
+                }
+                return false;
+            }
+        }
+        slot_store(w, old);
+    }
+}
+
+/*
+ * The consumer loop. A handled batch is sealed, not waited for: its
+ * outputs are acknowledged while the next batch is handled, and its offsets
+ * are stored once they are (slots_settle()), in order. With a submit() hook
+ * the next batch is also polled, parsed and submitted (taking only what is
+ * already queued) before the current one is handled, so its Redis work
+ * overlaps the current batch's outputs. Three slots: one being
+ * acknowledged, one handled, one submitted.
  */
 static int run_loop(struct hr_worker *w)
 {
     size_t max = (size_t)hr_conf_int(w->cfg, "HERALD_BATCH_MAX");
     int wait_ms = (int)hr_conf_int(w->cfg, "HERALD_BATCH_WAIT_MS");
-    size_t nslots = w->def->submit ? 2 : 1;
-    struct loop_slot slots[2];
+    size_t nslots = w->def->submit ? 3 : 2;
+    struct loop_slot slots[3];
     char reason[256];
     size_t cur = 0;
+    uint64_t seq = 0;
     int rc = 0;
 
     memset(slots, 0, sizeof(slots));
@@ -544,6 +615,7 @@ static int run_loop(struct hr_worker *w)
     }
     while (!stop_signal) {
         struct loop_slot *slot = &slots[cur];
+        struct loop_slot *next = &slots[(cur + 1) % nslots];
 
         hr_health_beat();
         if (hr_source_is_fatal(w->source)) {
@@ -561,21 +633,39 @@ static int run_loop(struct hr_worker *w)
         hr_producer_poll(w->producer);
         if (w->def->tick)
             w->def->tick(w, w->state);
+        if (slot->sealed && !slots_settle(w, slots, nslots, slot))
+            break;
         if (!slot->batch.n &&
-            !slot_fill(w, slot, max, wait_ms > 0 ? wait_ms : 1))
+            !slot_fill(w, slot, max, wait_ms > 0 ? wait_ms : 1)) {
+            if (!slots_settle(w, slots, nslots, NULL))
+                break;
             continue;
-        if (nslots == 2)
-            (void)slot_fill(w, &slots[1 - cur], max, 0);
-        slot_run(w, slot);
+        }
+        if (w->def->submit) {
+            if (next->sealed && !slots_settle(w, slots, nslots, next))
+                break;
+            if (!next->batch.n)
+                (void)slot_fill(w, next, max, 0);
+        }
+        if (!batch_run(w, &slot->batch, &slot->epoch)) {
+            slot_abandon(slot);
+            break;
+        }
+        slot->sealed = true;
+        slot->seq = ++seq;
+        if (!slots_settle(w, slots, nslots, NULL))
+            break;
         cur = (cur + 1) % nslots;
+    }
+    /* Stopping: what is handled only waits for its acknowledgements. */
+    for (size_t i = 0; i < nslots; i++) {
+        if (slots[i].sealed && !slots_settle(w, slots, nslots, &slots[i]))
+            break;
     }
 out_free:
     for (size_t i = 0; i < nslots; i++) {
-        if (slots[i].batch.n)
-            hr_log_info("batch abandoned at shutdown; it will be redelivered",
-                        HR_LOG_I64("events", slots[i].batch.n));
         if (slots[i].msgs && slots[i].arena)
-            slot_release(&slots[i]);
+            slot_abandon(&slots[i]);
         hr_arena_free(slots[i].arena);
         free(slots[i].msgs);
         free(slots[i].batch.items);

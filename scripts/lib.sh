@@ -48,7 +48,8 @@ free_port() {
     done
 }
 
-# start_worker NAME LOG [VAR=VALUE...] [-- ARGS...]: runs herald-NAME with
+# start_worker NAME LOG [VAR=VALUE...] [-- ARGS...]: runs herald-NAME (under
+# $WRAP when set, e.g. WRAP="valgrind --tool=massif" for profiling) with
 # the metrics server on a free port; sets WORKER_PID and METRICS (base URL).
 start_worker() {
     local name=$1 log=$2 port vars=()
@@ -58,7 +59,7 @@ start_worker() {
     port=$(free_port)
     env HERALD_KAFKA_BROKERS="$BROKERS" HERALD_REDIS_URL="$REDIS_URL" \
         HERALD_METRICS_ADDR=127.0.0.1:$port "${vars[@]}" \
-        "$BIN/herald-$name" "$@" 2>"$log" &
+        ${WRAP:-} "$BIN/herald-$name" "$@" 2>"$log" &
     WORKER_PID=$!
     PIDS+=($WORKER_PID)
     METRICS=http://127.0.0.1:$port
