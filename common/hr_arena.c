@@ -93,6 +93,18 @@ static void *arena_alloc(struct hr_arena *a, size_t size)
     return hdr + 1;
 }
 
+void *hr_arena_alloc(struct hr_arena *arena, size_t size)
+{
+    return arena_alloc(arena, size);
+}
+
+char *hr_arena_strdup(struct hr_arena *arena, const char *s)
+{
+    size_t len = strlen(s) + 1;
+
+    return memcpy(arena_alloc(arena, len), s, len);
+}
+
 static void *json_alloc(size_t size)
 {
     struct block_hdr *hdr;

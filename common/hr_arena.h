@@ -42,6 +42,14 @@ void hr_arena_free(struct hr_arena *arena);
  */
 void hr_arena_reset(struct hr_arena *arena, size_t keep);
 
+/** @size bytes from @arena (aligned for any type; aborts on out-of-memory),
+ *  valid until the next hr_arena_reset(): for plain data that lives and
+ *  dies with a batch, JSON or not. */
+void *hr_arena_alloc(struct hr_arena *arena, size_t size);
+
+/** A copy of @s in @arena (see hr_arena_alloc()). */
+char *hr_arena_strdup(struct hr_arena *arena, const char *s);
+
 /** Bytes currently handed out from @arena (for tests and metrics). */
 size_t hr_arena_used(const struct hr_arena *arena);
 

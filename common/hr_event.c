@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "hr_compat.h"
+#include "hr_jsonw.h"
 #include "hr_time.h"
 
 /* Last: it turns banned libc functions into errors. */
@@ -319,6 +320,28 @@ static json_t *event_object(const char *id,
 out_free_obj:
     json_decref(obj);
     return NULL;
+}
+
+void hr_event_write(struct hr_jsonw *jw,
+                    const char *id,
+                    const char *source,
+                    const char *type,
+                    const char *subject)
+{
+    char now[32];
+
+    /* The members and their order of event_object(). */
+    hr_time_format_rfc3339(hr_time_now_ms(), now, sizeof(now));
+    hr_jsonw_reset(jw);
+    hr_jsonw_str(jw, "specversion", "1.0");
+    hr_jsonw_str(jw, "id", id);
+    hr_jsonw_str(jw, "source", source);
+    hr_jsonw_str(jw, "type", type);
+    if (subject)
+        hr_jsonw_str(jw, "subject", subject);
+    hr_jsonw_str(jw, "time", now);
+    hr_jsonw_str(jw, "datacontenttype", "application/json");
+    hr_jsonw_open(jw, "data");
 }
 
 size_t hr_event_serialize_buf(const char *id,

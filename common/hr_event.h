@@ -83,6 +83,20 @@ size_t hr_event_serialize_buf(const char *id,
                               char **buf,
                               size_t *cap);
 
+struct hr_jsonw;
+
+/**
+ * Start a structured-mode CloudEvent in @jw with the same attributes as
+ * hr_event_serialize() and open its "data" object: the caller writes the
+ * data's members, then hr_jsonw_finish(). For fixed-shape outputs on hot
+ * paths (see hr_jsonw.h).
+ */
+void hr_event_write(struct hr_jsonw *jw,
+                    const char *id,
+                    const char *source,
+                    const char *type,
+                    const char *subject);
+
 /**
  * A deterministic event id derived from the parts (for example the id of
  * the causing event, a rule name and an index): the lower-case hex of the

@@ -9,7 +9,6 @@ int main(int argc, char **argv)
                    "and badge totals in Redis.",
         .topics = "herald.messages",
         .conf = unread_conf,
-        .cloudevents = true,
         .uses_redis = true,
         .validate = unread_validate,
         .init = unread_init,

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hr_arena.h"
 #include "hr_log.h"
 #include "hr_metrics.h"
 #include "unread_state.h"
@@ -27,7 +26,6 @@ int unread_init(struct hr_worker *w, void **state)
     st->script.len = hr_lua_unread_apply_len;
     for (size_t i = 0; i < HR_ARRAY_SIZE(st->work); i++)
         unread_work_init(&st->work[i]);
-    st->arena = hr_arena_new();
     st->changes = hr_metrics_counter(
         hr_worker_metrics(w), "herald_unread_pairs_updated_total",
         "(user, conversation) counts written, one per pair and batch", NULL);
@@ -45,8 +43,7 @@ void unread_fini(struct hr_worker *w, void *state)
     (void)w;
     for (size_t i = 0; i < HR_ARRAY_SIZE(st->work); i++)
         unread_work_release(&st->work[i]);
-    hr_arena_free(st->arena);
-    free(st->out);
+    hr_jsonw_release(&st->jw);
     free(st);
 }
 
@@ -135,7 +132,7 @@ unread_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
     }
     unread_settle(wk, batch);
     hr_metric_add(st->changes, NULL, (double)wk->pair_ids.n);
-    if (!unread_emit(st, wk, w, batch))
+    if (!unread_emit(st, wk, w))
         res = HR_BATCH_DONE;
 out_done:
     wk->active = false;

@@ -36,13 +36,16 @@ enum unread_kind {
 };
 
 /** One input event, validated. Strings and arrays are borrowed from the
- *  CloudEvent's JSON. */
+ *  CloudEvent's JSON until unread_event_keep() copies them. */
 struct unread_event {
     enum unread_kind kind;
+    const char *id; /* the CloudEvent's id (set by keep) */
     const char *conversation_id;
     const char *message_id;  /* message */
     const char *sender_id;   /* message */
-    json_t *recipient_ids;   /* message: array of strings */
+    json_t *recipient_ids;   /* message: array of strings (NULL once kept) */
+    const char **recipients; /* message, once kept: nrecipients strings */
+    size_t nrecipients;
     const char *user_id;     /* read */
     int64_t ts_ms;           /* sent_at or read_at */
     const char *sender_name; /* optional, NULL if absent */
@@ -60,6 +63,14 @@ int unread_event_parse(const struct hr_event *ev,
                        struct unread_event *out,
                        char *errstr,
                        size_t errstr_size);
+
+struct hr_arena;
+
+/** Copy @ev's strings and @id into @pool, so the event outlives its JSON
+ *  (which a batch then need not keep): recipient_ids becomes recipients. */
+void unread_event_keep(struct unread_event *ev,
+                       const char *id,
+                       struct hr_arena *pool);
 
 /** Entry points for struct hr_worker_def. */
 int unread_init(struct hr_worker *w, void **state);

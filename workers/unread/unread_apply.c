@@ -10,9 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hr_arena.h"
 #include "hr_log.h"
 #include "hr_metrics.h"
 #include "unread_state.h"
+
+/* What the arenas keep between batches and events. */
+#define UNREAD_POOL_KEEP    (4 * 1024 * 1024)
+#define UNREAD_SCRATCH_KEEP (256 * 1024)
 
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
@@ -35,6 +40,8 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
 void unread_work_init(struct unread_work *wk)
 {
     memset(wk, 0, sizeof(*wk));
+    wk->pool = hr_arena_new();
+    wk->scratch = hr_arena_new();
     hr_strmap_init(&wk->users);
     hr_strmap_init(&wk->pair_ids);
     hr_strmap_init(&wk->event_ids);
@@ -60,6 +67,8 @@ static void args_release(struct unread_args *a)
 
 void unread_work_release(struct unread_work *wk)
 {
+    hr_arena_free(wk->pool);
+    hr_arena_free(wk->scratch);
     hr_strmap_release(&wk->users);
     hr_strmap_release(&wk->pair_ids);
     hr_strmap_release(&wk->event_ids);
@@ -228,21 +237,57 @@ static void add_ref(struct unread_work *wk,
 /* A recipient listed twice in one event counts once; the sender never. */
 static bool recipient_is_new(const struct unread_event *ev, size_t idx)
 {
-    const char *r = json_string_value(json_array_get(ev->recipient_ids, idx));
+    const char *r = ev->recipients[idx];
 
     if (!strcmp(r, ev->sender_id))
         return false;
     for (size_t j = 0; j < idx; j++) {
-        if (!strcmp(r, json_string_value(json_array_get(ev->recipient_ids, j))))
+        if (!strcmp(r, ev->recipients[j]))
             return false;
     }
     return true;
 }
 
+/*
+ * Parse item @i into wk->events[i], keeping only what the batch needs in
+ * wk->pool: the event's JSON lives in the scratch arena just long enough to
+ * be validated, so a batch costs its fields, not its parse trees. Returns 0,
+ * or -1 with the item dead-lettered.
+ */
+static int event_load(struct unread_work *wk, struct hr_item *item, size_t i)
+{
+    struct hr_arena *previous = hr_arena_enter(wk->scratch);
+    struct unread_event *ev = &wk->events[i];
+    struct hr_event ce;
+    char errstr[256];
+    int rc = -1;
+
+    if (hr_event_parse(&ce, item->value, item->value_len, hr_item_header, item,
+                       errstr, sizeof(errstr))) {
+        memset(ev, 0, sizeof(*ev));
+        hr_item_dead(item, HR_ERR_POISON, "%s", errstr);
+        goto out_leave;
+    }
+    if (unread_event_parse(&ce, ev, errstr, sizeof(errstr))) {
+        /* Nothing may point into the scratch arena past this event. */
+        memset(ev, 0, sizeof(*ev));
+        ev->id = hr_arena_strdup(wk->pool, ce.id);
+        hr_item_dead(item, HR_ERR_PERMANENT, "%s", errstr);
+    } else {
+        unread_event_keep(ev, ce.id, wk->pool);
+        rc = 0;
+    }
+    /* The runtime's dead-letter log names the event. */
+    item->ev.id = ev->id;
+    hr_event_release(&ce);
+out_leave:
+    hr_arena_leave(previous);
+    hr_arena_reset(wk->scratch, UNREAD_SCRATCH_KEEP);
+    return rc;
+}
+
 void unread_group(struct unread_work *wk, struct hr_batch *batch)
 {
-    char errstr[256];
-
     hr_strmap_clear(&wk->users);
     hr_strmap_clear(&wk->pair_ids);
     hr_strmap_clear(&wk->event_ids);
@@ -250,18 +295,15 @@ void unread_group(struct unread_work *wk, struct hr_batch *batch)
     wk->events =
         grow(wk->events, &wk->events_cap, batch->n, sizeof(*wk->events));
 
+    hr_arena_reset(wk->pool, UNREAD_POOL_KEEP);
     for (size_t i = 0; i < batch->n; i++) {
         struct hr_item *item = &batch->items[i];
         struct unread_event *ev = &wk->events[i];
         int fresh;
 
-        if (item->outcome != HR_OUT_PENDING)
+        if (item->outcome != HR_OUT_PENDING || event_load(wk, item, i))
             continue;
-        if (unread_event_parse(&item->ev, ev, errstr, sizeof(errstr))) {
-            hr_item_dead(item, HR_ERR_PERMANENT, "%s", errstr);
-            continue;
-        }
-        hr_strmap_put(&wk->event_ids, item->ev.id, strlen(item->ev.id), &fresh);
+        hr_strmap_put(&wk->event_ids, ev->id, strlen(ev->id), &fresh);
         if (!fresh) {
             hr_item_duplicate(item);
             continue;
@@ -273,13 +315,10 @@ void unread_group(struct unread_work *wk, struct hr_batch *batch)
                 wk->pairs[p].batch_read = ev->ts_ms;
             continue;
         }
-        for (size_t r = 0; r < json_array_size(ev->recipient_ids); r++) {
+        for (size_t r = 0; r < ev->nrecipients; r++) {
             if (recipient_is_new(ev, r))
                 add_ref(wk,
-                        pair_of(wk,
-                                json_string_value(
-                                    json_array_get(ev->recipient_ids, r)),
-                                ev->conversation_id, i),
+                        pair_of(wk, ev->recipients[r], ev->conversation_id, i),
                         i, ev);
         }
     }

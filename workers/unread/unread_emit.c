@@ -7,33 +7,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hr_arena.h"
+#include "hr_event.h"
+#include "hr_jsonw.h"
 #include "hr_log.h"
 #include "unread_state.h"
 
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
 
-#define UNREAD_SOURCE     "/herald/unread"
-#define UNREAD_ARENA_KEEP (1024 * 1024)
+#define UNREAD_SOURCE "/herald/unread"
 
+/* Produce the event st->jw holds (keyed by @key). */
 static int send_event(struct unread_state *st,
                       struct hr_worker *w,
                       const char *topic,
-                      const char *id,
-                      const char *type,
-                      const char *key,
-                      json_t *data)
+                      const char *key)
 {
-    size_t len = hr_event_serialize_buf(id, UNREAD_SOURCE, type, key, data,
-                                        &st->out, &st->out_cap);
+    size_t len = hr_jsonw_finish(&st->jw);
 
-    /* The event's JSON is dead now: its arena memory is reused by the next
-     * one, so a batch's outputs never pile up. */
-    hr_arena_reset(st->arena, UNREAD_ARENA_KEEP);
-    if (!len)
-        return -1;
-    return hr_worker_produce(w, topic, key, strlen(key), st->out, len);
+    return hr_worker_produce(w, topic, key, strlen(key), st->jw.buf, len);
 }
 
 /* Expand {{sender_name}}, {{preview}} and {{conversation_title}}
@@ -84,24 +76,23 @@ static char *render(const char *tmpl, const struct unread_event *ev)
 
 static int emit_changed(struct unread_state *st,
                         struct unread_work *wk,
-                        struct hr_worker *w,
-                        struct hr_batch *batch)
+                        struct hr_worker *w)
 {
     for (size_t p = 0; p < wk->pair_ids.n; p++) {
         const struct unread_pair *pair = &wk->pairs[p];
         const char *user = hr_strmap_key(&wk->users, pair->user);
-        const char *cause = batch->items[pair->cause].ev.id;
+        const char *cause = wk->events[pair->cause].id;
         const char *parts[] = {"unread.changed", cause, user, pair->conv};
         char id[37];
-        json_t *data;
 
         hr_event_derive_id(id, parts, HR_ARRAY_SIZE(parts));
-        data = json_pack("{s:s, s:s, s:I, s:I, s:s}", "user_id", user,
-                         "conversation_id", pair->conv, "count",
-                         (json_int_t)pair->count, "total",
-                         (json_int_t)wk->totals[pair->user], "cause", cause);
-        if (!data || send_event(st, w, st->set.changed_topic, id,
-                                "unread.changed", user, data))
+        hr_event_write(&st->jw, id, UNREAD_SOURCE, "unread.changed", user);
+        hr_jsonw_str(&st->jw, "user_id", user);
+        hr_jsonw_str(&st->jw, "conversation_id", pair->conv);
+        hr_jsonw_int(&st->jw, "count", pair->count);
+        hr_jsonw_int(&st->jw, "total", wk->totals[pair->user]);
+        hr_jsonw_str(&st->jw, "cause", cause);
+        if (send_event(st, w, st->set.changed_topic, user))
             return -1;
     }
     return 0;
@@ -121,7 +112,6 @@ emit_push(struct unread_state *st, struct unread_work *wk, struct hr_worker *w)
         const char *user = hr_strmap_key(&wk->users, pair->user);
         const char *parts[] = {"push.requested", ref->msg_id, user};
         char id[37], *title, *body;
-        json_t *data;
         int fresh;
 
         if (ref->ts <= pair->read_at)
@@ -132,19 +122,24 @@ emit_push(struct unread_state *st, struct unread_work *wk, struct hr_worker *w)
             continue;
         title = render(st->set.push_title, ev);
         body = render(st->set.push_body, ev);
-        data = title && body
-                   ? json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:{s:s, s:s}}",
-                               "user_id", user, "title", title, "body", body,
-                               "badge", (json_int_t)wk->totals[pair->user],
-                               "thread_id", ev->conversation_id, "priority",
-                               "high", "data", "conversation_id",
-                               ev->conversation_id, "message_id", ref->msg_id)
-                   : NULL;
+        if (!title || !body) {
+            rc = -1;
+        } else {
+            hr_event_write(&st->jw, id, UNREAD_SOURCE, "push.requested", user);
+            hr_jsonw_str(&st->jw, "user_id", user);
+            hr_jsonw_str(&st->jw, "title", title);
+            hr_jsonw_str(&st->jw, "body", body);
+            hr_jsonw_int(&st->jw, "badge", wk->totals[pair->user]);
+            hr_jsonw_str(&st->jw, "thread_id", ev->conversation_id);
+            hr_jsonw_str(&st->jw, "priority", "high");
+            hr_jsonw_open(&st->jw, "data");
+            hr_jsonw_str(&st->jw, "conversation_id", ev->conversation_id);
+            hr_jsonw_str(&st->jw, "message_id", ref->msg_id);
+            if (send_event(st, w, st->set.push_topic, user))
+                rc = -1;
+        }
         free(title);
         free(body);
-        if (!data || send_event(st, w, st->set.push_topic, id, "push.requested",
-                                user, data))
-            rc = -1;
     }
     hr_strmap_release(&sent);
     return rc;
@@ -152,18 +147,11 @@ emit_push(struct unread_state *st, struct unread_work *wk, struct hr_worker *w)
 
 int unread_emit(struct unread_state *st,
                 struct unread_work *wk,
-                struct hr_worker *w,
-                struct hr_batch *batch)
+                struct hr_worker *w)
 {
-    /* Every JSON value built here dies before the function returns. */
-    struct hr_arena *previous = hr_arena_enter(st->arena);
-    int rc = 0;
-
-    if (st->set.changed_topic && emit_changed(st, wk, w, batch))
-        rc = -1;
-    if (!rc && st->set.push_topic && emit_push(st, wk, w))
-        rc = -1;
-    hr_arena_leave(previous);
-    hr_arena_reset(st->arena, UNREAD_ARENA_KEEP);
-    return rc;
+    if (st->set.changed_topic && emit_changed(st, wk, w))
+        return -1;
+    if (st->set.push_topic && emit_push(st, wk, w))
+        return -1;
+    return 0;
 }

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hr_arena.h"
 #include "hr_time.h"
 #include "unread.h"
 
@@ -177,4 +178,33 @@ int unread_event_parse(const struct hr_event *ev,
     if (!strcmp(ev->type, "message.created"))
         return parse_message(ev->data, out, errstr, errstr_size);
     return parse_read(ev->data, out, errstr, errstr_size);
+}
+
+static const char *keep(struct hr_arena *pool, const char *s)
+{
+    return s ? hr_arena_strdup(pool, s) : NULL;
+}
+
+void unread_event_keep(struct unread_event *ev,
+                       const char *id,
+                       struct hr_arena *pool)
+{
+    ev->id = keep(pool, id);
+    ev->conversation_id = keep(pool, ev->conversation_id);
+    ev->message_id = keep(pool, ev->message_id);
+    ev->sender_id = keep(pool, ev->sender_id);
+    ev->user_id = keep(pool, ev->user_id);
+    ev->sender_name = keep(pool, ev->sender_name);
+    ev->preview = keep(pool, ev->preview);
+    ev->conversation_title = keep(pool, ev->conversation_title);
+    ev->nrecipients = json_array_size(ev->recipient_ids);
+    ev->recipients = NULL;
+    if (ev->nrecipients) {
+        ev->recipients =
+            hr_arena_alloc(pool, ev->nrecipients * sizeof(*ev->recipients));
+        for (size_t i = 0; i < ev->nrecipients; i++)
+            ev->recipients[i] = keep(
+                pool, json_string_value(json_array_get(ev->recipient_ids, i)));
+    }
+    ev->recipient_ids = NULL;
 }

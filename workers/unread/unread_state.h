@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hr_arena.h"
+#include "hr_jsonw.h"
 #include "hr_redis.h"
 #include "hr_strmap.h"
 #include "unread.h"
@@ -53,6 +55,8 @@ struct unread_work {
     uint64_t epoch;
 
     struct unread_event *events; /* per item of the batch */
+    struct hr_arena *pool;       /* the events' strings */
+    struct hr_arena *scratch;    /* one event's JSON while it is parsed */
     size_t events_cap;
     struct hr_strmap users;     /* user id -> index */
     struct hr_strmap pair_ids;  /* user \0 conversation -> index */
@@ -79,9 +83,7 @@ struct unread_state {
     struct hr_metric *changes;
     struct hr_metric *saturated;
     struct unread_work work[2];
-    struct hr_arena *arena; /* JSON of the outputs, per batch */
-    char *out;              /* serialized output, reused */
-    size_t out_cap;
+    struct hr_jsonw jw; /* the output being written */
 };
 
 /** Group the batch's valid events into pairs and refs (dead-letters
@@ -116,8 +118,7 @@ void unread_settle(struct unread_work *wk, struct hr_batch *batch);
 /** Emit unread.changed and push.requested. Returns 0 or -1 (producer). */
 int unread_emit(struct unread_state *st,
                 struct unread_work *wk,
-                struct hr_worker *w,
-                struct hr_batch *batch);
+                struct hr_worker *w);
 
 void unread_work_init(struct unread_work *wk);
 void unread_work_release(struct unread_work *wk);
