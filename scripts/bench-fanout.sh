@@ -185,6 +185,7 @@ load_s=$(echo "scale=1; ($t1 - $t0) / 1" | bc)
 # Building block: kcat reading the same input.
 kcat_rate herald.changes
 kcat_rate=$KCAT_RATE got=$KCAT_GOT
+json_rate herald.changes
 [ "$got" -eq "$N" ] || { echo "kcat read $got records, expected $N" >&2; exit 1; }
 
 start_worker fanout "$WORK/fanout.log" HERALD_LOG_LEVEL=warn \
@@ -226,6 +227,7 @@ one machine ($(nproc) cores); input generated and loaded in ${load_s} s
 
   herald-fanout            $(printf '%8d' "$rate") records/s   peak RSS ${rss} MB   (${pct}% of kcat)
   kcat consume (same data) $(printf '%8d' "$kcat_rate") records/s
+  jansson parse (same data)$(printf '%8d' "$JSON_RATE") records/s on one core, parsing only
   records matching a rule  $matched ($(echo "100 * $matched / $N" | bc)%), filtered $filtered
   CPU seconds used: worker $worker_cpu, devbroker $broker_cpu
   $verify

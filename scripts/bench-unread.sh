@@ -20,6 +20,7 @@ start_broker --topics herald.messages:128,herald.unread:32
 # commands.
 kcat_rate herald.messages
 kcat_rate=$KCAT_RATE
+json_rate herald.messages
 redis_rate=$(redis_rate 2000000)
 
 start_worker unread "$WORK/unread.log" HERALD_LOG_LEVEL=warn ${WORKER_ENV:-}
@@ -50,6 +51,7 @@ herald-unread benchmark: $N message.created, 10k users, 20k conversations,
 
   herald-unread            $(printf '%8d' "$rate") events/s   peak RSS ${rss} MB
   kcat consume (same data) $(printf '%8d' "$kcat_rate") events/s
+  jansson parse (same data)$(printf '%8d' "$JSON_RATE") events/s on one core, parsing only
   redis SET, pipelined x64 $(printf '%8d' "$redis_rate") commands/s
   redis time in the batch script: ${script_us} us/event over $calls calls
                            (Redis alone could sustain ${script_rate} events/s)

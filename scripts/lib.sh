@@ -105,6 +105,13 @@ kcat_rate() {
     KCAT_RATE=$(echo "$KCAT_GOT / ($t1 - $t0)" | bc)
 }
 
+# json_rate TOPIC: how fast jansson alone parses TOPIC's values on one core
+# (values/s), the way the workers parse them; sets JSON_RATE.
+json_rate() {
+    JSON_RATE=$(kcat -C -b "$BROKERS" -t "$1" -o beginning -e -q -f '%s\n' |
+        "$BIN/herald-chatgen" jsonrate | awk '{ print $5 }')
+}
+
 # redis_rate N: redis-benchmark's pipelined (x64) SET rate on our Redis.
 redis_rate() {
     redis-benchmark -s "$REDIS_SOCK" -n "$1" -P 64 -t set -q --csv 2>/dev/null |

@@ -12,11 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
 #include "chat_model.h"
+#include "hr_arena.h"
 #include "hr_time.h"
 
 struct gen_args {
@@ -33,6 +36,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: herald-chatgen produce|verify [options]\n"
+            "       herald-chatgen jsonrate < values (one JSON per line)\n"
             "  --brokers B      Kafka bootstrap servers (produce)\n"
             "  --topic T        topic (default herald.messages)\n"
             "  --redis URL      redis://host:port or unix:///path (verify)\n"
@@ -279,12 +283,63 @@ static int verify(const struct gen_args *a, const struct chat_scenario *s)
     return bad ? 1 : 0;
 }
 
+/*
+ * jsonrate: how fast jansson alone parses the values on stdin (one per
+ * line, as `kcat -f '%s\n'` prints them) on one core, the way workers do
+ * (json_loadb into an arena reset per value). A physical limit for the
+ * benchmarks: no worker can consume faster than it parses.
+ */
+static int jsonrate(void)
+{
+    struct hr_arena *arena = hr_arena_new();
+    char *all = NULL, *line = NULL;
+    size_t cap = 0, len = 0, lcap = 0, n = 0, bad = 0;
+    ssize_t got;
+    double t0, secs;
+
+    hr_arena_install();
+    while ((got = getline(&line, &lcap, stdin)) > 0) {
+        if (len + (size_t)got + 1 > cap) {
+            cap = (len + (size_t)got + 1) * 2;
+            all = realloc(all, cap);
+            if (!all)
+                return 1;
+        }
+        memcpy(all + len, line, (size_t)got);
+        len += (size_t)got;
+    }
+    free(line);
+    t0 = hr_time_mono_s();
+    for (size_t off = 0; off < len;) {
+        const char *nl = memchr(all + off, '\n', len - off);
+        size_t vlen = nl ? (size_t)(nl - (all + off)) : len - off;
+        struct hr_arena *previous = hr_arena_enter(arena);
+        json_t *v = json_loadb(all + off, vlen, 0, NULL);
+
+        bad += !v;
+        json_decref(v);
+        hr_arena_leave(previous);
+        hr_arena_reset(arena, 1 << 20);
+        n++;
+        off += vlen + 1;
+    }
+    secs = hr_time_mono_s() - t0;
+    printf("%zu values (%zu invalid), %.0f values/s parsed by jansson on one "
+           "core\n",
+           n, bad, secs > 0 ? (double)n / secs : 0.0);
+    free(all);
+    hr_arena_free(arena);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct gen_args a;
     struct chat_scenario *s;
     int rc;
 
+    if (argc == 2 && !strcmp(argv[1], "jsonrate"))
+        return jsonrate();
     if (argc < 2 || (strcmp(argv[1], "produce") && strcmp(argv[1], "verify"))) {
         usage(argc > 1 && !strcmp(argv[1], "--help") ? stdout : stderr);
         return argc > 1 && !strcmp(argv[1], "--help") ? 0 : 2;
