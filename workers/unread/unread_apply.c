@@ -411,31 +411,6 @@ void unread_build(struct unread_work *wk,
     args_finish(a);
 }
 
-/* The next space-separated integer of the script's reply. */
-static int next_int(const char **p, const char *end, int64_t *v)
-{
-    const char *s = *p;
-    bool neg = false;
-    int64_t x = 0;
-
-    if (s < end && *s == '-') {
-        neg = true;
-        s++;
-    }
-    if (s >= end || *s < '0' || *s > '9')
-        return -1;
-    while (s < end && *s >= '0' && *s <= '9') {
-        if (x > (INT64_MAX - 9) / 10)
-            return -1;
-        x = x * 10 + (*s++ - '0');
-    }
-    if (s < end && *s++ != ' ')
-        return -1;
-    *p = s;
-    *v = neg ? -x : x;
-    return 0;
-}
-
 static int read_results(struct unread_state *st,
                         struct unread_work *wk,
                         const redisReply *reply,
@@ -443,42 +418,40 @@ static int read_results(struct unread_state *st,
                         size_t errstr_size)
 {
     size_t npairs = wk->pair_ids.n, nusers = wk->users.n;
-    const char *p, *end;
+    redisReply **el;
 
     if (reply->type == REDIS_REPLY_ERROR) {
         snprintf(errstr, errstr_size, "script failed: %s", reply->str);
         return -1;
     }
-    if (reply->type != REDIS_REPLY_STRING) {
+    if (reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements != 3 * npairs + nusers) {
         snprintf(errstr, errstr_size, "script returned an unexpected reply");
         return -1;
     }
-    p = reply->str;
-    end = reply->str + reply->len;
+    el = reply->element;
+    for (size_t i = 0; i < reply->elements; i++) {
+        if (el[i]->type != REDIS_REPLY_INTEGER) {
+            snprintf(errstr, errstr_size, "script returned a malformed reply");
+            return -1;
+        }
+    }
     for (size_t k = 0; k < npairs; k++) {
         struct unread_pair *pair = &wk->pairs[wk->pair_order[k]];
 
-        if (next_int(&p, end, &pair->count) ||
-            next_int(&p, end, &pair->added) ||
-            next_int(&p, end, &pair->read_at))
-            goto out_bad;
+        pair->count = el[3 * k]->integer;
+        pair->added = el[3 * k + 1]->integer;
+        pair->read_at = el[3 * k + 2]->integer;
     }
     wk->totals =
         grow(wk->totals, &wk->totals_cap, nusers + 1, sizeof(*wk->totals));
-    for (size_t u = 0; u < nusers; u++) {
-        if (next_int(&p, end, &wk->totals[u]))
-            goto out_bad;
-    }
-    if (p != end)
-        goto out_bad;
+    for (size_t u = 0; u < nusers; u++)
+        wk->totals[u] = el[3 * npairs + u]->integer;
     for (size_t k = 0; k < npairs; k++) {
         if (wk->pairs[k].count >= st->set.max_per_conversation)
             hr_metric_add(st->saturated, NULL, 1);
     }
     return 0;
-out_bad:
-    snprintf(errstr, errstr_size, "script returned a malformed reply");
-    return -1;
 }
 
 static int nkeys_of(const struct unread_work *wk)

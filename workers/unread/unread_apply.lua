@@ -13,8 +13,9 @@
 -- order): k, then the k conversation ids, then per pair:
 --   latest read_at in the batch ('-1': none), number of messages m, then
 --   m times: sent_at, message_id
--- Returns one string: per pair "count added read_at", then per user
--- "total", all separated by single spaces.
+-- Returns an array of integers: per pair count, added, read_at (-1: none),
+-- then per user the total. (Integers, not one string: Lua formats numbers
+-- into strings with sprintf("%.14g"), a measurable share of the script.)
 --
 -- Redis does not roll a script back when a command fails midway (a key of
 -- the wrong type, say), so the writes are ordered to make a redo repair
@@ -89,8 +90,8 @@ for u = 1, nusers do
         local m0 = a + 2
         a = m0 + 2 * nmsg
         local read = reads[i] or '-1'
-        local readn = tonumber(read)
-        local old = tonumber(olds[i] or 0)
+        local readn = reads[i] and tonumber(read) or -1
+        local old = olds[i] and tonumber(olds[i]) or 0
         local has_read = batch_read ~= '-1'
 
         if has_read then
@@ -142,9 +143,10 @@ for u = 1, nusers do
                 del[#del + 1] = conv
             end
         end
-        out[#out + 1] = count
-        out[#out + 1] = added
-        out[#out + 1] = read
+        local o = #out
+        out[o + 1] = count
+        out[o + 2] = added
+        out[o + 3] = readn
     end
 
     local total
@@ -169,7 +171,8 @@ for u = 1, nusers do
     totals[u] = total
 end
 
+local o = #out
 for u = 1, nusers do
-    out[#out + 1] = totals[u]
+    out[o + u] = totals[u]
 end
-return table.concat(out, ' ')
+return out
