@@ -207,6 +207,14 @@ int hr_producer_settle(struct hr_producer *p,
     return epoch_release(e, errstr, errstr_size);
 }
 
+void hr_producer_forget(struct hr_producer *p, uint64_t epoch)
+{
+    struct hr_epoch *e = epoch_of(p, epoch);
+
+    if (e && epoch != p->current)
+        e->open = false;
+}
+
 int hr_producer_barrier(struct hr_producer *p,
                         int timeout_ms,
                         char *errstr,

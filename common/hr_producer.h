@@ -70,6 +70,9 @@ int hr_producer_settle(struct hr_producer *p,
                        char *errstr,
                        size_t errstr_size);
 
+/** Give up on sealed @epoch without waiting (its batch is abandoned). */
+void hr_producer_forget(struct hr_producer *p, uint64_t epoch);
+
 /**
  * Seal the current epoch and wait until it and every earlier sealed one are
  * acknowledged or failed for good, at most @timeout_ms. Returns the number

@@ -520,12 +520,14 @@ static void slot_store(struct hr_worker *w, struct loop_slot *slot)
     slot_release(slot);
 }
 
-static void slot_abandon(struct loop_slot *slot)
+static void slot_abandon(struct hr_worker *w, struct loop_slot *slot)
 {
     if (!slot->batch.n)
         return;
     hr_log_info("batch abandoned at shutdown; it will be redelivered",
                 HR_LOG_I64("events", slot->batch.n));
+    if (slot->sealed)
+        hr_producer_forget(w->producer, slot->epoch);
     slot->sealed = false;
     slot_release(slot);
 }
@@ -560,6 +562,17 @@ static bool slots_settle(struct hr_worker *w,
                                  sizeof(errstr));
         if (bad < 0 && !(need && need->sealed))
             return true;
+        if (bad < 0 && stop_signal &&
+            hr_time_mono_ms() - atomic_load(&stop_at_ms) >
+                hr_conf_int(w->cfg, "HERALD_SHUTDOWN_TIMEOUT_MS") / 2) {
+            /* Draining, and the broker does not answer: leave the rest
+             * of the budget to the commit; these batches come again. */
+            for (size_t i = 0; i < nslots; i++) {
+                if (slots[i].sealed)
+                    slot_abandon(w, &slots[i]);
+            }
+            return false;
+        }
         if (bad < 0)
             continue;
         old->sealed = false;
@@ -570,10 +583,10 @@ static bool slots_settle(struct hr_worker *w,
             hr_metric_add(w->paused, NULL, 1);
             items_reset(&old->batch);
             if (!batch_run(w, &old->batch, NULL)) {
-                slot_abandon(old);
+                slot_abandon(w, old);
                 for (size_t i = 0; i < nslots; i++) {
                     if (slots[i].sealed)
-                        slot_abandon(&slots[i]);
+                        slot_abandon(w, &slots[i]);
                 }
                 return false;
             }
@@ -648,7 +661,7 @@ static int run_loop(struct hr_worker *w)
                 (void)slot_fill(w, next, max, 0);
         }
         if (!batch_run(w, &slot->batch, &slot->epoch)) {
-            slot_abandon(slot);
+            slot_abandon(w, slot);
             break;
         }
         slot->sealed = true;
@@ -665,7 +678,7 @@ static int run_loop(struct hr_worker *w)
 out_free:
     for (size_t i = 0; i < nslots; i++) {
         if (slots[i].msgs && slots[i].arena)
-            slot_abandon(&slots[i]);
+            slot_abandon(w, &slots[i]);
         hr_arena_free(slots[i].arena);
         free(slots[i].msgs);
         free(slots[i].batch.items);
