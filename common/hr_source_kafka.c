@@ -20,6 +20,7 @@ struct hr_source {
     struct hr_metric *rebalances;
     bool fatal;
     bool all_brokers_down;
+    bool joined; /* the group handed out an assignment at least once */
     char last_error[256];
 };
 
@@ -67,6 +68,7 @@ static void rebalance_cb(rd_kafka_t *rk,
                 HR_LOG_I64("count", parts->cnt),
                 HR_LOG_STR("protocol", rd_kafka_rebalance_protocol(rk)));
     if (assign) {
+        src->joined = true;
         if (cooperative)
             error = rd_kafka_incremental_assign(rk, parts);
         else
@@ -405,6 +407,10 @@ static bool commit_is_retriable(rd_kafka_resp_err_t err)
     }
 }
 
+/* A consumer left open at shutdown (see hr_source_close()), kept reachable:
+ * the process is about to exit anyway. */
+static struct hr_source *left_open;
+
 int hr_source_close(struct hr_source *src, int64_t deadline_ms)
 {
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -422,6 +428,25 @@ int hr_source_close(struct hr_source *src, int64_t deadline_ms)
         if (!commit_is_retriable(err) || hr_time_mono_ms() + 200 > deadline_ms)
             break;
         hr_time_sleep_ms(100);
+    }
+    /* librdkafka before 2.2.1 aborts when a cooperative-sticky consumer is
+     * closed before its first assignment (confluentinc/librdkafka#4312):
+     * wait a little for the join (messages that arrive meanwhile
+     * are dropped unprocessed, their offsets unstored), else leave without
+     * closing — nothing was consumed, so there is nothing to commit. */
+    for (int64_t until = hr_time_mono_ms() + 3000;
+         !src->joined && hr_time_mono_ms() < until &&
+         hr_time_mono_ms() + 1000 < deadline_ms;) {
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(src->rk, 100);
+
+        if (rkm)
+            rd_kafka_message_destroy(rkm);
+    }
+    if (!src->joined) {
+        left_open = src;
+        hr_log_warn("group never joined; leaving without closing the "
+                    "consumer (librdkafka would abort)");
+        return err && err != RD_KAFKA_RESP_ERR__NO_OFFSET ? -1 : 0;
     }
     rd_kafka_consumer_close(src->rk);
     rd_kafka_destroy(src->rk);

@@ -474,6 +474,37 @@ static void test_sigterm_drains_and_restart_redoes_nothing(void **state)
     chat_free(s);
 }
 
+/*
+ * SIGTERM while the consumer is still joining its group: librdkafka before
+ * 2.2.1 aborts when a cooperative-sticky consumer that never got an
+ * assignment is closed (confluentinc/librdkafka#4312). The worker must
+ * still exit 0 within its budget (it waits for the join, or leaves the
+ * consumer open: nothing was consumed, nothing is to commit).
+ */
+static void test_sigterm_before_the_group_is_joined_exits_cleanly(void **state)
+{
+    struct uf_worker *w;
+    int64_t t0;
+
+    (void)state;
+    /* JoinGroup succeeds (the protocol is chosen), SyncGroup keeps
+     * failing: the consumer is in the group without an assignment. */
+    assert_int_equal(hx_broker_control(env->broker,
+                                       "errors SyncGroup 40 "
+                                       "COORDINATOR_LOAD_IN_PROGRESS"),
+                     0);
+    w = uf_worker_start(
+        env, "joining", "g-joining",
+        (const char *const[]){"HERALD_SHUTDOWN_TIMEOUT_MS=6000", NULL});
+    hx_sleep_ms(800);
+    t0 = hx_now_ms();
+    assert_int_equal(stop_worker(w, 15000), 0);
+    assert_true(hx_now_ms() - t0 < 8000);
+    uf_worker_free(w);
+    assert_int_equal(hx_broker_control(env->broker, "clear-errors SyncGroup"),
+                     0);
+}
+
 /* push.requested: one per recipient of each message, with the exact badge:
  * with messages only, each user's highest badge is their final total. */
 struct push_seen {
@@ -675,6 +706,7 @@ int main(void)
         cmocka_unit_test(test_broker_faults_keep_counts_exact),
         cmocka_unit_test(test_malformed_input_is_dead_lettered_with_reason),
         cmocka_unit_test(test_sigterm_drains_and_restart_redoes_nothing),
+        cmocka_unit_test(test_sigterm_before_the_group_is_joined_exits_cleanly),
         cmocka_unit_test(test_push_requests_carry_exact_badges),
         cmocka_unit_test(test_spec_metrics_are_exported),
     };
