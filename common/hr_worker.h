@@ -93,9 +93,13 @@ hr_handle_fn(struct hr_worker *w, void *state, struct hr_batch *batch);
  * its Redis request without waiting) so that it overlaps what the runtime
  * does with the previous batch. The runtime fills the next batch and calls
  * submit() on it before it calls handle() on the current one, so at most
- * two batches are alive. handle() is still called on every batch, in the
- * order they were submitted, and must work whether or not submit() had any
- * effect (it is a hint, with no outcome); after a PAUSE, handle() is called
+ * two batches are submitted and not yet handled (a third, handled, may be
+ * waiting for its outputs' acknowledgements). handle() is still called on
+ * every batch, in the order they were submitted, and must work whether or
+ * not submit() had any effect (it is a hint, with no outcome). A handled
+ * batch whose outputs fail to be acknowledged is handled again, possibly
+ * after newer batches (handlers are idempotent; offsets still go out in
+ * order); after a PAUSE, handle() is called
  * again on the same batch without a new submit(). A submitted batch may be
  * dropped without handle() when the worker stops (it is redelivered).
  */
@@ -173,9 +177,11 @@ int hr_worker_produce_headers(struct hr_worker *w,
 
 /**
  * Wait until every record produced so far is acknowledged by the broker,
- * at most @timeout_ms. Returns the number of records that are not durable
- * (0: all are), with the first reason in @errstr. For ticks; batches are
- * flushed by the runtime.
+ * at most @timeout_ms. Returns the number of records produced since the
+ * last handled batch or flush that are not durable (0: all are), with the
+ * first reason in @errstr; a handled batch's own records stay its own (the
+ * runtime redoes the batch if one fails). For ticks; batches are settled
+ * by the runtime.
  */
 int hr_worker_flush(struct hr_worker *w,
                     int timeout_ms,
