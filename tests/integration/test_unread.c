@@ -126,6 +126,39 @@ static void test_kill_9_mid_stream_then_restart_is_exact(void **state)
     chat_free(s);
 }
 
+/*
+ * Outputs that fail for good (a permanent Produce error, not one the
+ * idempotent producer retries) make their batch come again, even when a
+ * newer batch was handled meanwhile: counts stay exact, nothing is
+ * dead-lettered, and the redo is logged.
+ */
+static void test_lost_outputs_redo_their_batch(void **state)
+{
+    struct chat_scenario *s = scenario(30000, 7);
+    struct uf_worker *w;
+    char *log;
+
+    (void)state;
+    flush_redis();
+    uf_produce(env, s, "lost", 0, chat_count(s));
+    w = uf_worker_start(env, "lost", "g-lost",
+                        (const char *const[]){"HERALD_BATCH_MAX=1000", NULL});
+    assert_int_equal(uf_wait_processed(w, 3000, 60000), 0);
+    assert_int_equal(hx_broker_control(env->broker,
+                                       "errors Produce 2 "
+                                       "TOPIC_AUTHORIZATION_FAILED"),
+                     0);
+    assert_int_equal(uf_wait_exact(env, s, 180000), 0);
+    assert_int_equal(topic_count("lost.dlq"), 0);
+    assert_int_equal(stop_worker(w, 15000), 0);
+    log = hx_file_read(w->log, NULL);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "redoing it"));
+    free(log);
+    uf_worker_free(w);
+    chat_free(s);
+}
+
 struct ready_arg {
     struct uf_worker *w;
     const char *needle;
@@ -704,6 +737,7 @@ int main(void)
         cmocka_unit_test(test_script_failure_midway_is_repaired_by_the_redo),
         cmocka_unit_test(test_long_key_prefix_is_used_whole),
         cmocka_unit_test(test_broker_faults_keep_counts_exact),
+        cmocka_unit_test(test_lost_outputs_redo_their_batch),
         cmocka_unit_test(test_malformed_input_is_dead_lettered_with_reason),
         cmocka_unit_test(test_sigterm_drains_and_restart_redoes_nothing),
         cmocka_unit_test(test_sigterm_before_the_group_is_joined_exits_cleanly),
