@@ -21,11 +21,35 @@ struct hr_epoch {
 /* More than the runtime ever keeps sealed (its batch slots) plus one. */
 #define HR_EPOCHS 8
 
+/* Topic handles kept (a worker writes to a handful of topics). */
+#define HR_TOPICS 64
+
 struct hr_producer {
     rd_kafka_t *rk;
     uint64_t current; /* the epoch new records join */
     struct hr_epoch epochs[HR_EPOCHS];
+    rd_kafka_topic_t *topics[HR_TOPICS];
+    size_t ntopics;
 };
+
+/*
+ * The handle of @topic, made on its first record: rd_kafka_topic_new()
+ * asks for the topic's metadata at once, where librdkafka 2.0.2's
+ * producev() by name waits for its one-second scan of unknown topics (the
+ * first record to each topic took a second). NULL when the table is full
+ * (the caller then makes a handle for the one record).
+ */
+static rd_kafka_topic_t *topic_of(struct hr_producer *p, const char *topic)
+{
+    for (size_t i = 0; i < p->ntopics; i++) {
+        if (!strcmp(rd_kafka_topic_name(p->topics[i]), topic))
+            return p->topics[i];
+    }
+    if (p->ntopics == HR_TOPICS)
+        return NULL;
+    p->topics[p->ntopics] = rd_kafka_topic_new(p->rk, topic, NULL);
+    return p->topics[p->ntopics] ? p->topics[p->ntopics++] : NULL;
+}
 
 static struct hr_epoch *epoch_of(struct hr_producer *p, uint64_t id)
 {
@@ -119,6 +143,8 @@ int hr_producer_free(struct hr_producer *p, int timeout_ms)
         return 0;
     rd_kafka_flush(p->rk, timeout_ms);
     left = rd_kafka_outq_len(p->rk);
+    for (size_t i = 0; i < p->ntopics; i++)
+        rd_kafka_topic_destroy(p->topics[i]);
     rd_kafka_destroy(p->rk);
     free(p);
     return left;
@@ -135,11 +161,19 @@ int hr_producer_send(struct hr_producer *p,
                      size_t errstr_size)
 {
     int64_t deadline = hr_time_mono_ms() + 30000;
+    rd_kafka_topic_t *rkt = topic_of(p, topic), *tmp = NULL;
     rd_kafka_resp_err_t err;
 
+    if (!rkt)
+        rkt = tmp = rd_kafka_topic_new(p->rk, topic, NULL);
+    if (!rkt) {
+        snprintf(errstr, errstr_size, "cannot produce to '%s': %s", topic,
+                 rd_kafka_err2str(rd_kafka_last_error()));
+        return -1;
+    }
     for (;;) {
         err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(topic),
+            p->rk, RD_KAFKA_V_RKT(rkt),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_KEY(key, key_len),
             RD_KAFKA_V_VALUE((void *)(uintptr_t)value, value_len),
@@ -150,6 +184,8 @@ int hr_producer_send(struct hr_producer *p,
             break;
         rd_kafka_poll(p->rk, 50);
     }
+    if (tmp)
+        rd_kafka_topic_destroy(tmp);
     if (err) {
         snprintf(errstr, errstr_size, "cannot produce to '%s': %s", topic,
                  rd_kafka_err2str(err));
