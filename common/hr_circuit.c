@@ -8,6 +8,7 @@
 #include <hiredis/hiredis.h>
 
 #include "hr_conf.h"
+#include "hr_park.h"
 #include "hr_redis.h"
 #include "hr_retry.h"
 #include "hr_strmap.h"
@@ -18,9 +19,11 @@
 extern const char hr_lua_hr_circuit[];
 extern const unsigned long hr_lua_hr_circuit_len;
 
-/* Arguments before the per-key ones (hr_circuit.lua's ARGV[1..11]). */
-#define HEADER_ARGS 11
+/* Arguments before the per-key ones (hr_circuit.lua's ARGV[1..12]). */
+#define HEADER_ARGS 12
 #define NUM_SIZE    32
+#define PER_KEY     3 /* integers per key in a reply */
+#define INDEX_KEY   "circuit:index"
 
 static const struct hr_conf_spec circuit_conf_specs[] = {
     HR_CIRCUIT_CONF_SPECS,
@@ -43,7 +46,8 @@ struct batch {
     char *argbuf;   /* per-key arguments, back to back */
     const char **argv;
     size_t *argvlen;
-    char header[HEADER_ARGS][NUM_SIZE];
+    char header[HEADER_ARGS - 1][NUM_SIZE];
+    char index[256]; /* header[11]: the zset of destination keys */
 };
 
 const struct hr_conf_spec *hr_circuit_conf_specs(void)
@@ -124,13 +128,28 @@ const char *hr_circuit_state_name(enum hr_circuit_state state)
         return "open";
     case HR_CIRCUIT_AUTH_BROKEN:
         return "auth_broken";
+    case HR_CIRCUIT_THROTTLED:
+        return "throttled";
     }
     return "unknown";
 }
 
 int hr_circuit_state_gauge(enum hr_circuit_state state)
 {
-    return state == HR_CIRCUIT_AUTH_BROKEN ? 2 : (int)state;
+    return state >= HR_CIRCUIT_OPEN ? 2 : (int)state;
+}
+
+bool hr_circuit_reason_spent_no_attempt(const char *reason, size_t len)
+{
+    static const char *const reasons[] = {
+        HR_CIRCUIT_OPEN_REASON, HR_CIRCUIT_THROTTLED_REASON, HR_PARK_REASON};
+
+    for (size_t i = 0; reason && i < sizeof(reasons) / sizeof(reasons[0]);
+         i++) {
+        if (len == strlen(reasons[i]) && !memcmp(reason, reasons[i], len))
+            return true;
+    }
+    return false;
 }
 
 struct hr_circuit *hr_circuit_new(const struct hr_circuit_conf *conf)
@@ -205,8 +224,8 @@ static int batch_start(struct hr_circuit *circuit,
         total += plen + sizeof("circuit:{}") - 1 + circuit->map.key_lens[k];
     b->count = calloc(b->nkeys, sizeof(*b->count));
     b->keybuf = malloc(total + 1);
-    b->argv = calloc(b->nkeys * 2 + HEADER_ARGS, sizeof(*b->argv));
-    b->argvlen = calloc(b->nkeys * 2 + HEADER_ARGS, sizeof(*b->argvlen));
+    b->argv = calloc(b->nkeys * 2 + HEADER_ARGS + 1, sizeof(*b->argv));
+    b->argvlen = calloc(b->nkeys * 2 + HEADER_ARGS + 1, sizeof(*b->argvlen));
     if (!b->count || !b->keybuf || !b->argv || !b->argvlen)
         goto out_oom;
     for (size_t k = 0; k < b->nkeys; k++) {
@@ -233,9 +252,10 @@ static int batch_start(struct hr_circuit *circuit,
     snprintf(b->header[8], NUM_SIZE, "%d", conf->half_open_probes);
     snprintf(b->header[9], NUM_SIZE, "%.17g", conf->budget_ratio);
     snprintf(b->header[10], NUM_SIZE, "%.17g", conf->budget_floor_per_s);
+    snprintf(b->index, sizeof(b->index), "%s%s", prefix, INDEX_KEY);
     for (size_t h = 0; h < HEADER_ARGS; h++) {
-        b->argv[b->nkeys + h] = b->header[h];
-        b->argvlen[b->nkeys + h] = strlen(b->header[h]);
+        b->argv[b->nkeys + h] = h < HEADER_ARGS - 1 ? b->header[h] : b->index;
+        b->argvlen[b->nkeys + h] = strlen(b->argv[b->nkeys + h]);
     }
     return 0;
 out_oom:
@@ -265,7 +285,7 @@ static int batch_counts(struct batch *b, char *errstr, size_t errstr_size)
 }
 
 /*
- * Run the script over the batch and check that the reply holds two
+ * Run the script over the batch and check that the reply holds PER_KEY
  * integers per key; returns it (caller frees) or NULL with @errstr.
  */
 static redisReply *batch_run(struct hr_circuit *circuit,
@@ -281,7 +301,8 @@ static redisReply *batch_run(struct hr_circuit *circuit,
                           b->argvlen, errstr, errstr_size);
     if (!reply)
         return NULL;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != b->nkeys * 2) {
+    if (reply->type != REDIS_REPLY_ARRAY ||
+        reply->elements != b->nkeys * PER_KEY) {
         snprintf(errstr, errstr_size, "circuit script '%s': %s",
                  circuit->script.name,
                  reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
@@ -301,9 +322,9 @@ static redisReply *batch_run(struct hr_circuit *circuit,
 
 static enum hr_circuit_state state_of(const redisReply *reply, size_t k)
 {
-    long long v = reply->element[2 * k]->integer;
+    long long v = reply->element[PER_KEY * k]->integer;
 
-    return v >= HR_CIRCUIT_CLOSED && v <= HR_CIRCUIT_AUTH_BROKEN
+    return v >= HR_CIRCUIT_CLOSED && v <= HR_CIRCUIT_THROTTLED
                ? (enum hr_circuit_state)v
                : HR_CIRCUIT_OPEN;
 }
@@ -342,6 +363,7 @@ int hr_circuit_report(struct hr_circuit *circuit,
     redisReply *reply;
     const char **dests = NULL;
     size_t *pos = NULL;
+    int64_t *until = NULL;
     size_t off = 0;
     int rc = -1;
 
@@ -364,20 +386,36 @@ int hr_circuit_report(struct hr_circuit *circuit,
     if (batch_start(circuit, redis, &b, "report", dests, n, now_ms, errstr,
                     errstr_size))
         goto out_release;
-    /* Each key's codes, in the order of the outcomes. */
+    /* Each key's "<wait until>:" and codes, in the order of the
+     * outcomes. */
     for (size_t i = 0; i < n; i++)
         b.count[b.key_of[i]] += outcome_code(outs[i].result) > 0;
     pos = calloc(b.nkeys, sizeof(*pos));
-    b.argbuf = malloc(n + 1);
-    if (!pos || !b.argbuf) {
+    until = calloc(b.nkeys, sizeof(*until));
+    b.argbuf = malloc(n + b.nkeys * NUM_SIZE + 1);
+    if (!pos || !until || !b.argbuf) {
         snprintf(errstr, errstr_size, "circuit batch of %zu: out of memory", n);
         goto out_release;
     }
+    for (size_t i = 0; i < n; i++) {
+        int64_t wait = outs[i].retry_after_ms;
+        size_t k = b.key_of[i];
+
+        if (outcome_code(outs[i].result) != 'T' || wait <= 0)
+            continue;
+        if (wait > HR_CIRCUIT_THROTTLE_MAX_MS)
+            wait = HR_CIRCUIT_THROTTLE_MAX_MS;
+        if (now_ms + wait > until[k])
+            until[k] = now_ms + wait;
+    }
     for (size_t k = 0; k < b.nkeys; k++) {
-        pos[k] = off;
+        int len = snprintf(b.argbuf + off, NUM_SIZE, "%lld:",
+                           (long long)until[k]);
+
         b.argv[b.nkeys + HEADER_ARGS + k] = b.argbuf + off;
-        b.argvlen[b.nkeys + HEADER_ARGS + k] = (size_t)b.count[k];
-        off += (size_t)b.count[k];
+        b.argvlen[b.nkeys + HEADER_ARGS + k] = (size_t)len + (size_t)b.count[k];
+        pos[k] = off + (size_t)len;
+        off += (size_t)len + (size_t)b.count[k];
     }
     for (size_t i = 0; i < n; i++) {
         int code = outcome_code(outs[i].result);
@@ -395,6 +433,7 @@ int hr_circuit_report(struct hr_circuit *circuit,
 out_release:
     free(dests);
     free(pos);
+    free(until);
     batch_release(&b);
     return rc;
 }
@@ -406,6 +445,7 @@ int hr_circuit_check(struct hr_circuit *circuit,
                      int64_t now_ms,
                      enum hr_circuit_state *states,
                      bool *allowed,
+                     int64_t *wait_ms,
                      char *errstr,
                      size_t errstr_size)
 {
@@ -427,7 +467,7 @@ int hr_circuit_check(struct hr_circuit *circuit,
         goto out_release;
     /* Reuse count as the calls still allowed per key. */
     for (size_t k = 0; k < b.nkeys; k++)
-        b.count[k] = reply->element[2 * k + 1]->integer;
+        b.count[k] = reply->element[PER_KEY * k + 1]->integer;
     for (size_t i = 0; i < n; i++) {
         size_t k = b.key_of[i];
 
@@ -436,6 +476,8 @@ int hr_circuit_check(struct hr_circuit *circuit,
             b.count[k]--;
         if (states)
             states[i] = state_of(reply, k);
+        if (wait_ms)
+            wait_ms[i] = reply->element[PER_KEY * k + 2]->integer;
     }
     freeReplyObject(reply);
     rc = 0;
@@ -478,7 +520,7 @@ int hr_circuit_budget_take(struct hr_circuit *circuit,
     if (!reply)
         goto out_release;
     for (size_t k = 0; k < b.nkeys; k++)
-        b.count[k] = reply->element[2 * k]->integer;
+        b.count[k] = reply->element[PER_KEY * k]->integer;
     for (size_t i = 0; i < n; i++) {
         int64_t left = b.count[b.key_of[i]];
 
@@ -490,4 +532,80 @@ int hr_circuit_budget_take(struct hr_circuit *circuit,
 out_release:
     batch_release(&b);
     return rc;
+}
+
+int hr_circuit_peek(struct hr_circuit *circuit,
+                    struct hr_redis *redis,
+                    int64_t now_ms,
+                    size_t max,
+                    struct hr_circuit_view **views,
+                    size_t *n,
+                    char *errstr,
+                    size_t errstr_size)
+{
+    const char *prefix = hr_redis_prefix(redis);
+    size_t plen = strlen(prefix) + sizeof("circuit:{") - 1;
+    const char *argv[HEADER_ARGS + 1];
+    char header[HEADER_ARGS + 1][256];
+    struct hr_circuit_view *out;
+    redisReply *reply;
+    size_t k = 0;
+
+    *views = NULL;
+    *n = 0;
+    /* Only now, the index and how long to keep are read. */
+    for (size_t h = 0; h < HEADER_ARGS + 1; h++) {
+        snprintf(header[h], sizeof(header[h]), "0");
+        argv[h] = header[h];
+    }
+    snprintf(header[0], sizeof(header[0]), "peek");
+    snprintf(header[1], sizeof(header[1]), "%lld", (long long)now_ms);
+    snprintf(header[2], sizeof(header[2]), "%lld",
+             (long long)circuit->conf.window_ms / 1000);
+    snprintf(header[3], sizeof(header[3]), "%lld",
+             (long long)circuit->conf.open_ms);
+    snprintf(header[11], sizeof(header[11]), "%s%s", prefix, INDEX_KEY);
+    snprintf(header[12], sizeof(header[12]), "%lld",
+             (long long)HR_CIRCUIT_PEEK_KEEP_MS);
+    reply = hr_redis_eval(redis, &circuit->script, 0, HEADER_ARGS + 1, argv,
+                          NULL, errstr, errstr_size);
+    if (!reply)
+        return -1;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 3) {
+        snprintf(errstr, errstr_size, "circuit peek: %s",
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
+        freeReplyObject(reply);
+        return -1;
+    }
+    out = calloc(reply->elements / 3 + 1, sizeof(*out));
+    if (!out) {
+        snprintf(errstr, errstr_size, "circuit peek: out of memory");
+        freeReplyObject(reply);
+        return -1;
+    }
+    for (size_t i = 0; i + 2 < reply->elements && k < max; i += 3) {
+        const redisReply *key = reply->element[i];
+        const redisReply *st = reply->element[i + 1];
+        const redisReply *ac = reply->element[i + 2];
+
+        /* "<prefix>circuit:{<destination>}" */
+        if (key->type != REDIS_REPLY_STRING ||
+            st->type != REDIS_REPLY_INTEGER ||
+            ac->type != REDIS_REPLY_INTEGER || key->len <= plen ||
+            key->len - plen > sizeof(out[k].destination) ||
+            key->str[key->len - 1] != '}')
+            continue;
+        memcpy(out[k].destination, key->str + plen, key->len - plen - 1);
+        out[k].destination[key->len - plen - 1] = '\0';
+        out[k].state = st->integer >= HR_CIRCUIT_CLOSED &&
+                               st->integer <= HR_CIRCUIT_THROTTLED
+                           ? (enum hr_circuit_state)st->integer
+                           : HR_CIRCUIT_OPEN;
+        out[k].auth_failures = ac->integer;
+        k++;
+    }
+    freeReplyObject(reply);
+    *views = out;
+    *n = k;
+    return 0;
 }

@@ -20,7 +20,10 @@
  *
  * Transient and throttled failures count against a destination; permanent
  * failures (other 4xx) and poison do not, and like successes they end a run
- * of auth failures. Retries are admitted per second up to
+ * of auth failures. A failure that says how long to wait (Retry-After, as
+ * a 429 or 503 may) holds back every call to the destination until then,
+ * whatever the state (at most HR_CIRCUIT_THROTTLE_MAX_MS): check reports
+ * it as HR_CIRCUIT_THROTTLED. Retries are admitted per second up to
  *   budget_floor_per_s + budget_ratio x (successes per second in the window)
  * (Finagle's and Linkerd's retry budget); the caller keeps the rest waiting.
  *
@@ -62,7 +65,15 @@ enum hr_circuit_state {
     HR_CIRCUIT_HALF_OPEN = 1,
     HR_CIRCUIT_OPEN = 2,
     HR_CIRCUIT_AUTH_BROKEN = 3,
+    HR_CIRCUIT_THROTTLED = 4, /* closed or half-open, but it asked to wait */
 };
+
+/** The longest a Retry-After holds back a whole destination. */
+#define HR_CIRCUIT_THROTTLE_MAX_MS INT64_C(600000)
+
+/** A destination stays in hr_circuit_peek()'s list this long after its
+ *  last reported outcome. */
+#define HR_CIRCUIT_PEEK_KEEP_MS INT64_C(86400000)
 
 /** The result of a call that succeeded (2xx), as hr_http_classify() says. */
 #define HR_CIRCUIT_SUCCESS (-1)
@@ -71,6 +82,7 @@ enum hr_circuit_state {
 struct hr_circuit_outcome {
     const char *destination; /* borrowed; non-empty */
     int result;              /* HR_CIRCUIT_SUCCESS or an enum hr_err_class */
+    int64_t retry_after_ms;  /* > 0: a failure said to wait this long */
 };
 
 /**
@@ -106,6 +118,19 @@ struct hr_circuit_outcome {
 #define HR_CIRCUIT_OPEN_REASON "circuit open"
 
 /**
+ * Like HR_CIRCUIT_OPEN_REASON for a call held back because the destination
+ * asked to wait (HR_CIRCUIT_THROTTLED): no call was made, no attempt spent.
+ */
+#define HR_CIRCUIT_THROTTLED_REASON "destination throttled"
+
+/**
+ * Whether a retry record whose herald-error is @reason (@len bytes, not
+ * NUL-terminated) spent no attempt: HR_CIRCUIT_OPEN_REASON,
+ * HR_CIRCUIT_THROTTLED_REASON or hr_park.h's HR_PARK_REASON.
+ */
+bool hr_circuit_reason_spent_no_attempt(const char *reason, size_t len);
+
+/**
  * The guard's settings (HERALD_GUARD_CIRCUIT_FAILURE_RATIO,
  * HERALD_GUARD_CIRCUIT_MIN_CALLS, HERALD_GUARD_CIRCUIT_OPEN_MS,
  * HERALD_GUARD_RETRY_BUDGET, HERALD_GUARD_RETRY_FLOOR_PER_S), terminated by
@@ -127,11 +152,12 @@ int hr_circuit_conf_validate(const struct hr_circuit_conf *conf,
                              char *errstr,
                              size_t errstr_size) HR_MUST_CHECK;
 
-/** "closed", "half_open", "open", "auth_broken" ("unknown" otherwise). */
+/** "closed", "half_open", "open", "auth_broken", "throttled" ("unknown"
+ *  otherwise). */
 const char *hr_circuit_state_name(enum hr_circuit_state state);
 
-/** The herald_guard_circuit_state value: 0 closed, 1 half-open, 2 open or
- *  auth-broken. */
+/** The herald_guard_circuit_state value: 0 closed, 1 half-open, 2 open,
+ *  auth-broken or throttled (no call goes). */
 int hr_circuit_state_gauge(enum hr_circuit_state state);
 
 struct hr_circuit;
@@ -151,8 +177,9 @@ void hr_circuit_free(struct hr_circuit *circuit);
  * destination's state accordingly. A half-open destination takes any
  * outcome reported for it as its probe's. When @states is not NULL,
  * @states[i] receives the state of @outs[i]'s destination after the whole
- * batch. Returns 0, or -1 with @errstr (Redis unavailable, a bad outcome);
- * then nothing or everything was recorded.
+ * batch. Each destination is listed for hr_circuit_peek(). Returns 0, or
+ * -1 with @errstr (Redis unavailable, a bad outcome); then nothing or
+ * everything was recorded.
  */
 int hr_circuit_report(struct hr_circuit *circuit,
                       struct hr_redis *redis,
@@ -169,8 +196,11 @@ int hr_circuit_report(struct hr_circuit *circuit,
  * all are allowed; open and auth-broken: none (hand the work to the guard
  * without spending an attempt); half-open: the first calls up to what is
  * left of half_open_probes in this open_ms period, counted across all
- * replicas. @allowed[i] says; @states[i] (when @states is not NULL) gets
- * the destination's state. Returns 0, or -1 with @errstr.
+ * replicas; throttled: none until the wait it asked for is over.
+ * @allowed[i] says; @states[i] (when @states is not NULL) gets the
+ * destination's state, and @wait_ms[i] (when not NULL) how long a
+ * throttled destination still wants us to wait (0 otherwise). Returns 0,
+ * or -1 with @errstr.
  */
 int hr_circuit_check(struct hr_circuit *circuit,
                      struct hr_redis *redis,
@@ -179,6 +209,7 @@ int hr_circuit_check(struct hr_circuit *circuit,
                      int64_t now_ms,
                      enum hr_circuit_state *states,
                      bool *allowed,
+                     int64_t *wait_ms,
                      char *errstr,
                      size_t errstr_size) HR_MUST_CHECK;
 
@@ -199,5 +230,29 @@ int hr_circuit_budget_take(struct hr_circuit *circuit,
                            int *granted,
                            char *errstr,
                            size_t errstr_size) HR_MUST_CHECK;
+
+/** One destination as hr_circuit_peek() sees it. */
+struct hr_circuit_view {
+    char destination[200];
+    enum hr_circuit_state state;
+    int64_t auth_failures; /* since its state was created (it expires when
+                              idle: the count may restart from 0) */
+};
+
+/**
+ * Read-only look at every destination that reported outcomes in the last
+ * HR_CIRCUIT_PEEK_KEEP_MS, fleet-wide (one round trip): their state and
+ * auth-failure count, for the guard's gauges. Stores at most @max views in
+ * @views (newly allocated array, caller frees) and their number in *@n.
+ * Returns 0, or -1 with @errstr.
+ */
+int hr_circuit_peek(struct hr_circuit *circuit,
+                    struct hr_redis *redis,
+                    int64_t now_ms,
+                    size_t max,
+                    struct hr_circuit_view **views,
+                    size_t *n,
+                    char *errstr,
+                    size_t errstr_size) HR_MUST_CHECK;
 
 #endif

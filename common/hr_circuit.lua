@@ -5,19 +5,26 @@
 --   st       0 closed, 2 open, 3 auth-broken (half-open is derived:
 --            st ~= 0 and now >= oat + open_ms)
 --   oat      when it opened (ms)
---   ar       auth failures in a row
+--   ar       auth failures in a row; ac auth failures in all (a counter
+--            for herald_guard_auth_failures_total)
+--   ra       until when the destination asked us to wait (Retry-After)
 --   pw, pn   half-open: start of the probe period (ms), probes admitted
 --   t<i>     ring of W per-second buckets, i = second % W: the second,
 --   s<i>     successes, f<i> destination failures, r<i> retries admitted
--- ARGV: op ('report' | 'check' | 'budget'), now_ms, W (window, seconds),
---   open_ms, ttl_ms, min_calls, failure_ratio, auth_threshold,
---   half_open_probes, budget_ratio, budget_floor_per_s, then per key:
---   report: outcome codes in order (S success, T transient or throttled,
---           A auth, P permanent); check: calls wanted; budget: retries
---           wanted.
--- Returns two integers per key: report: state, 0; check: state, calls
--- allowed; budget: retries granted, the per-second limit.
--- States returned: 0 closed, 1 half-open, 2 open, 3 auth-broken.
+-- ARGV: op ('report' | 'check' | 'budget' | 'peek'), now_ms, W (window,
+--   seconds), open_ms, ttl_ms, min_calls, failure_ratio, auth_threshold,
+--   half_open_probes, budget_ratio, budget_floor_per_s, index (a zset of
+--   the destination keys reported, by last report), then per key:
+--   report: "<wait until ms>:<outcome codes in order>" (S success, T
+--           transient or throttled, A auth, P permanent; 0: no wait);
+--   check: calls wanted; budget: retries wanted.
+-- Returns three integers per key: report: state, 0, 0; check: state,
+-- calls allowed, ms to wait (state 4: throttled); budget: retries granted,
+-- the per-second limit, 0.
+-- peek (no KEYS; ARGV[13] how long a destination stays listed, ms):
+-- {key, state, auth failures, ...} for every destination of the index.
+-- States returned: 0 closed, 1 half-open, 2 open, 3 auth-broken,
+-- 4 throttled.
 local call = redis.call
 local op = ARGV[1]
 local now = tonumber(ARGV[2])
@@ -30,7 +37,8 @@ local auth_threshold = tonumber(ARGV[8])
 local probes = tonumber(ARGV[9])
 local budget_ratio = tonumber(ARGV[10])
 local budget_floor = tonumber(ARGV[11])
-local FIRST = 11
+local index = ARGV[12]
+local FIRST = 12
 local cur = math.floor(now / 1000)
 local slot = cur % W
 local out = {}
@@ -78,10 +86,13 @@ local function effective(st, oat)
     return 1
 end
 
-local function report(key, codes)
+local function report(key, arg)
+    local colon = string.find(arg, ':', 1, true)
+    local wait_until = tonumber(string.sub(arg, 1, colon - 1))
+    local codes = string.sub(arg, colon + 1)
     local h = load(key)
     local st, oat, ar = h.st or 0, h.oat or 0, h.ar or 0
-    local ds, df = 0, 0
+    local ds, df, da = 0, 0, 0
     local closed, opened = false, false
 
     for i = 1, #codes do
@@ -100,6 +111,7 @@ local function report(key, codes)
         elseif c == 84 or c == 65 then -- 'T', 'A'
             if c == 65 then
                 ar = ar + 1
+                da = da + 1
             else
                 df = df + 1
             end
@@ -146,23 +158,37 @@ local function report(key, codes)
     if opened then
         call('HDEL', key, 'pw', 'pn')
     end
+    if da > 0 then
+        call('HINCRBY', key, 'ac', da)
+    end
+    if wait_until > now and wait_until > (h.ra or 0) then
+        call('HSET', key, 'ra', wait_until)
+    end
+    call('ZADD', index, now, key)
+    call('PEXPIRE', index, 86400000) -- HR_CIRCUIT_PEEK_KEEP_MS
     if st == 0 then
         call('HSET', key, 'st', 0, 'ar', ar)
     else
         call('HSET', key, 'st', st, 'oat', oat, 'ar', ar)
     end
     call('PEXPIRE', key, ttl)
-    return effective(st, oat), 0
+    return effective(st, oat), 0, 0
 end
 
 local function check(key, want)
-    local v = call('HMGET', key, 'st', 'oat', 'pw', 'pn')
+    local v = call('HMGET', key, 'st', 'oat', 'pw', 'pn', 'ra')
     local eff = effective(tonumber(v[1]) or 0, tonumber(v[2]) or 0)
+    local ra = tonumber(v[5]) or 0
+    if eff == 0 or eff == 1 then
+        if ra > now then
+            return 4, 0, ra - now
+        end
+    end
     if eff == 0 then
-        return 0, want
+        return 0, want, 0
     end
     if eff ~= 1 then
-        return eff, 0
+        return eff, 0, 0
     end
     local pw, pn = tonumber(v[3]), tonumber(v[4]) or 0
     if not pw or now >= pw + open_ms or now < pw then
@@ -174,7 +200,7 @@ local function check(key, want)
         call('HSET', key, 'pw', pw, 'pn', pn + n)
         call('PEXPIRE', key, ttl)
     end
-    return 1, n
+    return 1, n, 0
 end
 
 local function budget(key, want)
@@ -191,22 +217,39 @@ local function budget(key, want)
         call('HINCRBY', key, 'r' .. slot, n)
         call('PEXPIRE', key, ttl)
     end
-    return n, limit
+    return n, limit, 0
+end
+
+if op == 'peek' then
+    local keep = tonumber(ARGV[13])
+    call('ZREMRANGEBYSCORE', index, '-inf', now - keep)
+    for _, key in ipairs(call('ZRANGE', index, 0, -1)) do
+        local v = call('HMGET', key, 'st', 'oat', 'ac', 'ra')
+        local eff = effective(tonumber(v[1]) or 0, tonumber(v[2]) or 0)
+        if eff <= 1 and (tonumber(v[4]) or 0) > now then
+            eff = 4
+        end
+        out[#out + 1] = key
+        out[#out + 1] = eff
+        out[#out + 1] = tonumber(v[3]) or 0
+    end
+    return out
 end
 
 for k = 1, #KEYS do
     local arg = ARGV[FIRST + k]
-    local x, y
+    local x, y, z
     if op == 'report' then
-        x, y = report(KEYS[k], arg)
+        x, y, z = report(KEYS[k], arg)
     elseif op == 'check' then
-        x, y = check(KEYS[k], tonumber(arg))
+        x, y, z = check(KEYS[k], tonumber(arg))
     elseif op == 'budget' then
-        x, y = budget(KEYS[k], tonumber(arg))
+        x, y, z = budget(KEYS[k], tonumber(arg))
     else
         return redis.error_reply('unknown circuit op ' .. tostring(op))
     end
     out[#out + 1] = x
     out[#out + 1] = y
+    out[#out + 1] = z
 end
 return out

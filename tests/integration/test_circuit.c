@@ -135,7 +135,7 @@ static int check_n(struct hr_circuit *circuit,
     for (int i = 0; i < count; i++)
         dests[i] = dest;
     if (hr_circuit_check(circuit, replica[r], dests, (size_t)count, now_ms,
-                         states, allowed, errstr, sizeof(errstr)))
+                         states, allowed, NULL, errstr, sizeof(errstr)))
         fail_msg("check: %s", errstr);
     for (int i = 0; i < count; i++) {
         /* The allowed calls come first. */
@@ -298,10 +298,10 @@ static void test_circuit_auth_failures_break_until_probe_succeeds(void **state)
 {
     struct hr_circuit *circuit = circuit_new(1, 1000);
     struct hr_circuit_outcome outs[4] = {
-        {"smtp", HR_ERR_AUTH},
-        {"smtp", HR_ERR_AUTH},
-        {"smtp", HR_CIRCUIT_SUCCESS},
-        {"smtp", HR_ERR_AUTH},
+        {"smtp", HR_ERR_AUTH, 0},
+        {"smtp", HR_ERR_AUTH, 0},
+        {"smtp", HR_CIRCUIT_SUCCESS, 0},
+        {"smtp", HR_ERR_AUTH, 0},
     };
     enum hr_circuit_state states[4];
     enum hr_circuit_state st;
@@ -367,7 +367,8 @@ static void test_circuit_batches_many_destinations(void **state)
     assert_int_equal(states[1], HR_CIRCUIT_CLOSED);
     assert_int_equal(states[40], HR_CIRCUIT_CLOSED);
     assert_int_equal(hr_circuit_check(circuit, replica[1], dests, 3, T0 + 1,
-                                      cstates, allowed, errstr, sizeof(errstr)),
+                                      cstates, allowed, NULL, errstr,
+                                      sizeof(errstr)),
                      0);
     assert_false(allowed[0]);
     assert_true(allowed[1]);
@@ -448,7 +449,11 @@ static void test_circuit_keys_expire(void **state)
     assert_int_equal(budget(circuit, 0, "ttl2", 1, T0), 1);
     reply = redisCommand(raw, "KEYS *");
     assert_int_equal(reply->type, REDIS_REPLY_ARRAY);
-    assert_int_equal(reply->elements, 2);
+    /* the two destinations and the index of those that reported */
+    assert_int_equal(reply->elements, 3);
+    freeReplyObject(reply);
+    reply = redisCommand(raw, "PTTL herald:circuit:index");
+    assert_true(reply->integer > 86000000 && reply->integer <= 86400000);
     freeReplyObject(reply);
     /* 2 x (10 s window + 30 s open). */
     reply = redisCommand(raw, "PTTL herald:circuit:{ttl}");
@@ -458,6 +463,125 @@ static void test_circuit_keys_expire(void **state)
     assert_true(reply->integer > 70000 && reply->integer <= 80000);
     freeReplyObject(reply);
     hr_circuit_free(circuit);
+}
+
+/* A failure that says how long to wait holds back every call to the
+ * destination until then, on every replica, at most
+ * HR_CIRCUIT_THROTTLE_MAX_MS; then it is closed again. */
+static void test_circuit_retry_after_holds_the_destination(void **state)
+{
+    struct hr_circuit *circuit = circuit_new(1, 30000);
+    struct hr_circuit_outcome out = {"rl", HR_ERR_THROTTLED, 5000};
+    const char *dest = "rl";
+    enum hr_circuit_state st = HR_CIRCUIT_CLOSED;
+    bool allowed = true;
+    int64_t wait = -1;
+    char errstr[256] = "";
+
+    (void)state;
+    assert_int_equal(hr_circuit_report(circuit, replica[0], &out, 1, T0, &st,
+                                       errstr, sizeof(errstr)),
+                     0);
+    assert_int_equal(st, HR_CIRCUIT_CLOSED);
+    assert_int_equal(hr_circuit_check(circuit, replica[1], &dest, 1,
+                                      T0 + 1000, &st, &allowed, &wait, errstr,
+                                      sizeof(errstr)),
+                     0);
+    assert_false(allowed);
+    assert_int_equal(st, HR_CIRCUIT_THROTTLED);
+    assert_int_equal(wait, 4000);
+    assert_int_equal(hr_circuit_state_gauge(st), 2);
+    assert_int_equal(check_n(circuit, 0, "rl", 1, T0 + 4999, &st), 0);
+    assert_int_equal(check_n(circuit, 0, "rl", 2, T0 + 5000, &st), 2);
+    assert_int_equal(st, HR_CIRCUIT_CLOSED);
+    /* an absurd Retry-After is capped */
+    out.retry_after_ms = INT64_C(1000000000);
+    assert_int_equal(hr_circuit_report(circuit, replica[0], &out, 1,
+                                       T0 + 6000, NULL, errstr,
+                                       sizeof(errstr)),
+                     0);
+    assert_int_equal(
+        check_n(circuit, 0, "rl", 1, T0 + 6000 + HR_CIRCUIT_THROTTLE_MAX_MS - 1,
+                &st),
+        0);
+    assert_int_equal(
+        check_n(circuit, 0, "rl", 1, T0 + 6000 + HR_CIRCUIT_THROTTLE_MAX_MS,
+                &st),
+        1);
+    hr_circuit_free(circuit);
+}
+
+/* Peek lists every destination that reported, with its state and auth
+ * failures, and writes nothing a check would see. */
+static void test_circuit_peek_lists_states_and_auth_failures(void **state)
+{
+    struct hr_circuit *circuit = circuit_new(1, 30000);
+    struct hr_circuit_view *views = NULL;
+    enum hr_circuit_state st;
+    char errstr[256] = "";
+    size_t n = 0;
+
+    (void)state;
+    report_n(circuit, 0, "hook:a", HR_ERR_AUTH, 2, T0);
+    report_n(circuit, 1, "hook:b", HR_CIRCUIT_SUCCESS, 4, T0);
+    assert_int_equal(hr_circuit_peek(circuit, replica[1], T0 + 1, 16, &views,
+                                     &n, errstr, sizeof(errstr)),
+                     0);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        bool a = !strcmp(views[i].destination, "hook:a");
+
+        assert_true(a || !strcmp(views[i].destination, "hook:b"));
+        assert_int_equal(views[i].state, HR_CIRCUIT_CLOSED);
+        assert_int_equal(views[i].auth_failures, a ? 2 : 0);
+    }
+    free(views);
+    /* the third in a row breaks it; the count goes on */
+    assert_int_equal(report_n(circuit, 0, "hook:a", HR_ERR_AUTH, 1, T0 + 1000),
+                     HR_CIRCUIT_AUTH_BROKEN);
+    assert_int_equal(hr_circuit_peek(circuit, replica[0], T0 + 1000, 1, &views,
+                                     &n, errstr, sizeof(errstr)),
+                     0);
+    assert_int_equal(n, 1); /* at most what was asked for */
+    free(views);
+    assert_int_equal(hr_circuit_peek(circuit, replica[0], T0 + 1000, 16, &views,
+                                     &n, errstr, sizeof(errstr)),
+                     0);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(views[i].destination, "hook:a"))
+            continue;
+        assert_int_equal(views[i].state, HR_CIRCUIT_AUTH_BROKEN);
+        assert_int_equal(views[i].auth_failures, 3);
+    }
+    free(views);
+    /* half-open after open_ms: peeking takes no probe */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(hr_circuit_peek(circuit, replica[0], T0 + 31000, 16,
+                                         &views, &n, errstr, sizeof(errstr)),
+                         0);
+        free(views);
+    }
+    assert_int_equal(check_n(circuit, 0, "hook:a", 2, T0 + 31000, &st), 1);
+    /* a day without reports: no longer listed */
+    assert_int_equal(hr_circuit_peek(circuit, replica[0],
+                                     T0 + 1000 + HR_CIRCUIT_PEEK_KEEP_MS + 1,
+                                     16, &views, &n, errstr, sizeof(errstr)),
+                     0);
+    assert_int_equal(n, 0);
+    free(views);
+    hr_circuit_free(circuit);
+}
+
+static void test_circuit_reasons_that_spend_no_attempt(void **state)
+{
+    (void)state;
+    assert_true(hr_circuit_reason_spent_no_attempt("circuit open", 12));
+    assert_true(hr_circuit_reason_spent_no_attempt("destination throttled", 21));
+    assert_true(hr_circuit_reason_spent_no_attempt("parked behind", 13));
+    assert_false(hr_circuit_reason_spent_no_attempt("circuit open!", 13));
+    assert_false(hr_circuit_reason_spent_no_attempt("HTTP 503", 8));
+    assert_false(hr_circuit_reason_spent_no_attempt(NULL, 0));
 }
 
 static void test_circuit_conf_validates_and_loads(void **state)
@@ -510,6 +634,11 @@ int main(void)
         cmocka_unit_test_setup(test_circuit_budget_is_shared_by_replicas,
                                test_setup),
         cmocka_unit_test_setup(test_circuit_keys_expire, test_setup),
+        cmocka_unit_test_setup(test_circuit_retry_after_holds_the_destination,
+                               test_setup),
+        cmocka_unit_test_setup(test_circuit_peek_lists_states_and_auth_failures,
+                               test_setup),
+        cmocka_unit_test(test_circuit_reasons_that_spend_no_attempt),
         cmocka_unit_test(test_circuit_conf_validates_and_loads),
     };
 

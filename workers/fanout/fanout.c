@@ -13,6 +13,7 @@
 #include "hr_circuit.h"
 #include "hr_log.h"
 #include "hr_metrics.h"
+#include "hr_park.h"
 #include "hr_time.h"
 
 /* Last: it turns banned libc functions into errors. */
@@ -20,6 +21,7 @@
 
 #define FANOUT_KEY_MAX    1024
 #define FANOUT_ARENA_KEEP (4 * 1024 * 1024)
+#define FANOUT_EVENT_ID   512
 
 const struct hr_conf_spec fanout_conf[] = {
     HR_CONF_STR("HERALD_FANOUT_SOURCE_PREFIX",
@@ -63,9 +65,13 @@ struct fanout_state {
     const char **call_dests;            /* per call: its destination */
     enum hr_circuit_state *call_states; /* per call */
     bool *call_allowed;                 /* per call */
+    int64_t *call_wait;                 /* per call: throttled this long */
     struct hr_circuit_outcome *outs;    /* per call made */
     size_t scratch_cap;
-    /* a batch whose calls were made but not reported (see carry_save) */
+    /* per-key ordering of the webhook calls (hr_park.h) */
+    struct hr_park *park;
+    /* a batch whose calls were made but not reported (see carry_save);
+     * the park client keeps that batch's changes meanwhile */
     struct fanout_carry carry;
     json_t *docs;
     struct hr_arena *arena; /* the JSON of one record's routing */
@@ -120,9 +126,10 @@ static int circuit_init(struct fanout_state *st,
         return -1;
     }
     st->circuit = hr_circuit_new(&cc);
+    st->park = hr_park_new();
     st->open_ms = cc.open_ms;
     st->dests = calloc(nhooks + 1, sizeof(*st->dests));
-    if (!st->circuit || !st->dests)
+    if (!st->circuit || !st->park || !st->dests)
         return -1;
     for (size_t i = 0; i < nhooks; i++) {
         const char *name = fanout_webhook_name(st->webhooks, (int)i);
@@ -192,6 +199,7 @@ void fanout_fini(struct hr_worker *w, void *state)
         free(st->dests[i]);
     free(st->dests);
     hr_circuit_free(st->circuit);
+    hr_park_free(st->park);
     carry_clear(&st->carry);
     fanout_rules_release(&st->rules);
     fanout_webhooks_free(st->webhooks);
@@ -200,6 +208,7 @@ void fanout_fini(struct hr_worker *w, void *state)
     free(st->call_dests);
     free(st->call_states);
     free(st->call_allowed);
+    free(st->call_wait);
     free(st->outs);
     free(st);
 }
@@ -388,9 +397,11 @@ static void scratch_reserve(struct fanout_state *st, size_t n)
         realloc(st->call_states, st->scratch_cap * sizeof(*st->call_states));
     st->call_allowed =
         realloc(st->call_allowed, st->scratch_cap * sizeof(*st->call_allowed));
+    st->call_wait =
+        realloc(st->call_wait, st->scratch_cap * sizeof(*st->call_wait));
     st->outs = realloc(st->outs, st->scratch_cap * sizeof(*st->outs));
     HR_ASSERT(st->call_dests && st->call_states && st->call_allowed &&
-              st->outs);
+              st->call_wait && st->outs);
 }
 
 static void set_gauge(struct fanout_state *st,
@@ -403,8 +414,9 @@ static void set_gauge(struct fanout_state *st,
 
 /*
  * One check for every call of the batch: a call to a destination that is
- * open or auth-broken, or half-open with its probes taken, is blocked (not
- * made). Returns 0, or -1 with @errstr (Redis): nothing was called yet.
+ * open, auth-broken or throttled, or half-open with its probes taken, is
+ * blocked (not made). Returns 0, or -1 with @errstr (Redis): nothing was
+ * called yet.
  */
 static int circuit_check(struct fanout_state *st,
                          struct hr_worker *w,
@@ -416,7 +428,7 @@ static int circuit_check(struct fanout_state *st,
         st->call_dests[c] = st->dests[st->calls[c].webhook];
     if (hr_circuit_check(st->circuit, hr_worker_redis(w), st->call_dests,
                          st->ncalls, hr_time_now_ms(), st->call_states,
-                         st->call_allowed, errstr, errstr_size))
+                         st->call_allowed, st->call_wait, errstr, errstr_size))
         return -1;
     for (size_t c = 0; c < st->ncalls; c++) {
         struct fanout_call *call = &st->calls[c];
@@ -426,6 +438,8 @@ static int circuit_check(struct fanout_state *st,
         /* a closed circuit allows every call; be safe anyway */
         if (!st->call_allowed[c] && call->blocked == HR_CIRCUIT_CLOSED)
             call->blocked = HR_CIRCUIT_OPEN;
+        if (call->blocked == HR_CIRCUIT_THROTTLED)
+            call->retry_after_ms = st->call_wait[c];
     }
     return 0;
 }
@@ -443,11 +457,12 @@ static int circuit_report(struct fanout_state *st,
     for (size_t c = 0; c < st->ncalls; c++) {
         const struct fanout_call *call = &st->calls[c];
 
-        if (call->blocked)
+        if (call->blocked || call->parked)
             continue;
         st->outs[n].destination = st->dests[call->webhook];
         st->outs[n].result =
             call->err_class < 0 ? HR_CIRCUIT_SUCCESS : call->err_class;
+        st->outs[n].retry_after_ms = call->retry_after_ms;
         n++;
     }
     if (hr_circuit_report(st->circuit, hr_worker_redis(w), st->outs, n,
@@ -518,15 +533,204 @@ static bool carry_restore(struct fanout_state *st, const struct hr_batch *batch)
     return same;
 }
 
+/* --- per-key ordering and waves -------------------------------------------- */
+
+/* Whether webhook @name is named in the herald-destination list @only. */
+static bool only_names(const char *only, const char *dest)
+{
+    size_t len = strlen(dest);
+    const char *p;
+
+    for (p = only; (p = strstr(p, dest)); p += len) {
+        if ((p == only || p[-1] == ',') && (p[len] == ',' || !p[len]))
+            return true;
+    }
+    return false;
+}
+
+/* The herald-destination list of a redelivered record into @only, or "". */
+static void redelivered_only(struct hr_item *item, char *only, size_t size)
+{
+    size_t dlen = 0;
+    const char *dest = hr_item_header(item, "herald-destination", &dlen);
+
+    only[0] = '\0';
+    if (dest && dlen < size && !strncmp(item->topic, "herald.redeliver.", 17)) {
+        memcpy(only, dest, dlen);
+        only[dlen] = '\0';
+    }
+}
+
+/*
+ * One park entry per call of a record with a key, in batch order (calls are
+ * made item by item). A redelivery for a webhook that this record no longer
+ * calls (its rules changed) releases its event there, so that it cannot
+ * hold the key.
+ */
+static void park_add(struct fanout_state *st,
+                     struct hr_worker *w,
+                     struct hr_batch *batch)
+{
+    char eid[FANOUT_EVENT_ID], only[sizeof(batch->items[0].destination)];
+    size_t c = 0;
+
+    hr_park_reset(st->park);
+    for (size_t i = 0; i < batch->n; i++) {
+        struct hr_item *item = &batch->items[i];
+        bool have_id = item->key && item->key_len &&
+                       hr_park_event_id(eid, sizeof(eid), hr_worker_name(w),
+                                        item) >= 0;
+
+        for (; c < st->ncalls && st->calls[c].item == i; c++) {
+            st->calls[c].park = SIZE_MAX;
+            if (have_id)
+                st->calls[c].park = hr_park_add(
+                    st->park, st->dests[st->calls[c].webhook], item->key,
+                    item->key_len, eid);
+        }
+        if (!have_id || item->outcome != HR_OUT_OK)
+            continue;
+        redelivered_only(item, only, sizeof(only));
+        for (size_t k = 0; only[0] && k < fanout_webhooks_count(st->webhooks);
+             k++) {
+            bool called = false;
+
+            for (size_t d = 0; d < st->ncalls && !called; d++)
+                called = st->calls[d].item == i && st->calls[d].webhook == (int)k;
+            if (!called && only_names(only, st->dests[k]))
+                hr_park_release(st->park,
+                                hr_park_add(st->park, st->dests[k], item->key,
+                                            item->key_len, eid));
+        }
+    }
+}
+
+static bool call_failed_retryable(const struct fanout_call *call)
+{
+    return call->err_class == HR_ERR_TRANSIENT ||
+           call->err_class == HR_ERR_THROTTLED;
+}
+
+/*
+ * Make the batch's calls in waves: calls of one (webhook, key) one after
+ * the other, in their records' order; a call whose key has an earlier
+ * event waiting in the guard, or whose predecessor in this batch failed,
+ * is parked (not made). Returns 0, or -1 when the HTTP client failed.
+ */
+static int run_waves(struct fanout_state *st)
+{
+    for (size_t c = 0; c < st->ncalls; c++) {
+        st->calls[c].decided = false;
+        st->calls[c].go = false;
+        st->calls[c].parked = false;
+    }
+    for (;;) {
+        size_t ngo = 0;
+
+        for (size_t c = 0; c < st->ncalls; c++) {
+            struct fanout_call *call = &st->calls[c];
+
+            if (call->decided)
+                continue;
+            if (call->park != SIZE_MAX) {
+                enum hr_park_verdict v = hr_park_next(st->park, call->park);
+
+                if (v == HR_PARK_WAIT)
+                    continue;
+                if (v == HR_PARK_PARK) {
+                    call->parked = true;
+                    call->decided = true;
+                    continue;
+                }
+            }
+            call->decided = true;
+            if (call->blocked) {
+                /* refused by the circuit: handed to the guard, or (auth
+                 * broken) dead-lettered */
+                if (call->park != SIZE_MAX)
+                    hr_park_finish(st->park, call->park,
+                                   call->blocked == HR_CIRCUIT_AUTH_BROKEN
+                                       ? HR_PARK_DONE
+                                       : HR_PARK_RETRY);
+                continue;
+            }
+            call->go = true;
+            ngo++;
+        }
+        if (!ngo)
+            return 0;
+        if (fanout_webhooks_perform(st->webhooks, st->calls, st->ncalls))
+            return -1;
+        for (size_t c = 0; c < st->ncalls; c++) {
+            struct fanout_call *call = &st->calls[c];
+
+            if (!call->go)
+                continue;
+            call->go = false;
+            if (call->park != SIZE_MAX)
+                hr_park_finish(st->park, call->park,
+                               call_failed_retryable(call) ? HR_PARK_RETRY
+                                                           : HR_PARK_DONE);
+        }
+    }
+}
+
+/* An item that ends dead-lettered produces no retry record: whatever of it
+ * joined a queue leaves it again, or it would hold its key. */
+static void park_release_dead(struct fanout_state *st,
+                              const struct hr_batch *batch)
+{
+    for (size_t c = 0; c < st->ncalls; c++) {
+        const struct fanout_call *call = &st->calls[c];
+
+        if (call->park != SIZE_MAX &&
+            batch->items[call->item].outcome == HR_OUT_DEAD)
+            hr_park_release(st->park, call->park);
+    }
+}
+
 /* --- outcomes ------------------------------------------------------------- */
+
+/* The result of a call that was not made: refused by the circuit (open,
+ * half-open without probes left, throttled, auth-broken) or parked.
+ * Returns whether it is a hand-off to the guard that spends no attempt. */
+static bool not_made(const struct fanout_state *st, struct fanout_call *call)
+{
+    if (call->parked) {
+        call->err_class = HR_ERR_TRANSIENT;
+        call->retry_after_ms = -1;
+        snprintf(call->error, sizeof(call->error), "%s", HR_PARK_REASON);
+        return true;
+    }
+    switch (call->blocked) {
+    case 0:
+        return false;
+    case HR_CIRCUIT_AUTH_BROKEN:
+        call->err_class = HR_ERR_AUTH;
+        snprintf(call->error, sizeof(call->error), "%s (auth broken)",
+                 HR_CIRCUIT_OPEN_REASON);
+        return false;
+    case HR_CIRCUIT_THROTTLED:
+        call->err_class = HR_ERR_THROTTLED;
+        snprintf(call->error, sizeof(call->error), "%s",
+                 HR_CIRCUIT_THROTTLED_REASON);
+        return true;
+    default:
+        call->err_class = HR_ERR_TRANSIENT;
+        call->retry_after_ms = st->open_ms;
+        snprintf(call->error, sizeof(call->error), "%s",
+                 HR_CIRCUIT_OPEN_REASON);
+        return true;
+    }
+}
 
 /*
  * The worst result among an item's calls decides its outcome: auth, then
  * permanent, then retryable (with every failed destination named). A call
- * to an auth-broken destination counts as an auth failure; a call the
- * circuit refused otherwise is retried with HR_CIRCUIT_OPEN_REASON only
- * when no call of the item was made and failed (pass 2), so that a record
- * whose herald-error says "circuit open" spent no attempt.
+ * to an auth-broken destination counts as an auth failure; a call that was
+ * not made otherwise (circuit, throttle, parked) is retried with its
+ * reason only when no call of the item was made and failed (pass 2), so
+ * that a record whose herald-error says so spent no attempt.
  */
 static void settle_calls(struct fanout_state *st, struct hr_batch *batch)
 {
@@ -536,20 +740,9 @@ static void settle_calls(struct fanout_state *st, struct hr_batch *batch)
             struct hr_item *item = &batch->items[call->item];
             const char *name = fanout_webhook_name(st->webhooks, call->webhook);
             const char *dest = st->dests[call->webhook];
-            bool open =
-                call->blocked && call->blocked != HR_CIRCUIT_AUTH_BROKEN;
+            bool handoff = not_made(st, call);
 
-            if (call->blocked == HR_CIRCUIT_AUTH_BROKEN) {
-                call->err_class = HR_ERR_AUTH;
-                snprintf(call->error, sizeof(call->error), "%s (auth broken)",
-                         HR_CIRCUIT_OPEN_REASON);
-            } else if (open) {
-                call->err_class = HR_ERR_TRANSIENT;
-                call->retry_after_ms = st->open_ms;
-                snprintf(call->error, sizeof(call->error), "%s",
-                         HR_CIRCUIT_OPEN_REASON);
-            }
-            if (call->err_class < 0 || open != (pass == 2))
+            if (call->err_class < 0 || handoff != (pass == 2))
                 continue;
             if (call->err_class == HR_ERR_AUTH ||
                 call->err_class == HR_ERR_PERMANENT) {
@@ -573,13 +766,13 @@ static void settle_calls(struct fanout_state *st, struct hr_batch *batch)
                 if (used + strlen(dest) + 2 < sizeof(item->destination))
                     snprintf(item->destination + used,
                              sizeof(item->destination) - used, ",%s", dest);
-                if (!open && call->retry_after_ms > item->retry_after_ms)
+                if (!handoff && call->retry_after_ms > item->retry_after_ms)
                     item->retry_after_ms = call->retry_after_ms;
                 continue;
             }
-            if (open)
-                hr_item_retry(item, HR_ERR_TRANSIENT, dest, st->open_ms, "%s",
-                              HR_CIRCUIT_OPEN_REASON);
+            if (handoff)
+                hr_item_retry(item, (enum hr_err_class)call->err_class, dest,
+                              call->retry_after_ms, "%s", call->error);
             else
                 hr_item_retry(item, (enum hr_err_class)call->err_class, dest,
                               call->retry_after_ms, "webhook '%s': %s", name,
@@ -601,18 +794,9 @@ fanout_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
         struct hr_arena *previous = hr_arena_enter(st->arena);
         json_t *docs = json_array();
         char errstr[256], only[sizeof(item->destination)];
-        const char *dest;
-        size_t dlen = 0;
         bool matched = false;
 
-        dest = hr_item_header(item, "herald-destination", &dlen);
-        if (dest && dlen < sizeof(only) &&
-            !strncmp(item->topic, "herald.redeliver.", 17)) {
-            memcpy(only, dest, dlen);
-            only[dlen] = '\0';
-        } else {
-            only[0] = '\0';
-        }
+        redelivered_only(item, only, sizeof(only));
         switch (fanout_normalize(item->value, item->value_len, hr_item_header,
                                  item, docs, errstr, sizeof(errstr))) {
         case FANOUT_NORM_SKIP:
@@ -643,13 +827,16 @@ fanout_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
     if (st->ncalls && !carry_restore(st, batch)) {
         char errstr[256];
 
-        if (circuit_check(st, w, errstr, sizeof(errstr))) {
+        park_add(st, w, batch);
+        if (circuit_check(st, w, errstr, sizeof(errstr)) ||
+            hr_park_check(st->park, hr_worker_redis(w), errstr,
+                          sizeof(errstr))) {
             hr_worker_set_pause_reason(w, "redis unavailable: circuit: %s",
                                        errstr);
             res = HR_BATCH_PAUSE;
             goto out;
         }
-        if (fanout_webhooks_perform(st->webhooks, st->calls, st->ncalls)) {
+        if (run_waves(st)) {
             hr_worker_set_pause_reason(w, "http client failed");
             res = HR_BATCH_PAUSE;
             goto out;
@@ -658,7 +845,13 @@ fanout_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
     if (st->ncalls) {
         char errstr[256];
 
-        if (circuit_report(st, w, errstr, sizeof(errstr))) {
+        settle_calls(st, batch);
+        park_release_dead(st, batch);
+        /* the queues before the retry records: a later record of the same
+         * key must find its predecessor parked */
+        if (hr_park_settle(st->park, hr_worker_redis(w), hr_time_now_ms(),
+                           errstr, sizeof(errstr)) ||
+            circuit_report(st, w, errstr, sizeof(errstr))) {
             /* the calls were made: keep their results for the redo */
             carry_save(st, batch);
             hr_worker_set_pause_reason(w, "redis unavailable: circuit: %s",
@@ -669,7 +862,6 @@ fanout_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
     } else {
         carry_clear(&st->carry);
     }
-    settle_calls(st, batch);
 out:
     for (size_t c = 0; c < st->ncalls; c++)
         free(st->calls[c].body);

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hr_banned.h"
 #include "hr_compat.h"
 #include "hr_conf.h"
 #include "hr_http.h"
@@ -14,6 +13,9 @@
 #include "hr_metrics.h"
 #include "hr_retry.h"
 #include "hr_time.h"
+
+/* Last: it turns banned libc functions into errors. */
+#include "hr_banned.h"
 
 #define FANOUT_WEBHOOK_CONCURRENCY 64
 #define FANOUT_SECRET_MAX          (64 * 1024)
@@ -434,9 +436,9 @@ int fanout_webhooks_perform(struct fanout_webhooks *wh,
         HR_ASSERT(wh->reqs && wh->auth_headers && wh->req_headers &&
                   wh->req_call);
     }
-    /* requests for the calls the circuit let through, back to back */
+    /* requests for this wave's calls, back to back */
     for (size_t c = 0; c < ncalls; c++) {
-        if (!calls[c].blocked)
+        if (calls[c].go)
             wh->req_call[n++] = c;
     }
     memset(wh->reqs, 0, n * sizeof(*wh->reqs));

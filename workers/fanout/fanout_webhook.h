@@ -6,6 +6,7 @@
 #ifndef FANOUT_WEBHOOK_H
 #define FANOUT_WEBHOOK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,9 +24,16 @@ struct fanout_call {
     char id[37]; /* derived id: sent as Idempotency-Key */
     char *body;  /* JSON, malloc'd, freed by the caller */
     size_t body_len;
-    /* 0: make the call; else the enum hr_circuit_state of its destination
-     * that refused it (perform() skips it and leaves its results alone) */
+    /* 0: may be made; else the enum hr_circuit_state of its destination
+     * that refused it */
     int blocked;
+    /* per-key ordering (hr_park.h): its entry, SIZE_MAX when its record
+     * has no key; parked: not made, an earlier event of its key for this
+     * webhook waits in the guard */
+    size_t park;
+    bool parked;
+    bool decided; /* made, refused or parked (the waves are over for it) */
+    bool go;      /* make it in this perform() */
     /* results */
     int err_class; /* -1: success; else enum hr_err_class */
     long status;   /* HTTP status, 0 when none */
@@ -56,9 +64,10 @@ size_t fanout_webhooks_count(const struct fanout_webhooks *wh);
 /** The name of webhook @i (borrowed). */
 const char *fanout_webhook_name(const struct fanout_webhooks *wh, int i);
 
-/** Run every call that is not blocked concurrently to completion and
- *  classify each result (SPEC section 7). Returns 0, or -1 when the HTTP
- *  client itself failed (the batch pauses). */
+/** Run every call whose go flag is set concurrently to completion and
+ *  classify each result (SPEC section 7); the other calls are left alone.
+ *  Returns 0, or -1 when the HTTP client itself failed (the batch
+ *  pauses). */
 int fanout_webhooks_perform(struct fanout_webhooks *wh,
                             struct fanout_call *calls,
                             size_t n);

@@ -11,10 +11,9 @@
 #include "hr_circuit.h"
 #include "hr_log.h"
 #include "hr_metrics.h"
+#include "hr_park.h"
 #include "hr_redis.h"
 #include "hr_time.h"
-/* The runtime has no public "produce with headers" yet: the guard uses the
- * worker's producer directly, as hr_worker_failures.c does. */
 
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
@@ -26,68 +25,209 @@ extern const unsigned long hr_lua_guard_take_len;
 extern const char hr_lua_guard_done[];
 extern const unsigned long hr_lua_guard_done_len;
 
-#define GUARD_ID_MAX     320
-#define GUARD_NAME_MAX   200
-#define GUARD_ARGS_PER   9    /* per item in guard_schedule.lua */
-#define GUARD_TICK_MS    25   /* least time between two ticks */
-#define GUARD_BUMP_MS    1000 /* a throttled item asks again this much later */
-#define GUARD_FLUSH_MS   30000
-#define GUARD_WARN_EVERY 10000
+#define GUARD_ID_MAX    320
+#define GUARD_NAME_MAX  200
+#define GUARD_TICK_MS   25   /* least time between two ticks */
+#define GUARD_BUMP_MS   1000 /* a throttled item asks again this much later */
+#define GUARD_FLUSH_MS  10000
+#define GUARD_LEASE_MS  (GUARD_FLUSH_MS + 5000) /* a taken item's lease */
+#define GUARD_SLICE_MS  200 /* a tick hands the loop back after this long */
+#define GUARD_RESCAN    20  /* waiting items looked at again per tick */
+#define GUARD_PEEK_MS   1000
+#define GUARD_PEEK_MAX  256 /* destinations in the circuit gauges */
+#define GUARD_DESTS_MAX 16  /* destinations of one record that park it */
+#define GUARD_WARN_MS   10000
+#define NUM_SIZE        24
+#define GUARD_PENDING   2 /* batches submitted and not handled (hr_worker.h) */
+
+/* The schedule's keys, in the order hr_park_lib.lua and the scripts take. */
+enum { K_DUE, K_WAIT, K_WAITEV, K_QOF, K_ITEMS, K_N };
+
+/* A destination the circuit gauges know, and its auth failures so far. */
+struct known_dest {
+    char name[GUARD_NAME_MAX];
+    int64_t auth_failures;
+};
+
+/* A growing byte buffer; offsets into it stay valid when it grows.
+ * gbuf_put() with @p NULL reserves @len bytes. */
+struct gbuf {
+    char *p;
+    size_t len, cap;
+};
+
+/* One retry record of a batch, as the handler sees it: strings are
+ * offsets into the batch's buffer. */
+struct sched_item {
+    enum guard_verdict verdict;
+    const char *poison; /* dead-letter it at once, for this reason */
+    bool scheduled;     /* goes into the script */
+    int nq;             /* park queues */
+    char due[NUM_SIZE];
+    size_t id, blob, blob_len, eid, q, dest;
+};
+
+/* A batch's schedule request: prepared (and sent) by guard_submit(), or
+ * by guard_handle() when nothing was submitted for it. */
+struct sched_batch {
+    const struct hr_batch *batch; /* which batch: the pointer and */
+    size_t n;                     /* its first and last positions */
+    int32_t partition0;
+    int64_t offset0, offset1;
+    struct sched_item *si;
+    struct gbuf b;
+    int64_t now_ms;
+    bool write;     /* something for the script */
+    bool sent;      /* its request waits for its reply on the connection */
+    uint64_t epoch; /* of the connection it was sent on */
+    const char **argv;
+    size_t *argvlen;
+    size_t argc;
+    char nums[3][NUM_SIZE];
+    char (*nq)[4];
+};
 
 struct guard_state {
     struct guard_settings set;
     struct hr_circuit *circuit;
     struct hr_script sched, take, done;
-    char due_key[512];
-    char item_prefix[512];
+    char *srcs[3]; /* the scripts after hr_park_lib.lua */
+    char keys[K_N][512];
+    size_t key_lens[K_N];
+    const char *prefix;
     struct hr_metric *scheduled;
+    struct hr_metric *parked;
     struct hr_metric *redelivered;
     struct hr_metric *dead;
     struct hr_metric *throttled;
+    struct hr_metric *circuit_state;
+    struct hr_metric *auth_failures;
+    struct known_dest *known;
+    size_t nknown;
+    struct hr_redis *tick_redis; /* the tick's own connection: submitted
+                                    requests wait on the worker's */
+    struct sched_batch *pend;    /* [GUARD_PENDING] submitted, in order */
+    size_t npend;
     int64_t last_tick_ms; /* monotonic */
     int64_t last_warn_ms; /* monotonic */
-    bool last_full;       /* the previous tick took tick_max items */
+    int64_t last_peek_ms; /* monotonic */
+    bool last_full;       /* the previous tick stopped with items left */
 };
 
-static void script_init(struct hr_script *s,
-                        const char *name,
-                        const char *src,
-                        unsigned long len)
+
+static size_t gbuf_put(struct gbuf *b, const void *p, size_t len)
 {
-    memset(s, 0, sizeof(*s));
-    s->name = name;
-    s->src = src;
-    s->len = len;
+    size_t off = b->len;
+
+    if (b->len + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+
+        while (cap < b->len + len + 1)
+            cap *= 2;
+        b->p = realloc(b->p, cap);
+        HR_ASSERT(b->p);
+        b->cap = cap;
+    }
+    if (p && len)
+        memcpy(b->p + b->len, p, len);
+    b->len += len;
+    b->p[b->len] = '\0';
+    return off;
 }
+
+/* Like gbuf_put(), then a NUL kept in the buffer (a C string at the
+ * returned offset). */
+static size_t gbuf_str(struct gbuf *b, const char *p, size_t len)
+{
+    size_t off = gbuf_put(b, p, len);
+
+    gbuf_put(b, "", 1);
+    return off;
+}
+
+static void gbuf_release(struct gbuf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
+
+static void
+warn_limited(struct guard_state *st, const char *msg, const char *err)
+{
+    int64_t now = hr_time_mono_ms();
+
+    if (now - st->last_warn_ms < GUARD_WARN_MS)
+        return;
+    st->last_warn_ms = now;
+    hr_log_write(HR_LOG_WARN, msg, HR_LOG_STR("err", err), HR_LOG_END);
+}
+
+static int script_init(struct guard_state *st,
+                       int i,
+                       struct hr_script *s,
+                       const char *name,
+                       const char *body,
+                       unsigned long body_len)
+{
+    size_t len;
+
+    memset(s, 0, sizeof(*s));
+    st->srcs[i] = hr_park_script_src(body, body_len, &len);
+    if (!st->srcs[i])
+        return -1;
+    s->name = name;
+    s->src = st->srcs[i];
+    s->len = len;
+    return 0;
+}
+
+static void sched_batch_release(struct sched_batch *sb);
 
 int guard_init(struct hr_worker *w, void **state)
 {
+    static const char *const suffixes[K_N] = {
+        HR_PARK_KEY_DUE, HR_PARK_KEY_WAIT, HR_PARK_KEY_WAITEV, HR_PARK_KEY_QOF,
+        "guard:{sched}:items"};
     struct guard_state *st = calloc(1, sizeof(*st));
+    const struct hr_conf *cfg = hr_worker_conf(w);
     struct hr_metrics *m = hr_worker_metrics(w);
-    const char *prefix = hr_redis_prefix(hr_worker_redis(w));
     struct hr_circuit_conf cc;
+    char errstr[256];
 
     if (!st)
         return -1;
-    guard_settings_load(&st->set, hr_worker_conf(w));
-    hr_circuit_conf_load(&cc, hr_worker_conf(w));
+    guard_settings_load(&st->set, cfg);
+    hr_circuit_conf_load(&cc, cfg);
     st->circuit = hr_circuit_new(&cc);
-    if (!st->circuit) {
-        free(st);
+    st->pend = calloc(GUARD_PENDING, sizeof(*st->pend));
+    st->tick_redis = hr_redis_new(hr_conf_str(cfg, "HERALD_REDIS_URL"),
+                                  hr_conf_str(cfg, "HERALD_REDIS_PREFIX"),
+                                  errstr, sizeof(errstr));
+    if (!st->tick_redis)
+        hr_log_error("bad redis url", HR_LOG_STR("err", errstr));
+    if (!st->circuit || !st->pend || !st->tick_redis ||
+        script_init(st, 0, &st->sched, "guard_schedule", hr_lua_guard_schedule,
+                    hr_lua_guard_schedule_len) ||
+        script_init(st, 1, &st->take, "guard_take", hr_lua_guard_take,
+                    hr_lua_guard_take_len) ||
+        script_init(st, 2, &st->done, "guard_done", hr_lua_guard_done,
+                    hr_lua_guard_done_len)) {
+        guard_fini(w, st);
         return -1;
     }
-    script_init(&st->sched, "guard_schedule", hr_lua_guard_schedule,
-                hr_lua_guard_schedule_len);
-    script_init(&st->take, "guard_take", hr_lua_guard_take,
-                hr_lua_guard_take_len);
-    script_init(&st->done, "guard_done", hr_lua_guard_done,
-                hr_lua_guard_done_len);
+    st->prefix = hr_redis_prefix(hr_worker_redis(w));
     /* One hash tag for the whole schedule: every script touches one slot. */
-    snprintf(st->due_key, sizeof(st->due_key), "%sguard:{sched}:due", prefix);
-    snprintf(st->item_prefix, sizeof(st->item_prefix),
-             "%sguard:{sched}:item:", prefix);
-    st->scheduled = hr_metrics_gauge(m, "herald_guard_scheduled",
-                                     "Items in the retry schedule", NULL);
+    for (int k = 0; k < K_N; k++) {
+        snprintf(st->keys[k], sizeof(st->keys[k]), "%s%s", st->prefix,
+                 suffixes[k]);
+        st->key_lens[k] = strlen(st->keys[k]);
+    }
+    st->scheduled =
+        hr_metrics_gauge(m, "herald_guard_scheduled",
+                         "Items in the retry schedule (due or parked)", NULL);
+    st->parked = hr_metrics_gauge(
+        m, "herald_guard_parked",
+        "Items waiting behind an earlier event of their key", NULL);
     st->redelivered = hr_metrics_counter(
         m, "herald_guard_redelivered_total",
         "Records redelivered to herald.redeliver.<target_worker>",
@@ -97,34 +237,126 @@ int guard_init(struct hr_worker *w, void **state)
     st->throttled = hr_metrics_counter(
         m, "herald_guard_budget_throttled_total",
         "Due items kept waiting by the retry budget", "destination");
+    st->circuit_state = hr_metrics_gauge(
+        m, "herald_guard_circuit_state",
+        "Shared circuit of a destination, fleet-wide: 0 closed, "
+        "1 half-open, 2 open (or auth-broken, or throttled)",
+        "destination");
+    st->auth_failures = hr_metrics_counter(
+        m, "herald_guard_auth_failures_total",
+        "Calls refused with 401/403, fleet-wide, by destination: "
+        "credentials need fixing",
+        "destination");
+    st->known = calloc(GUARD_PEEK_MAX, sizeof(*st->known));
+    if (!st->known) {
+        guard_fini(w, st);
+        return -1;
+    }
     *state = st;
     return 0;
 }
 
-void guard_fini(struct hr_worker *w, void *state)
-{
-    struct guard_state *st = state;
+/* --- parking ------------------------------------------------------------ */
 
-    (void)w;
-    hr_circuit_free(st->circuit);
-    free(st);
+/*
+ * The event id and park queue keys of a record handled by @worker with
+ * key @key (NULL: none) for the destinations @dests ("a,b"), appended to
+ * @b: the event id as a C string at *@eid_off, then each queue key as a
+ * 4-byte length and its bytes from *@q_off. Returns the number of queues
+ * (0 without a key).
+ */
+static int park_refs(struct gbuf *b,
+                     const char *prefix,
+                     const char *worker,
+                     const char *otopic,
+                     size_t otopic_len,
+                     int64_t opart,
+                     int64_t ooff,
+                     const char *dests,
+                     size_t dests_len,
+                     const void *key,
+                     size_t key_len,
+                     size_t *eid_off,
+                     size_t *q_off)
+{
+    char eid[GUARD_ID_MAX + GUARD_NAME_MAX] = "", dest[GUARD_NAME_MAX];
+    int n, nq = 0;
+    size_t start = 0;
+
+    n = key && key_len ? hr_park_event_id_from(eid, sizeof(eid), worker, otopic,
+                                               otopic_len, opart, ooff)
+                       : -1;
+    *eid_off = gbuf_str(b, eid, n < 0 ? 0 : (size_t)n);
+    *q_off = b->len;
+    if (n < 0)
+        return 0;
+    *q_off = b->len;
+    for (size_t i = 0; i <= dests_len && nq < GUARD_DESTS_MAX; i++) {
+        size_t dlen = i - start, qlen;
+        unsigned char len4[4];
+        char *q;
+
+        if (i < dests_len && dests[i] != ',')
+            continue;
+        if (dlen && dlen < sizeof(dest)) {
+            memcpy(dest, dests + start, dlen);
+            dest[dlen] = '\0';
+            q = hr_park_queue_key(prefix, dest, key, key_len, &qlen);
+            HR_ASSERT(q);
+            len4[0] = (unsigned char)(qlen >> 24);
+            len4[1] = (unsigned char)(qlen >> 16);
+            len4[2] = (unsigned char)(qlen >> 8);
+            len4[3] = (unsigned char)qlen;
+            gbuf_put(b, len4, 4);
+            gbuf_put(b, q, qlen);
+            free(q);
+            nq++;
+        }
+        start = i + 1;
+    }
+    return nq;
+}
+
+/* Queue key @j of a park_refs() list at @q_off: its bytes and length. */
+static const char *park_queue(const struct gbuf *b, size_t *off, size_t *len)
+{
+    const unsigned char *u = (const unsigned char *)b->p + *off;
+    const char *q = b->p + *off + 4;
+
+    *len = (size_t)u[0] << 24 | (size_t)u[1] << 16 | (size_t)u[2] << 8 | u[3];
+    *off += 4 + *len;
+    return q;
+}
+
+/* The origin of a retry record as hr_worker_failures.c writes it. */
+struct origin {
+    char worker[GUARD_NAME_MAX];
+    const char *topic;
+    size_t topic_len;
+    int64_t partition, offset;
+};
+
+static bool
+header_is(const rd_kafka_headers_t *hdrs, const char *name, const char *value)
+{
+    const void *v;
+    size_t len;
+
+    return hdrs && !rd_kafka_header_get_last(hdrs, name, &v, &len) && v &&
+           len == strlen(value) && !memcmp(v, value, len);
+}
+
+static bool spent_no_attempt(const rd_kafka_headers_t *hdrs)
+{
+    const void *v;
+    size_t len;
+
+    return hdrs && !rd_kafka_header_get_last(hdrs, "herald-error", &v, &len) &&
+           hr_circuit_reason_spent_no_attempt(v, len);
 }
 
 /* --- the handler: retry records into the schedule ---------------------- */
 
-/* One retry record of a batch, as the handler sees it. */
-struct sched_item {
-    enum guard_verdict verdict;
-    bool scheduled; /* goes into the script */
-    char id[GUARD_ID_MAX];
-    char key[1024];
-    char due[24];
-    char ttl[24];
-    char topic[512];
-    char dest[GUARD_NAME_MAX];
-    char *blob;
-    size_t blob_len;
-};
 
 static int64_t header_i64(struct hr_item *item, const char *name, int64_t def)
 {
@@ -161,21 +393,30 @@ static rd_kafka_headers_t *item_headers(struct hr_item *item)
     return hdrs;
 }
 
-/* Decide what happens to @item; fills @si. Returns -1 on out-of-memory. */
-static int sched_prepare(struct guard_state *st,
-                         struct hr_item *item,
-                         struct sched_item *si,
-                         int64_t now_ms)
+/* Decide what happens to @item; fills @si, appending its strings to @b.
+ * Sets no outcome (guard_submit() may call it). */
+static void sched_prepare(struct guard_state *st,
+                          struct hr_item *item,
+                          struct sched_item *si,
+                          struct gbuf *b,
+                          int64_t now_ms)
 {
-    char worker[GUARD_NAME_MAX], otopic[256];
-    int64_t attempt, first, retry_after, due, ttl;
-    int64_t opart = item->partition, ooff = item->offset;
-    const char *topic = item->topic;
+    char id[GUARD_ID_MAX], topic[GUARD_NAME_MAX + 64], otopic[256];
+    char dest[GUARD_NAME_MAX];
+    struct origin o = {.topic = item->topic,
+                       .topic_len = strlen(item->topic),
+                       .partition = item->partition,
+                       .offset = item->offset};
+    int64_t attempt, first, retry_after, due;
+    rd_kafka_headers_t *hdrs = item_headers(item);
+    struct guard_item gi;
+    char *hblob;
+    size_t hlen;
+    int idlen;
 
-    if (!header_copy(item, "herald-worker", worker, sizeof(worker))) {
-        hr_item_dead(item, HR_ERR_POISON,
-                     "retry record without a herald-worker header");
-        return 0;
+    if (!header_copy(item, "herald-worker", o.worker, sizeof(o.worker))) {
+        si->poison = "retry record without a herald-worker header";
+        return;
     }
     attempt = header_i64(item, "herald-attempt", 1);
     if (attempt < 1)
@@ -183,118 +424,217 @@ static int sched_prepare(struct guard_state *st,
     first = header_i64(item, "herald-first-failure-ms",
                        item->timestamp_ms > 0 ? item->timestamp_ms : now_ms);
     retry_after = header_i64(item, "herald-retry-after-ms", -1);
-    if (!header_copy(item, "herald-destination", si->dest, sizeof(si->dest)))
-        snprintf(si->dest, sizeof(si->dest), "%s", worker);
+    if (!header_copy(item, "herald-destination", dest, sizeof(dest)))
+        snprintf(dest, sizeof(dest), "%s", o.worker);
     /* The origin names the event across attempts; without it the retry
      * record's own position does (stable when it is redelivered). */
     if (header_copy(item, "herald-origin-topic", otopic, sizeof(otopic))) {
         int64_t p = header_i64(item, "herald-origin-partition", INT64_MIN);
-        int64_t o = header_i64(item, "herald-origin-offset", INT64_MIN);
+        int64_t off = header_i64(item, "herald-origin-offset", INT64_MIN);
 
-        if (p != INT64_MIN && o != INT64_MIN) {
-            topic = otopic;
-            opart = p;
-            ooff = o;
+        if (p != INT64_MIN && off != INT64_MIN) {
+            o.topic = otopic;
+            o.topic_len = strlen(otopic);
+            o.partition = p;
+            o.offset = off;
         }
     }
+    si->dest = gbuf_str(b, dest, strlen(dest));
+    si->nq = park_refs(b, st->prefix, o.worker, o.topic, o.topic_len,
+                       o.partition, o.offset, dest, strlen(dest), item->key,
+                       item->key_len, &si->eid, &si->q);
     si->verdict = guard_decide(&st->set, attempt, first, now_ms);
     if (si->verdict != GUARD_SCHEDULE)
-        return 0;
-    if (guard_item_id(si->id, sizeof(si->id), topic, strlen(topic), opart, ooff,
-                      attempt) < 0) {
-        hr_item_dead(item, HR_ERR_POISON, "origin topic too long");
-        return 0;
+        return;
+    idlen = guard_item_id(id, sizeof(id), o.topic, o.topic_len, o.partition,
+                          o.offset, attempt);
+    if (idlen < 0) {
+        si->poison = "origin topic too long";
+        si->nq = 0;
+        return;
     }
-    due =
-        guard_due_ms(&st->set, attempt, retry_after, now_ms, hr_retry_random());
-    /* Long enough to outlive any wait in the schedule, bounded anyway. */
-    ttl = (due - now_ms) / 1000 + st->set.max_age_ms / 1000 + 86400;
+    /* Parked behind an earlier event: it owes no backoff; it waits for its
+     * turn in the schedule (hr_park_lib.lua). */
+    if (header_is(hdrs, "herald-error", HR_PARK_REASON))
+        due = now_ms;
+    else
+        due = guard_due_ms(&st->set, attempt, retry_after, now_ms,
+                           hr_retry_random());
     snprintf(si->due, sizeof(si->due), "%" PRId64, due);
-    snprintf(si->ttl, sizeof(si->ttl), "%" PRId64, ttl);
-    snprintf(si->topic, sizeof(si->topic), "%s%s", st->set.redeliver_prefix,
-             worker);
-    snprintf(si->key, sizeof(si->key), "%s%s", st->item_prefix, si->id);
-    si->blob = guard_hdrs_encode(item_headers(item), &si->blob_len);
-    if (!si->blob)
-        return -1;
+    snprintf(topic, sizeof(topic), "%s%s", st->set.redeliver_prefix, o.worker);
+    si->id = gbuf_str(b, id, (size_t)idlen);
+    hblob = guard_hdrs_encode(hdrs, &hlen);
+    HR_ASSERT(hblob);
+    gi = (struct guard_item){
+        .topic = topic,
+        .topic_len = strlen(topic),
+        .key = item->key,
+        .key_len = item->key ? item->key_len : 0,
+        .value = item->value ? item->value : "",
+        .value_len = item->value ? item->value_len : 0,
+        .hdrs = hblob,
+        .hdrs_len = hlen,
+        .dest = dest,
+        .dest_len = strlen(dest),
+    };
+    si->blob_len = guard_item_size(&gi);
+    si->blob = gbuf_put(b, NULL, si->blob_len);
+    guard_item_encode(b->p + si->blob, &gi);
+    free(hblob);
     si->scheduled = true;
+}
+
+/* Append the park queues of a park_refs() list to @argv (pointing into
+ * @b); returns the next index. */
+static size_t put_queues(const struct gbuf *b,
+                         size_t q_off,
+                         int nq,
+                         const char **argv,
+                         size_t *argvlen,
+                         size_t k)
+{
+    size_t off = q_off;
+
+    for (int j = 0; j < nq; j++) {
+        argv[k] = park_queue(b, &off, &argvlen[k]);
+        k++;
+    }
+    return k;
+}
+
+/* Whether a dead letter on arrival takes its event out of park queues. */
+static bool sched_releases(const struct sched_item *si)
+{
+    return !si->scheduled && !si->poison && si->nq &&
+           si->verdict != GUARD_SCHEDULE;
+}
+
+static void sched_batch_release(struct sched_batch *sb)
+{
+    free(sb->si);
+    gbuf_release(&sb->b);
+    free(sb->argv);
+    free(sb->argvlen);
+    free(sb->nq);
+    memset(sb, 0, sizeof(*sb));
+}
+
+static bool sched_batch_is(const struct sched_batch *sb,
+                           const struct hr_batch *batch)
+{
+    return sb->batch == batch && sb->n == batch->n && batch->n &&
+           sb->partition0 == batch->items[0].partition &&
+           sb->offset0 == batch->items[0].offset &&
+           sb->offset1 == batch->items[batch->n - 1].offset;
+}
+
+/*
+ * Prepare @batch's request into @sb: every pending record's decision and
+ * the arguments of guard_schedule.lua (the events dead-lettered on arrival
+ * first, then the scheduled items). Returns 0 or -1 (out of memory).
+ */
+static int sched_batch_prepare(struct guard_state *st,
+                               struct hr_batch *batch,
+                               struct sched_batch *sb)
+{
+    size_t argc = K_N + 3, nrel = 0, k = 0;
+
+    memset(sb, 0, sizeof(*sb));
+    sb->batch = batch;
+    sb->n = batch->n;
+    if (batch->n) {
+        sb->partition0 = batch->items[0].partition;
+        sb->offset0 = batch->items[0].offset;
+        sb->offset1 = batch->items[batch->n - 1].offset;
+    }
+    sb->now_ms = hr_time_now_ms();
+    sb->si = calloc(batch->n ? batch->n : 1, sizeof(*sb->si));
+    sb->nq = calloc(batch->n ? batch->n : 1, sizeof(*sb->nq));
+    if (!sb->si || !sb->nq)
+        return -1;
+    for (size_t i = 0; i < batch->n; i++) {
+        struct sched_item *si = &sb->si[i];
+
+        if (batch->items[i].outcome != HR_OUT_PENDING)
+            continue;
+        sched_prepare(st, &batch->items[i], si, &sb->b, sb->now_ms);
+        if (si->scheduled)
+            argc += 5 + (size_t)si->nq;
+        else if (sched_releases(si))
+            argc += 2 + (size_t)si->nq;
+        sb->write |= si->scheduled || sched_releases(si);
+    }
+    if (!sb->write)
+        return 0;
+    sb->argv = calloc(argc, sizeof(*sb->argv));
+    sb->argvlen = calloc(argc, sizeof(*sb->argvlen));
+    if (!sb->argv || !sb->argvlen)
+        return -1;
+    for (int i = 0; i < K_N; i++) {
+        sb->argv[k] = st->keys[i];
+        sb->argvlen[k++] = st->key_lens[i];
+    }
+    snprintf(sb->nums[0], NUM_SIZE, "%" PRId64, st->set.max_scheduled);
+    snprintf(sb->nums[1], NUM_SIZE, "%" PRId64, sb->now_ms);
+    sb->argv[k++] = sb->nums[0];
+    sb->argv[k++] = sb->nums[1];
+    sb->argv[k++] = sb->nums[2];
+    for (size_t i = 0; i < batch->n; i++) {
+        const struct sched_item *si = &sb->si[i];
+
+        if (!sched_releases(si))
+            continue;
+        snprintf(sb->nq[i], sizeof(sb->nq[i]), "%d", si->nq);
+        sb->argv[k] = sb->b.p + si->eid;
+        sb->argv[k + 1] = sb->nq[i];
+        k = put_queues(&sb->b, si->q, si->nq, sb->argv, sb->argvlen, k + 2);
+        nrel++;
+    }
+    snprintf(sb->nums[2], NUM_SIZE, "%zu", nrel);
+    for (size_t i = 0; i < batch->n; i++) {
+        const struct sched_item *si = &sb->si[i];
+
+        if (!si->scheduled)
+            continue;
+        snprintf(sb->nq[i], sizeof(sb->nq[i]), "%d", si->nq);
+        sb->argv[k] = sb->b.p + si->id;
+        sb->argv[k + 1] = si->due;
+        sb->argv[k + 2] = sb->b.p + si->blob;
+        sb->argvlen[k + 2] = si->blob_len;
+        sb->argv[k + 3] = sb->b.p + si->eid;
+        sb->argv[k + 4] = sb->nq[i];
+        k = put_queues(&sb->b, si->q, si->nq, sb->argv, sb->argvlen, k + 5);
+    }
+    HR_ASSERT(k == argc);
+    for (size_t a = 0; a < argc; a++) {
+        if (!sb->argvlen[a])
+            sb->argvlen[a] = strlen(sb->argv[a]);
+    }
+    sb->argc = argc;
     return 0;
 }
 
-/* Run guard_schedule.lua over the scheduled items. Returns 0, 1 when the
- * schedule is full, -1 with @errstr on a Redis failure. */
-static int sched_write(struct guard_state *st,
-                       struct hr_worker *w,
-                       struct hr_batch *batch,
-                       struct sched_item *si,
-                       size_t nsched,
+/* The reply of guard_schedule.lua: 0, 1 when the schedule is full, -1
+ * with @errstr. Takes @reply (NULL: the call failed, @errstr says why). */
+static int sched_reply(struct guard_state *st,
+                       redisReply *reply,
                        char *errstr,
                        size_t errstr_size)
 {
-    size_t argc = 1 + nsched + 1 + nsched * GUARD_ARGS_PER;
-    const char **argv = calloc(argc, sizeof(*argv));
-    size_t *argvlen = calloc(argc, sizeof(*argvlen));
-    char max[24];
-    redisReply *reply = NULL;
-    size_t k = 0, a;
     int rc = -1;
 
-    if (!argv || !argvlen) {
-        snprintf(errstr, errstr_size, "out of memory");
-        goto out_free;
-    }
-    snprintf(max, sizeof(max), "%" PRId64, st->set.max_scheduled);
-    argv[k] = st->due_key;
-    argvlen[k++] = strlen(st->due_key);
-    for (size_t i = 0; i < batch->n; i++) {
-        if (!si[i].scheduled)
-            continue;
-        argv[k] = si[i].key;
-        argvlen[k++] = strlen(si[i].key);
-    }
-    argv[k] = max;
-    argvlen[k++] = strlen(max);
-    for (size_t i = 0; i < batch->n; i++) {
-        struct hr_item *item = &batch->items[i];
-
-        if (!si[i].scheduled)
-            continue;
-        a = k;
-        argv[a + 0] = si[i].id;
-        argv[a + 1] = si[i].due;
-        argv[a + 2] = si[i].ttl;
-        argv[a + 3] = si[i].topic;
-        argv[a + 4] = item->key ? "1" : "0";
-        argv[a + 5] = item->key ? item->key : "";
-        argvlen[a + 5] = item->key ? item->key_len : 0;
-        argv[a + 6] = item->value ? item->value : "";
-        argvlen[a + 6] = item->value ? item->value_len : 0;
-        argv[a + 7] = si[i].blob;
-        argvlen[a + 7] = si[i].blob_len;
-        argv[a + 8] = si[i].dest;
-        for (int j = 0; j < GUARD_ARGS_PER; j++) {
-            if (j < 5 || j == 8)
-                argvlen[a + (size_t)j] = strlen(argv[a + (size_t)j]);
-        }
-        k += GUARD_ARGS_PER;
-    }
-    HR_ASSERT(k == argc);
-    reply = hr_redis_eval(hr_worker_redis(w), &st->sched, (int)(1 + nsched),
-                          (int)argc, argv, argvlen, errstr, errstr_size);
     if (!reply)
-        goto out_free;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+        return -1;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER ||
+        reply->element[2]->type != REDIS_REPLY_INTEGER) {
         snprintf(errstr, errstr_size, "guard_schedule: %s",
                  reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
-        goto out_free;
+    } else {
+        hr_metric_set(st->scheduled, NULL, (double)reply->element[1]->integer);
+        rc = reply->element[2]->integer ? 1 : 0;
     }
-    hr_metric_set(st->scheduled, NULL, (double)reply->element[1]->integer);
-    rc = reply->element[2]->integer ? 1 : 0;
-out_free:
-    if (reply)
-        freeReplyObject(reply);
-    free(argv);
-    free(argvlen);
+    freeReplyObject(reply);
     return rc;
 }
 
@@ -317,34 +657,103 @@ static int send_dead(struct hr_worker *w,
                                      value_len, hdrs, errstr, errstr_size);
 }
 
+/*
+ * Read and drop the replies of every submitted request still waiting on
+ * the worker's connection (their batches are not handled in the order
+ * they were submitted: a redo came first), and forget them; their
+ * batches are scheduled again, synchronously, when they are handled.
+ */
+static void sched_forget_pending(struct guard_state *st, struct hr_worker *w)
+{
+    struct hr_redis *redis = hr_worker_redis(w);
+    char errstr[256];
+
+    for (size_t i = 0; i < st->npend; i++) {
+        struct sched_batch *sb = &st->pend[i];
+
+        if (sb->sent && sb->epoch == hr_redis_epoch(redis)) {
+            redisReply *reply =
+                hr_redis_reply(redis, &st->sched, errstr, sizeof(errstr));
+
+            if (reply)
+                freeReplyObject(reply);
+        }
+        sched_batch_release(sb);
+    }
+    st->npend = 0;
+}
+
 static void guard_drain(struct hr_worker *w, struct guard_state *st);
+
+/*
+ * Prepare the next batch and send its schedule request without waiting:
+ * Redis runs it while the previous batch and the tick are handled. At
+ * most two batches are submitted and not handled (hr_worker.h).
+ */
+void guard_submit(struct hr_worker *w, void *state, struct hr_batch *batch)
+{
+    struct guard_state *st = state;
+    struct hr_redis *redis = hr_worker_redis(w);
+    struct sched_batch *sb;
+    char errstr[256];
+
+    if (st->npend == GUARD_PENDING || !batch->n)
+        return;
+    sb = &st->pend[st->npend];
+    if (sched_batch_prepare(st, batch, sb)) {
+        sched_batch_release(sb);
+        return;
+    }
+    st->npend++;
+    if (!sb->write)
+        return;
+    sb->sent =
+        !hr_redis_eval_send(redis, &st->sched, K_N, (int)sb->argc, sb->argv,
+                            sb->argvlen, errstr, sizeof(errstr));
+    sb->epoch = hr_redis_epoch(redis);
+}
 
 enum hr_batch_result
 guard_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
 {
     struct guard_state *st = state;
-    struct sched_item *si = calloc(batch->n ? batch->n : 1, sizeof(*si));
+    struct hr_redis *redis = hr_worker_redis(w);
     enum hr_batch_result res = HR_BATCH_PAUSE;
-    int64_t now_ms = hr_time_now_ms();
-    size_t nsched = 0;
+    struct sched_batch own, *sb = &own;
     char errstr[256];
     int full = 0;
 
-    if (!si) {
-        hr_worker_set_pause_reason(w, "out of memory");
-        return HR_BATCH_PAUSE;
-    }
-    for (size_t i = 0; i < batch->n; i++) {
-        if (batch->items[i].outcome != HR_OUT_PENDING)
-            continue;
-        if (sched_prepare(st, &batch->items[i], &si[i], now_ms)) {
+    memset(&own, 0, sizeof(own));
+    if (st->npend && sched_batch_is(&st->pend[0], batch)) {
+        /* submitted: take it out of the queue of pending requests */
+        own = st->pend[0];
+        memmove(&st->pend[0], &st->pend[1],
+                (st->npend - 1) * sizeof(st->pend[0]));
+        st->npend--;
+        memset(&st->pend[st->npend], 0, sizeof(st->pend[0]));
+        if (sb->sent && sb->epoch != hr_redis_epoch(redis))
+            sb->sent = false; /* the connection dropped with the reply */
+    } else {
+        sched_forget_pending(st, w);
+        if (sched_batch_prepare(st, batch, sb)) {
             hr_worker_set_pause_reason(w, "out of memory");
             goto out_free;
         }
-        nsched += si[i].scheduled;
     }
-    if (nsched) {
-        full = sched_write(st, w, batch, si, nsched, errstr, sizeof(errstr));
+    if (sb->write) {
+        if (sb->sent)
+            full = sched_reply(
+                st, hr_redis_reply(redis, &st->sched, errstr, sizeof(errstr)),
+                errstr, sizeof(errstr));
+        if (!sb->sent || full < 0) {
+            /* not submitted, or its reply was lost: the script is
+             * idempotent, run it (again) */
+            full = sched_reply(
+                st,
+                hr_redis_eval(redis, &st->sched, K_N, (int)sb->argc, sb->argv,
+                              sb->argvlen, errstr, sizeof(errstr)),
+                errstr, sizeof(errstr));
+        }
         if (full < 0) {
             hr_worker_set_pause_reason(w, "redis unavailable: %s", errstr);
             goto out_free;
@@ -362,12 +771,17 @@ guard_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
     }
     for (size_t i = 0; i < batch->n; i++) {
         struct hr_item *item = &batch->items[i];
-        const char *reason = guard_verdict_reason(si[i].verdict);
+        const struct sched_item *si = &sb->si[i];
+        const char *reason = guard_verdict_reason(si->verdict);
         rd_kafka_headers_t *in, *hdrs;
 
         if (item->outcome != HR_OUT_PENDING)
             continue;
-        if (si[i].scheduled || !reason) {
+        if (si->poison) {
+            hr_item_dead(item, HR_ERR_POISON, "%s", si->poison);
+            continue;
+        }
+        if (si->scheduled || !reason) {
             hr_item_ok(item);
             continue;
         }
@@ -385,57 +799,232 @@ guard_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
                     HR_LOG_STR("topic", item->topic),
                     HR_LOG_I32("partition", item->partition),
                     HR_LOG_I64("offset", item->offset),
-                    HR_LOG_STR("destination", si[i].dest),
+                    HR_LOG_STR("destination", sb->b.p + si->dest),
                     HR_LOG_STR("reason", reason));
         hr_metric_add(st->dead, (const char *[]){reason}, 1);
         hr_item_ok(item);
     }
     res = HR_BATCH_DONE;
 out_free:
-    for (size_t i = 0; i < batch->n; i++)
-        free(si[i].blob);
-    free(si);
+    sched_batch_release(sb);
     return res;
 }
 
 /* --- the tick: due items out of the schedule --------------------------- */
 
-/* One due item of a tick; strings are borrowed from the take reply. */
+/* One due item of a slice; strings are borrowed from the take reply or
+ * the slice's buffer. */
 struct due_item {
-    const redisReply *id, *topic, *haskey, *key, *value, *blob, *dest;
-    rd_kafka_headers_t *hdrs; /* decoded; NULL once the producer owns it */
+    const redisReply *id;
+    struct guard_item v; /* headers still encoded: decoded to produce */
     enum guard_verdict verdict;
-    size_t dest_idx;
+    size_t dest;     /* its destination, a C string in the slice's buffer */
+    size_t dest_idx; /* in the budget request */
+    size_t eid, q;   /* park refs, for a dead letter that leaves its queues */
+    int nq;
+    bool free_pass; /* parked behind: not a retry, the budget is not asked */
     bool sent;
     bool throttled;
-    char worker[GUARD_NAME_MAX];
+    char worker[64];
 };
 
-static void
-warn_limited(struct guard_state *st, const char *msg, const char *err)
-{
-    int64_t now = hr_time_mono_ms();
+/* The due items one take returned. */
+struct slice {
+    redisReply *reply;
+    struct due_item *it;
+    size_t n;
+    struct gbuf b;
+    bool full; /* it took tick_max items: more may be due */
+    int64_t now_ms;
+};
 
-    if (now - st->last_warn_ms < GUARD_WARN_EVERY)
-        return;
-    st->last_warn_ms = now;
-    hr_log_write(HR_LOG_WARN, msg, HR_LOG_STR("err", err), HR_LOG_END);
+static void slice_free(struct slice *sl)
+{
+    free(sl->it);
+    if (sl->reply)
+        freeReplyObject(sl->reply);
+    gbuf_release(&sl->b);
+    memset(sl, 0, sizeof(*sl));
 }
 
-/* Ask the budget for every destination's scheduled items; on success each
- * item says whether it may go now. */
-static int due_budget(struct guard_state *st,
-                      struct hr_worker *w,
-                      struct due_item *it,
-                      size_t n,
-                      int64_t now_ms,
-                      char *errstr,
-                      size_t errstr_size)
+/* Send guard_take.lua for a slice at @now_ms (its reply is read by
+ * take_read(), before any other Redis call). */
+static int take_send(struct guard_state *st,
+                     int64_t now_ms,
+                     char *errstr,
+                     size_t errstr_size)
 {
-    const char **dests = calloc(n ? n : 1, sizeof(*dests));
-    int *want = calloc(n ? n : 1, sizeof(*want));
-    int *granted = calloc(n ? n : 1, sizeof(*granted));
-    size_t nd = 0;
+    char now[NUM_SIZE], limit[NUM_SIZE], lease[NUM_SIZE], rescan[NUM_SIZE];
+    const char *argv[K_N + 4];
+    size_t argvlen[K_N + 4];
+
+    snprintf(now, sizeof(now), "%" PRId64, now_ms);
+    snprintf(limit, sizeof(limit), "%" PRId64, st->set.tick_max);
+    snprintf(lease, sizeof(lease), "%" PRId64, now_ms + GUARD_LEASE_MS);
+    snprintf(rescan, sizeof(rescan), "%d", GUARD_RESCAN);
+    for (int k = 0; k < K_N; k++) {
+        argv[k] = st->keys[k];
+        argvlen[k] = st->key_lens[k];
+    }
+    argv[K_N] = now;
+    argv[K_N + 1] = limit;
+    argv[K_N + 2] = lease;
+    argv[K_N + 3] = rescan;
+    for (int k = K_N; k < K_N + 4; k++)
+        argvlen[k] = strlen(argv[k]);
+    return hr_redis_eval_send(st->tick_redis, &st->take, K_N, K_N + 4, argv,
+                              argvlen, errstr, errstr_size);
+}
+
+static bool reply_is_take(const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER ||
+        r->element[1]->type != REDIS_REPLY_INTEGER ||
+        r->element[2]->type != REDIS_REPLY_INTEGER ||
+        r->element[3]->type != REDIS_REPLY_ARRAY || r->element[3]->elements % 2)
+        return false;
+    for (size_t i = 0; i < r->element[3]->elements; i++) {
+        if (r->element[3]->element[i]->type != REDIS_REPLY_STRING)
+            return false;
+    }
+    return true;
+}
+
+/* Whether header @name of a due item is exactly @value. */
+static bool due_header_is(const struct due_item *d,
+                          const char *name,
+                          const char *value)
+{
+    const char *v;
+    size_t len;
+
+    return !guard_hdrs_blob_get(d->v.hdrs, d->v.hdrs_len, name, &v, &len) &&
+           v && len == strlen(value) && !memcmp(v, value, len);
+}
+
+/* Read one taken item (its headers stay encoded until it is produced); a
+ * corrupt one is dead-lettered. */
+static void due_parse(struct guard_state *st,
+                      struct slice *sl,
+                      struct due_item *d,
+                      const redisReply *id,
+                      const redisReply *blob)
+{
+    static const char unknown[] = "unknown";
+    struct origin o = {0};
+    const char *v;
+    size_t len;
+
+    d->id = id;
+    if (guard_item_decode(blob->str, blob->len, &d->v) ||
+        !guard_hdrs_blob_ok(d->v.hdrs, d->v.hdrs_len)) {
+        hr_log_error("corrupt schedule entry; dead-lettering it",
+                     HR_LOG_STR("id", id->str));
+        memset(&d->v, 0, sizeof(d->v));
+        d->v.value = "";
+        d->v.hdrs = "";
+        d->verdict = GUARD_DLQ_MAX_AGE;
+        d->dest = gbuf_str(&sl->b, unknown, strlen(unknown));
+        snprintf(d->worker, sizeof(d->worker), "%s", unknown);
+        return;
+    }
+    d->verdict = guard_decide(
+        &st->set,
+        guard_hdrs_blob_i64(d->v.hdrs, d->v.hdrs_len, "herald-attempt", 1),
+        guard_hdrs_blob_i64(d->v.hdrs, d->v.hdrs_len,
+                            "herald-first-failure-ms", sl->now_ms),
+        sl->now_ms);
+    d->dest = gbuf_str(&sl->b, d->v.dest, d->v.dest_len);
+    d->free_pass = due_header_is(d, "herald-error", HR_PARK_REASON);
+    if (!guard_hdrs_blob_get(d->v.hdrs, d->v.hdrs_len, "herald-worker", &v,
+                             &len) &&
+        v && len < sizeof(d->worker)) {
+        memcpy(d->worker, v, len);
+        d->worker[len] = '\0';
+    } else {
+        snprintf(d->worker, sizeof(d->worker), "%s", unknown);
+    }
+    if (d->verdict == GUARD_SCHEDULE || !d->v.key)
+        return;
+    /* A dead letter here finishes its event: it must leave its queues. */
+    snprintf(o.worker, sizeof(o.worker), "%s", d->worker);
+    if (!guard_hdrs_blob_get(d->v.hdrs, d->v.hdrs_len, "herald-origin-topic",
+                             &v, &len) &&
+        v) {
+        o.topic = v;
+        o.topic_len = len;
+        o.partition = guard_hdrs_blob_i64(d->v.hdrs, d->v.hdrs_len,
+                                          "herald-origin-partition", INT64_MIN);
+        o.offset = guard_hdrs_blob_i64(d->v.hdrs, d->v.hdrs_len,
+                                       "herald-origin-offset", INT64_MIN);
+        if (o.partition != INT64_MIN && o.offset != INT64_MIN)
+            d->nq = park_refs(&sl->b, st->prefix, o.worker, o.topic,
+                              o.topic_len, o.partition, o.offset, d->v.dest,
+                              d->v.dest_len, d->v.key, d->v.key_len, &d->eid,
+                              &d->q);
+    }
+}
+
+/* Read the reply of take_send() into @sl. Returns 0 or -1 with @errstr. */
+static int take_read(struct guard_state *st,
+                     struct slice *sl,
+                     int64_t now_ms,
+                     char *errstr,
+                     size_t errstr_size)
+{
+    redisReply *reply;
+    const redisReply *list;
+
+    memset(sl, 0, sizeof(*sl));
+    sl->now_ms = now_ms;
+    reply = hr_redis_reply(st->tick_redis, &st->take, errstr, errstr_size);
+    if (!reply)
+        return -1;
+    if (!reply_is_take(reply)) {
+        snprintf(errstr, errstr_size, "%s",
+                 reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
+        freeReplyObject(reply);
+        return -1;
+    }
+    sl->reply = reply;
+    hr_metric_set(
+        st->scheduled, NULL,
+        (double)(reply->element[0]->integer + reply->element[1]->integer));
+    hr_metric_set(st->parked, NULL, (double)reply->element[1]->integer);
+    if (reply->element[2]->integer)
+        hr_log_warn("vanished schedule entries removed",
+                    HR_LOG_I64("count", reply->element[2]->integer));
+    list = reply->element[3];
+    sl->n = list->elements / 2;
+    sl->full = sl->n >= (size_t)st->set.tick_max;
+    if (!sl->n)
+        return 0;
+    sl->it = calloc(sl->n, sizeof(*sl->it));
+    if (!sl->it) {
+        snprintf(errstr, errstr_size, "out of memory");
+        slice_free(sl);
+        return -1;
+    }
+    for (size_t i = 0; i < sl->n; i++)
+        due_parse(st, sl, &sl->it[i], list->element[2 * i],
+                  list->element[2 * i + 1]);
+    return 0;
+}
+
+/* Ask the budget for every destination's due retries; on success each
+ * item says whether it may go now. Items parked behind an earlier event
+ * are not retries (they were never tried): they need no budget. */
+static int slice_budget(struct guard_state *st,
+                        struct slice *sl,
+                        char *errstr,
+                        size_t errstr_size)
+{
+    size_t n = sl->n, nd = 0;
+    const char **dests = calloc(n, sizeof(*dests));
+    int *want = calloc(n, sizeof(*want));
+    int *granted = calloc(n, sizeof(*granted));
+    struct due_item *it = sl->it;
     int rc = -1;
 
     if (!dests || !want || !granted) {
@@ -443,25 +1032,26 @@ static int due_budget(struct guard_state *st,
         goto out_free;
     }
     for (size_t i = 0; i < n; i++) {
+        const char *dest = sl->b.p + it[i].dest;
         size_t d;
 
-        if (it[i].verdict != GUARD_SCHEDULE)
+        if (it[i].verdict != GUARD_SCHEDULE || it[i].free_pass)
             continue;
         for (d = 0; d < nd; d++) {
-            if (!strcmp(dests[d], it[i].dest->str))
+            if (!strcmp(dests[d], dest))
                 break;
         }
         if (d == nd)
-            dests[nd++] = it[i].dest->str;
+            dests[nd++] = dest;
         want[d]++;
         it[i].dest_idx = d;
     }
     if (nd &&
-        hr_circuit_budget_take(st->circuit, hr_worker_redis(w), dests, want, nd,
-                               now_ms, granted, errstr, errstr_size))
+        hr_circuit_budget_take(st->circuit, st->tick_redis, dests, want, nd,
+                               sl->now_ms, granted, errstr, errstr_size))
         goto out_free;
     for (size_t i = 0; i < n; i++) {
-        if (it[i].verdict != GUARD_SCHEDULE)
+        if (it[i].verdict != GUARD_SCHEDULE || it[i].free_pass)
             continue;
         if (granted[it[i].dest_idx] > 0)
             granted[it[i].dest_idx]--;
@@ -476,284 +1066,285 @@ out_free:
     return rc;
 }
 
-static bool spent_no_attempt(rd_kafka_headers_t *hdrs)
-{
-    const void *val;
-    size_t len;
-
-    return !rd_kafka_header_get_last(hdrs, "herald-error", &val, &len) &&
-           len == strlen(HR_CIRCUIT_OPEN_REASON) &&
-           !memcmp(val, HR_CIRCUIT_OPEN_REASON, len);
-}
-
 /* Queue every due item's record: the redelivery (attempt + 1) or the dead
- * letter. Stops at the first refusal. */
-static void due_send(struct guard_state *st,
-                     struct hr_worker *w,
-                     struct due_item *it,
-                     size_t n)
+ * letter. Stops at the first refusal. Returns how many were queued. */
+static size_t
+slice_send(struct guard_state *st, struct hr_worker *w, struct slice *sl)
 {
-    char errstr[256];
+    char errstr[256], topic[GUARD_NAME_MAX + 64];
+    size_t sent = 0;
 
-    for (size_t i = 0; i < n; i++) {
-        const char *reason = guard_verdict_reason(it[i].verdict);
-        const void *key = it[i].haskey->str[0] == '1' ? it[i].key->str : NULL;
-        size_t key_len = key ? it[i].key->len : 0;
+    for (size_t i = 0; i < sl->n; i++) {
+        struct due_item *d = &sl->it[i];
+        const char *reason = guard_verdict_reason(d->verdict);
+        rd_kafka_headers_t *hdrs;
         int rc;
 
-        if (it[i].throttled)
+        if (d->throttled)
             continue;
+        hdrs = guard_hdrs_decode(d->v.hdrs, d->v.hdrs_len);
+        HR_ASSERT(hdrs); /* checked by due_parse() */
         if (reason) {
-            rc = send_dead(w, st, it[i].hdrs, key, key_len, it[i].value->str,
-                           it[i].value->len, reason, errstr, sizeof(errstr));
+            rc = send_dead(w, st, hdrs, d->v.key, d->v.key_len, d->v.value,
+                           d->v.value_len, reason, errstr, sizeof(errstr));
         } else {
-            /* A hand-off because the destination's circuit was open spent
-             * no attempt (hr_circuit.h): it comes back with the same one. */
-            if (!spent_no_attempt(it[i].hdrs))
+            /* A hand-off that made no call (circuit open, throttled,
+             * parked behind) spent no attempt (hr_circuit.h): it comes
+             * back with the same one. */
+            if (!spent_no_attempt(hdrs))
                 guard_hdrs_set_i64(
-                    it[i].hdrs, "herald-attempt",
-                    guard_hdrs_get_i64(it[i].hdrs, "herald-attempt", 1) + 1);
-            rc = hr_worker_produce_headers(w, it[i].topic->str, key, key_len,
-                                           it[i].value->str, it[i].value->len,
-                                           it[i].hdrs, errstr, sizeof(errstr));
+                    hdrs, "herald-attempt",
+                    guard_hdrs_get_i64(hdrs, "herald-attempt", 1) + 1);
+            snprintf(topic, sizeof(topic), "%.*s", (int)d->v.topic_len,
+                     d->v.topic);
+            rc = hr_worker_produce_headers(w, topic, d->v.key, d->v.key_len,
+                                           d->v.value, d->v.value_len, hdrs,
+                                           errstr, sizeof(errstr));
         }
+        if (rc)
+            rd_kafka_headers_destroy(hdrs);
         if (rc) {
             warn_limited(st, "cannot queue redelivery", errstr);
-            return;
+            break;
         }
-        it[i].hdrs = NULL; /* owned by the producer now */
-        it[i].sent = true;
+        hdrs = NULL; /* owned by the producer now */
+        d->sent = true;
+        sent++;
     }
+    return sent;
 }
 
-/* Remove the acknowledged items and push the throttled ones back. */
-static void due_settle(struct guard_state *st,
-                       struct hr_worker *w,
-                       struct due_item *it,
-                       size_t n,
-                       int64_t now_ms)
+/*
+ * Remove the acknowledged items, push the others back (throttled ones a
+ * second later, in their order; unsent ones too), and take the events
+ * dead-lettered here out of their park queues.
+ */
+static void slice_settle(struct guard_state *st, struct slice *sl)
 {
-    const char **argv = calloc(3 + 3 * n, sizeof(*argv));
-    size_t *argvlen = calloc(3 + 3 * n, sizeof(*argvlen));
-    char(*scores)[24] = calloc(n ? n : 1, sizeof(*scores));
-    char nrem[24], errstr[256];
-    size_t k = 3, removed = 0, bumped = 0;
+    size_t n = sl->n, argc = K_N + 3, k = 0, bumped = 0, removed = 0;
+    const char **argv;
+    size_t *argvlen;
+    char(*nums)[NUM_SIZE];
+    char now[NUM_SIZE], nrem[NUM_SIZE], nbump[NUM_SIZE], errstr[256];
     redisReply *reply;
 
-    if (!argv || !argvlen || !scores)
-        goto out_free;
-    argv[0] = st->due_key;
-    argv[1] = st->item_prefix;
     for (size_t i = 0; i < n; i++) {
-        if (!it[i].sent)
+        argc += sl->it[i].sent ? 1 : 2;
+        if (sl->it[i].sent && sl->it[i].nq)
+            argc += 2 + (size_t)sl->it[i].nq;
+    }
+    argv = calloc(argc, sizeof(*argv));
+    argvlen = calloc(argc, sizeof(*argvlen));
+    nums = calloc(2 * n + 1, sizeof(*nums));
+    if (!argv || !argvlen || !nums)
+        goto out_free;
+    for (int i = 0; i < K_N; i++) {
+        argv[k] = st->keys[i];
+        argvlen[k++] = st->key_lens[i];
+    }
+    snprintf(now, sizeof(now), "%" PRId64, sl->now_ms);
+    argv[k++] = now;
+    argv[k++] = nrem;
+    for (size_t i = 0; i < n; i++) {
+        if (!sl->it[i].sent)
             continue;
-        argv[k] = it[i].id->str;
-        argvlen[k++] = it[i].id->len;
+        argv[k] = sl->it[i].id->str;
+        argvlen[k++] = sl->it[i].id->len;
         removed++;
     }
+    snprintf(nrem, sizeof(nrem), "%zu", removed);
+    argv[k++] = nbump;
     for (size_t i = 0; i < n; i++) {
-        if (!it[i].throttled)
+        if (sl->it[i].sent)
             continue;
         /* Keep their order: later items ask later. */
-        snprintf(scores[bumped], sizeof(scores[bumped]), "%" PRId64,
-                 now_ms + GUARD_BUMP_MS + (int64_t)bumped);
-        argv[k] = it[i].id->str;
-        argvlen[k++] = it[i].id->len;
-        argv[k] = scores[bumped];
-        argvlen[k++] = strlen(scores[bumped]);
-        bumped++;
+        snprintf(nums[bumped], sizeof(nums[0]), "%" PRId64,
+                 sl->now_ms + GUARD_BUMP_MS + (int64_t)bumped);
+        argv[k] = sl->it[i].id->str;
+        argvlen[k++] = sl->it[i].id->len;
+        argv[k++] = nums[bumped++];
     }
-    if (!removed && !bumped)
-        goto out_free;
-    snprintf(nrem, sizeof(nrem), "%zu", removed);
-    argv[2] = nrem;
-    argvlen[0] = strlen(argv[0]);
-    argvlen[1] = strlen(argv[1]);
-    argvlen[2] = strlen(argv[2]);
-    reply = hr_redis_eval(hr_worker_redis(w), &st->done, 1, (int)k, argv,
+    snprintf(nbump, sizeof(nbump), "%zu", bumped);
+    for (size_t i = 0; i < n; i++) {
+        struct due_item *d = &sl->it[i];
+
+        if (!d->sent || !d->nq)
+            continue;
+        snprintf(nums[n + i], sizeof(nums[0]), "%d", d->nq);
+        argv[k++] = sl->b.p + d->eid;
+        argv[k++] = nums[n + i];
+        k = put_queues(&sl->b, d->q, d->nq, argv, argvlen, k);
+    }
+    HR_ASSERT(k == argc);
+    for (size_t a = 0; a < argc; a++) {
+        if (!argvlen[a])
+            argvlen[a] = strlen(argv[a]);
+    }
+    reply = hr_redis_eval(st->tick_redis, &st->done, K_N, (int)argc, argv,
                           argvlen, errstr, sizeof(errstr));
     if (!reply) {
-        /* Redelivered again next time: at least once. */
+        /* Redelivered again after the lease: at least once. */
         warn_limited(st, "cannot settle redeliveries", errstr);
         goto out_free;
     }
-    if (reply->type == REDIS_REPLY_INTEGER)
-        hr_metric_set(st->scheduled, NULL, (double)reply->integer);
-    else
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[0]->type == REDIS_REPLY_INTEGER &&
+        reply->element[1]->type == REDIS_REPLY_INTEGER) {
+        hr_metric_set(
+            st->scheduled, NULL,
+            (double)(reply->element[0]->integer + reply->element[1]->integer));
+        hr_metric_set(st->parked, NULL, (double)reply->element[1]->integer);
+    } else {
         warn_limited(st, "cannot settle redeliveries",
                      reply->type == REDIS_REPLY_ERROR ? reply->str
                                                       : "bad reply");
+    }
     freeReplyObject(reply);
 out_free:
     free(argv);
     free(argvlen);
-    free(scores);
+    free(nums);
 }
 
 /* Count what the broker acknowledged. */
-static void due_account(struct guard_state *st,
-                        struct due_item *it,
-                        size_t n,
-                        int64_t started_ms)
+static void slice_account(struct guard_state *st,
+                          const struct slice *sl,
+                          int64_t started_ms)
 {
     size_t sent = 0, throttled = 0;
 
-    for (size_t i = 0; i < n; i++) {
-        const char *reason = guard_verdict_reason(it[i].verdict);
+    for (size_t i = 0; i < sl->n; i++) {
+        const struct due_item *d = &sl->it[i];
+        const char *reason = guard_verdict_reason(d->verdict);
+        const char *dest = sl->b.p + d->dest;
 
-        if (it[i].throttled) {
+        if (d->throttled) {
             throttled++;
-            hr_metric_add(st->throttled, (const char *[]){it[i].dest->str}, 1);
+            hr_metric_add(st->throttled, (const char *[]){dest}, 1);
             continue;
         }
-        if (!it[i].sent)
+        if (!d->sent)
             continue;
         sent++;
         if (reason)
             hr_metric_add(st->dead, (const char *[]){reason}, 1);
         else
-            hr_metric_add(st->redelivered,
-                          (const char *[]){it[i].worker, it[i].dest->str}, 1);
+            hr_metric_add(st->redelivered, (const char *[]){d->worker, dest},
+                          1);
     }
     if (sent || throttled)
-        hr_log_debug("retry tick", HR_LOG_I64("sent", (int64_t)sent),
+        hr_log_debug("retry slice", HR_LOG_I64("sent", (int64_t)sent),
                      HR_LOG_I64("throttled", (int64_t)throttled),
                      HR_LOG_I64("elapsed_ms", hr_time_mono_ms() - started_ms));
 }
 
-/* Parse the take reply into @it; returns the number of items. */
-static size_t due_parse(struct guard_state *st,
-                        const redisReply *list,
-                        struct due_item *it,
-                        int64_t now_ms)
-{
-    size_t n = list->elements / 7;
-
-    for (size_t i = 0; i < n; i++) {
-        const redisReply *const *e =
-            (const redisReply *const *)&list->element[i * 7];
-        struct due_item *d = &it[i];
-        int64_t attempt, first;
-
-        d->id = e[0];
-        d->topic = e[1];
-        d->haskey = e[2];
-        d->key = e[3];
-        d->value = e[4];
-        d->blob = e[5];
-        d->dest = e[6];
-        d->hdrs = guard_hdrs_decode(d->blob->str, d->blob->len);
-        if (!d->hdrs) {
-            hr_log_error("corrupt schedule entry; dead-lettering it",
-                         HR_LOG_STR("id", d->id->str));
-            d->hdrs = rd_kafka_headers_new(2);
-            d->verdict = GUARD_DLQ_MAX_AGE;
-        } else {
-            attempt = guard_hdrs_get_i64(d->hdrs, "herald-attempt", 1);
-            first =
-                guard_hdrs_get_i64(d->hdrs, "herald-first-failure-ms", now_ms);
-            d->verdict = guard_decide(&st->set, attempt, first, now_ms);
-        }
-        {
-            const void *v;
-            size_t len;
-
-            if (!rd_kafka_header_get_last(d->hdrs, "herald-worker", &v, &len) &&
-                v && len < sizeof(d->worker)) {
-                memcpy(d->worker, v, len);
-                d->worker[len] = '\0';
-            } else {
-                snprintf(d->worker, sizeof(d->worker), "unknown");
-            }
-        }
-    }
-    return n;
-}
-
-static bool reply_is_take(const redisReply *r)
-{
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER ||
-        r->element[2]->type != REDIS_REPLY_ARRAY || r->element[2]->elements % 7)
-        return false;
-    for (size_t i = 0; i < r->element[2]->elements; i++) {
-        if (r->element[2]->element[i]->type != REDIS_REPLY_STRING)
-            return false;
-    }
-    return true;
-}
-
 /*
- * Take due items, ask the budget, queue their records, wait for the broker,
- * and only then remove them: a crash in between redelivers them again
- * (at least once, SPEC section 7).
+ * Take due items slice by slice, ask the budget, queue their records, wait
+ * for the broker, and only then remove them: a crash in between hands them
+ * out again when their lease ends (at least once, SPEC section 7). The
+ * next slice's take runs in Redis while the broker acknowledges the
+ * current one. Hands the loop back after GUARD_SLICE_MS.
  */
 static void guard_drain(struct hr_worker *w, struct guard_state *st)
 {
-    int64_t now_ms = hr_time_now_ms(), started_ms = hr_time_mono_ms();
-    char now[24], limit[24], errstr[256];
-    const char *argv[4];
-    redisReply *reply;
-    struct due_item *it = NULL;
-    size_t n = 0, sent = 0;
-    int bad;
+    int64_t until = hr_time_mono_ms() + GUARD_SLICE_MS;
+    struct slice slices[2], *cur = &slices[0], *next = &slices[1], *tmp;
+    char errstr[256];
 
-    snprintf(now, sizeof(now), "%" PRId64, now_ms);
-    snprintf(limit, sizeof(limit), "%" PRId64, st->set.tick_max);
-    argv[0] = st->due_key;
-    argv[1] = now;
-    argv[2] = limit;
-    argv[3] = st->item_prefix;
-    reply = hr_redis_eval(hr_worker_redis(w), &st->take, 1, 4, argv, NULL,
-                          errstr, sizeof(errstr));
-    if (!reply) {
+    memset(slices, 0, sizeof(slices));
+    st->last_full = false;
+    if (take_send(st, hr_time_now_ms(), errstr, sizeof(errstr)) ||
+        take_read(st, cur, hr_time_now_ms(), errstr, sizeof(errstr))) {
         warn_limited(st, "cannot read the retry schedule", errstr);
         return;
     }
-    if (!reply_is_take(reply)) {
-        warn_limited(st, "cannot read the retry schedule",
-                     reply->type == REDIS_REPLY_ERROR ? reply->str
-                                                      : "bad reply");
-        goto out_free;
-    }
-    hr_metric_set(st->scheduled, NULL, (double)reply->element[0]->integer);
-    if (reply->element[1]->type == REDIS_REPLY_INTEGER &&
-        reply->element[1]->integer)
-        hr_log_warn("expired schedule entries removed",
-                    HR_LOG_I64("count", reply->element[1]->integer));
-    n = reply->element[2]->elements / 7;
-    st->last_full = n >= (size_t)st->set.tick_max;
-    if (!n)
-        goto out_free;
-    it = calloc(n, sizeof(*it));
-    if (!it)
-        goto out_free;
-    n = due_parse(st, reply->element[2], it, now_ms);
-    if (due_budget(st, w, it, n, now_ms, errstr, sizeof(errstr))) {
-        warn_limited(st, "cannot ask the retry budget", errstr);
-        goto out_free;
-    }
-    due_send(st, w, it, n);
-    for (size_t i = 0; i < n; i++)
-        sent += it[i].sent;
-    if (sent) {
-        bad = hr_worker_flush(w, GUARD_FLUSH_MS, errstr, sizeof(errstr));
-        if (bad) {
-            /* Keep them scheduled: they go again on a later tick. */
-            warn_limited(st, "redeliveries not acknowledged", errstr);
-            for (size_t i = 0; i < n; i++)
-                it[i].sent = false;
+    while (cur->n) {
+        int64_t started_ms = hr_time_mono_ms();
+        bool more = false;
+        size_t sent = 0;
+
+        if (slice_budget(st, cur, errstr, sizeof(errstr))) {
+            warn_limited(st, "cannot ask the retry budget", errstr);
+            break;
         }
+        sent = slice_send(st, w, cur);
+        if (cur->full && hr_time_mono_ms() < until) {
+            /* the next take runs while the broker answers; read below */
+            next->now_ms = hr_time_now_ms();
+            more = !take_send(st, next->now_ms, errstr, sizeof(errstr));
+        }
+        if (sent &&
+            hr_worker_flush(w, GUARD_FLUSH_MS, errstr, sizeof(errstr))) {
+            /* Keep them scheduled: they go again a second later. */
+            warn_limited(st, "redeliveries not acknowledged", errstr);
+            for (size_t i = 0; i < cur->n; i++)
+                cur->it[i].sent = false;
+        }
+        if (more && take_read(st, next, next->now_ms, errstr, sizeof(errstr))) {
+            warn_limited(st, "cannot read the retry schedule", errstr);
+            more = false;
+        }
+        slice_settle(st, cur);
+        slice_account(st, cur, started_ms);
+        st->last_full = cur->full;
+        slice_free(cur);
+        if (!more)
+            break;
+        tmp = cur;
+        cur = next;
+        next = tmp;
     }
-    due_settle(st, w, it, n, now_ms);
-    due_account(st, it, n, started_ms);
-out_free:
-    for (size_t i = 0; it && i < n; i++) {
-        if (it[i].hdrs)
-            rd_kafka_headers_destroy(it[i].hdrs);
+    slice_free(cur);
+    slice_free(next);
+}
+
+/* --- circuit gauges ------------------------------------------------------ */
+
+static struct known_dest *known_of(struct guard_state *st, const char *name)
+{
+    for (size_t i = 0; i < st->nknown; i++) {
+        if (!strcmp(st->known[i].name, name))
+            return &st->known[i];
     }
-    free(it);
-    freeReplyObject(reply);
+    if (st->nknown == GUARD_PEEK_MAX)
+        return NULL;
+    snprintf(st->known[st->nknown].name, sizeof(st->known[0].name), "%s", name);
+    st->known[st->nknown].auth_failures = 0;
+    return &st->known[st->nknown++];
+}
+
+/*
+ * Every destination's circuit, as all workers reported it, into
+ * herald_guard_circuit_state; the growth of its auth failures into
+ * herald_guard_auth_failures_total (a count that restarted, when the
+ * circuit expired while idle, counts from 0 again).
+ */
+static void guard_peek(struct guard_state *st)
+{
+    struct hr_circuit_view *views = NULL;
+    char errstr[256];
+    size_t n = 0;
+
+    if (hr_circuit_peek(st->circuit, st->tick_redis, hr_time_now_ms(),
+                        GUARD_PEEK_MAX, &views, &n, errstr, sizeof(errstr))) {
+        warn_limited(st, "cannot read the circuits", errstr);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *dest = views[i].destination;
+        struct known_dest *k = known_of(st, dest);
+        int64_t ac = views[i].auth_failures;
+
+        if (!k)
+            break;
+        hr_metric_set(st->circuit_state, (const char *[]){dest},
+                      hr_circuit_state_gauge(views[i].state));
+        hr_metric_add(
+            st->auth_failures, (const char *[]){dest},
+            (double)(ac >= k->auth_failures ? ac - k->auth_failures : ac));
+        k->auth_failures = ac;
+    }
+    free(views);
 }
 
 void guard_tick(struct hr_worker *w, void *state)
@@ -761,8 +1352,28 @@ void guard_tick(struct hr_worker *w, void *state)
     struct guard_state *st = state;
     int64_t mono = hr_time_mono_ms();
 
+    if (mono - st->last_peek_ms >= GUARD_PEEK_MS) {
+        st->last_peek_ms = mono;
+        guard_peek(st);
+    }
     if (!st->last_full && mono - st->last_tick_ms < GUARD_TICK_MS)
         return;
     st->last_tick_ms = mono;
     guard_drain(w, st);
+}
+
+void guard_fini(struct hr_worker *w, void *state)
+{
+    struct guard_state *st = state;
+
+    (void)w;
+    hr_circuit_free(st->circuit);
+    for (int i = 0; i < 3; i++)
+        free(st->srcs[i]);
+    for (size_t i = 0; st->pend && i < st->npend; i++)
+        sched_batch_release(&st->pend[i]);
+    free(st->pend);
+    hr_redis_free(st->tick_redis);
+    free(st->known);
+    free(st);
 }

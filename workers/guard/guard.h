@@ -28,7 +28,7 @@ struct guard_settings {
     int64_t base_delay_ms;
     int64_t max_delay_ms;
     int64_t max_scheduled; /* bound of the schedule; full: stop consuming */
-    int64_t tick_max;      /* due items taken per tick */
+    int64_t tick_max;      /* due items taken per slice of a tick */
     const char *redeliver_prefix; /* "herald.redeliver." */
     const char *dlq_topic;
 };
@@ -44,6 +44,7 @@ void guard_validate(struct hr_conf *cfg);
 void guard_settings_load(struct guard_settings *s, const struct hr_conf *cfg);
 
 int guard_init(struct hr_worker *w, void **state);
+void guard_submit(struct hr_worker *w, void *state, struct hr_batch *batch);
 enum hr_batch_result
 guard_handle(struct hr_worker *w, void *state, struct hr_batch *batch);
 void guard_tick(struct hr_worker *w, void *state);
@@ -109,6 +110,27 @@ char *guard_hdrs_encode(const rd_kafka_headers_t *hdrs, size_t *len);
  *  or NULL when the blob is malformed. */
 rd_kafka_headers_t *guard_hdrs_decode(const char *blob, size_t len);
 
+/** Whether @blob is a well-formed guard_hdrs_encode() blob. */
+bool guard_hdrs_blob_ok(const char *blob, size_t len);
+
+/**
+ * The value of the last header @name in a well-formed blob (borrowed, not
+ * NUL-terminated; NULL for a header without value) and its length.
+ * Returns 0, or -1 when absent. No allocation: the tick reads its items'
+ * headers this way and decodes them only to produce.
+ */
+int guard_hdrs_blob_get(const char *blob,
+                        size_t len,
+                        const char *name,
+                        const char **val,
+                        size_t *val_len);
+
+/** A decimal header of a blob; @def when absent or not a number. */
+int64_t guard_hdrs_blob_i64(const char *blob,
+                            size_t len,
+                            const char *name,
+                            int64_t def);
+
 /** Replace header @name by the decimal @value. */
 void guard_hdrs_set_i64(rd_kafka_headers_t *hdrs,
                         const char *name,
@@ -118,5 +140,35 @@ void guard_hdrs_set_i64(rd_kafka_headers_t *hdrs,
 int64_t guard_hdrs_get_i64(const rd_kafka_headers_t *hdrs,
                            const char *name,
                            int64_t def);
+
+/** What a schedule item holds: the redelivery's topic, key (NULL: none),
+ *  value, headers (a guard_hdrs_encode() blob) and destination. Pointers
+ *  are borrowed from the encoded item; nothing is NUL-terminated. */
+struct guard_item {
+    const char *topic;
+    size_t topic_len;
+    const char *key; /* NULL: the record had no key */
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+    const char *hdrs;
+    size_t hdrs_len;
+    const char *dest;
+    size_t dest_len;
+};
+
+/** Bytes guard_item_encode() writes for @it. */
+size_t guard_item_size(const struct guard_item *it);
+
+/**
+ * Encode @it into @out (guard_item_size() bytes): each field as a 4-byte
+ * big-endian length and its bytes (the key's length 0xffffffff when there
+ * is none). Returns the bytes written.
+ */
+size_t guard_item_encode(char *out, const struct guard_item *it);
+
+/** Parse an encoded item into @it (pointing into @blob). Returns 0, or -1
+ *  when the blob is malformed. */
+int guard_item_decode(const char *blob, size_t len, struct guard_item *it);
 
 #endif

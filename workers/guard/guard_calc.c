@@ -1,5 +1,6 @@
 /* herald-guard's arithmetic and header encoding: no I/O, unit-tested. */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,100 @@ out_bad:
     return NULL;
 }
 
+/* Walk a blob: calls @fn for each header; stops early when it returns
+ * non-zero. Returns -1 when the blob is malformed, else 0. */
+static int blob_walk(const char *blob,
+                     size_t len,
+                     int (*fn)(void *, const char *, size_t, const char *,
+                               size_t),
+                     void *arg)
+{
+    size_t off = 0;
+
+    while (off < len) {
+        uint32_t nlen, vlen;
+        const char *name;
+
+        if (len - off < 4)
+            return -1;
+        nlen = get_u32(blob + off);
+        off += 4;
+        if (len - off < (size_t)nlen + 4)
+            return -1;
+        name = blob + off;
+        off += nlen;
+        vlen = get_u32(blob + off);
+        off += 4;
+        if (vlen == NULL_VALUE_LEN) {
+            if (fn && fn(arg, name, nlen, NULL, 0))
+                return 0;
+            continue;
+        }
+        if (len - off < vlen)
+            return -1;
+        if (fn && fn(arg, name, nlen, blob + off, vlen))
+            return 0;
+        off += vlen;
+    }
+    return 0;
+}
+
+bool guard_hdrs_blob_ok(const char *blob, size_t len)
+{
+    return blob_walk(blob, len, NULL, NULL) == 0;
+}
+
+struct blob_find {
+    const char *name;
+    size_t name_len;
+    const char *val;
+    size_t val_len;
+    bool found;
+};
+
+static int
+find_cb(void *arg, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+    struct blob_find *f = arg;
+
+    if (nlen == f->name_len && !memcmp(name, f->name, nlen)) {
+        f->val = v;
+        f->val_len = vlen;
+        f->found = true;
+    }
+    return 0; /* the last one counts: go on */
+}
+
+int guard_hdrs_blob_get(const char *blob,
+                        size_t len,
+                        const char *name,
+                        const char **val,
+                        size_t *val_len)
+{
+    struct blob_find f = {.name = name, .name_len = strlen(name)};
+
+    if (blob_walk(blob, len, find_cb, &f) || !f.found)
+        return -1;
+    *val = f.val;
+    *val_len = f.val_len;
+    return 0;
+}
+
+int64_t guard_hdrs_blob_i64(const char *blob,
+                            size_t len,
+                            const char *name,
+                            int64_t def)
+{
+    const char *v;
+    size_t vlen;
+    int64_t out;
+
+    if (guard_hdrs_blob_get(blob, len, name, &v, &vlen) ||
+        guard_parse_i64(v, vlen, &out))
+        return def;
+    return out;
+}
+
 void guard_hdrs_set_i64(rd_kafka_headers_t *hdrs,
                         const char *name,
                         int64_t value)
@@ -191,4 +286,70 @@ int64_t guard_hdrs_get_i64(const rd_kafka_headers_t *hdrs,
         guard_parse_i64(val, len, &v))
         return def;
     return v;
+}
+
+/* One length-prefixed field of an item. */
+static size_t put_field(char *out, const char *p, size_t len, bool present)
+{
+    put_u32(out, present ? (uint32_t)len : NULL_VALUE_LEN);
+    if (present && len)
+        memcpy(out + 4, p, len);
+    return 4 + (present ? len : 0);
+}
+
+static int get_field(const char *blob,
+                     size_t len,
+                     size_t *off,
+                     const char **p,
+                     size_t *plen)
+{
+    uint32_t n;
+
+    if (len - *off < 4)
+        return -1;
+    n = get_u32(blob + *off);
+    *off += 4;
+    if (n == NULL_VALUE_LEN) {
+        *p = NULL;
+        *plen = 0;
+        return 0;
+    }
+    if (len - *off < n)
+        return -1;
+    *p = blob + *off;
+    *plen = n;
+    *off += n;
+    return 0;
+}
+
+size_t guard_item_size(const struct guard_item *it)
+{
+    return 5 * 4 + it->topic_len + (it->key ? it->key_len : 0) +
+           it->value_len + it->hdrs_len + it->dest_len;
+}
+
+size_t guard_item_encode(char *out, const struct guard_item *it)
+{
+    size_t off = 0;
+
+    off += put_field(out + off, it->topic, it->topic_len, true);
+    off += put_field(out + off, it->key, it->key_len, it->key != NULL);
+    off += put_field(out + off, it->value, it->value_len, true);
+    off += put_field(out + off, it->hdrs, it->hdrs_len, true);
+    off += put_field(out + off, it->dest, it->dest_len, true);
+    return off;
+}
+
+int guard_item_decode(const char *blob, size_t len, struct guard_item *it)
+{
+    size_t off = 0;
+
+    if (get_field(blob, len, &off, &it->topic, &it->topic_len) ||
+        get_field(blob, len, &off, &it->key, &it->key_len) ||
+        get_field(blob, len, &off, &it->value, &it->value_len) ||
+        get_field(blob, len, &off, &it->hdrs, &it->hdrs_len) ||
+        get_field(blob, len, &off, &it->dest, &it->dest_len) || off != len ||
+        !it->topic || !it->topic_len || !it->value || !it->hdrs || !it->dest)
+        return -1;
+    return 0;
 }

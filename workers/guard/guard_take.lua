@@ -1,26 +1,75 @@
--- Read the due items of the schedule (herald-guard's tick). Read-only but
--- for orphans: ids whose hash expired or vanished are removed.
+-- Take the due items of the schedule (herald-guard's tick), after
+-- hr_park_lib.lua.
 --
--- KEYS[1]  the due set
--- ARGV[1]  now (ms); ARGV[2] at most this many items; ARGV[3] the prefix of
---          item hash keys (same hash tag as KEYS[1])
--- Returns {scheduled, orphans, {id, topic, haskey, key, value, hdrs,
---          destination, ...}}.
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1],
-                       'LIMIT', 0, tonumber(ARGV[2]))
-local out = {}
-local orphans = 0
-for _, id in ipairs(ids) do
-  local v = redis.call('HMGET', ARGV[3] .. id, 'topic', 'haskey', 'key',
-                       'value', 'hdrs', 'dest')
-  if not v[1] or not v[6] then
-    redis.call('ZREM', KEYS[1], id)
-    orphans = orphans + 1
-  else
-    out[#out + 1] = id
-    for j = 1, 6 do
-      out[#out + 1] = v[j] or ''
+-- KEYS[1..4]  due, wait, waitev, qof; KEYS[5] items
+-- ARGV[1] now (ms); ARGV[2] at most this many items; ARGV[3] their lease:
+--          taken items stay in the due set with this due time, so that
+--          the next take (of this or another replica) skips them while
+--          their redelivery travels, and a crash hands them out again
+--          after it; ARGV[4] how many waiting items to look at again
+--
+-- First, up to ARGV[4] waiting items whose time has come are looked at
+-- again: gone (their record vanished) ones are removed, ones that may go
+-- now (a wake-up was missed, or a queue expired) move to the due set, the
+-- others are looked at again a minute later. A due id whose record
+-- vanished is removed too.
+-- Returns {due, waiting, removed, {id, encoded record, ...}}.
+local K_ITEMS = KEYS[5]
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local lease = ARGV[3]
+local rescan = tonumber(ARGV[4])
+local CHUNK = 1000
+local removed = 0
+
+if rescan > 0 then
+    local ids = redis.call('ZRANGEBYSCORE', P_WAIT, '-inf', now, 'LIMIT', 0,
+                           rescan)
+    for _, id in ipairs(ids) do
+        local v = redis.call('HGET', P_QOF, id)
+        if not v or redis.call('HEXISTS', K_ITEMS, id) == 0 then
+            redis.call('ZREM', P_WAIT, id)
+            redis.call('HDEL', P_QOF, id)
+            redis.call('HDEL', K_ITEMS, id)
+            if v then
+                local _, eid = p_parse(v)
+                if redis.call('HGET', P_WAITEV, eid) == id then
+                    redis.call('HDEL', P_WAITEV, eid)
+                end
+            end
+            removed = removed + 1
+        else
+            local _, eid, qs = p_parse(v)
+            if p_ready(qs, eid) then
+                p_wake(id, v, now)
+            else
+                redis.call('ZADD', P_WAIT, 'XX', now + 60000, id)
+            end
+        end
     end
-  end
 end
-return {redis.call('ZCARD', KEYS[1]), orphans, out}
+
+local ids = redis.call('ZRANGEBYSCORE', P_DUE, '-inf', now, 'LIMIT', 0,
+                       limit)
+local out = {}
+for c = 1, #ids, CHUNK do
+    local chunk = {unpack(ids, c, math.min(c + CHUNK - 1, #ids))}
+    local blobs = redis.call('HMGET', K_ITEMS, unpack(chunk))
+    local leased = {}
+    for j, id in ipairs(chunk) do
+        local b = blobs[j]
+        if b then
+            out[#out + 1] = id
+            out[#out + 1] = b
+            leased[#leased + 1] = lease
+            leased[#leased + 1] = id
+        else
+            redis.call('ZREM', P_DUE, id)
+            removed = removed + 1
+        end
+    end
+    if #leased > 0 then
+        redis.call('ZADD', P_DUE, 'XX', unpack(leased))
+    end
+end
+return {redis.call('ZCARD', P_DUE), redis.call('ZCARD', P_WAIT), removed, out}
