@@ -409,8 +409,8 @@ int hr_circuit_report(struct hr_circuit *circuit,
             until[k] = now_ms + wait;
     }
     for (size_t k = 0; k < b.nkeys; k++) {
-        int len = snprintf(b.argbuf + off, NUM_SIZE, "%lld:",
-                           (long long)until[k]);
+        int len =
+            snprintf(b.argbuf + off, NUM_SIZE, "%lld:", (long long)until[k]);
 
         b.argv[b.nkeys + HEADER_ARGS + k] = b.argbuf + off;
         b.argvlen[b.nkeys + HEADER_ARGS + k] = (size_t)len + (size_t)b.count[k];

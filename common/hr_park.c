@@ -242,8 +242,8 @@ size_t hr_park_add(struct hr_park *park,
     memcpy(suffix + hlen, key, key_len);
     g = hr_strmap_put(&park->groups, suffix, hlen + key_len, &added);
     free(suffix);
-    park->grp = grow(park->grp, &park->grp_cap, park->groups.n,
-                     sizeof(*park->grp));
+    park->grp =
+        grow(park->grp, &park->grp_cap, park->groups.n, sizeof(*park->grp));
     if (added)
         memset(&park->grp[g], 0, sizeof(park->grp[g]));
     park->grp[g].nentries++;

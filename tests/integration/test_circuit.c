@@ -483,8 +483,8 @@ static void test_circuit_retry_after_holds_the_destination(void **state)
                                        errstr, sizeof(errstr)),
                      0);
     assert_int_equal(st, HR_CIRCUIT_CLOSED);
-    assert_int_equal(hr_circuit_check(circuit, replica[1], &dest, 1,
-                                      T0 + 1000, &st, &allowed, &wait, errstr,
+    assert_int_equal(hr_circuit_check(circuit, replica[1], &dest, 1, T0 + 1000,
+                                      &st, &allowed, &wait, errstr,
                                       sizeof(errstr)),
                      0);
     assert_false(allowed);
@@ -496,18 +496,15 @@ static void test_circuit_retry_after_holds_the_destination(void **state)
     assert_int_equal(st, HR_CIRCUIT_CLOSED);
     /* an absurd Retry-After is capped */
     out.retry_after_ms = INT64_C(1000000000);
-    assert_int_equal(hr_circuit_report(circuit, replica[0], &out, 1,
-                                       T0 + 6000, NULL, errstr,
-                                       sizeof(errstr)),
+    assert_int_equal(hr_circuit_report(circuit, replica[0], &out, 1, T0 + 6000,
+                                       NULL, errstr, sizeof(errstr)),
                      0);
-    assert_int_equal(
-        check_n(circuit, 0, "rl", 1, T0 + 6000 + HR_CIRCUIT_THROTTLE_MAX_MS - 1,
-                &st),
-        0);
-    assert_int_equal(
-        check_n(circuit, 0, "rl", 1, T0 + 6000 + HR_CIRCUIT_THROTTLE_MAX_MS,
-                &st),
-        1);
+    assert_int_equal(check_n(circuit, 0, "rl", 1,
+                             T0 + 6000 + HR_CIRCUIT_THROTTLE_MAX_MS - 1, &st),
+                     0);
+    assert_int_equal(check_n(circuit, 0, "rl", 1,
+                             T0 + 6000 + HR_CIRCUIT_THROTTLE_MAX_MS, &st),
+                     1);
     hr_circuit_free(circuit);
 }
 
@@ -577,7 +574,8 @@ static void test_circuit_reasons_that_spend_no_attempt(void **state)
 {
     (void)state;
     assert_true(hr_circuit_reason_spent_no_attempt("circuit open", 12));
-    assert_true(hr_circuit_reason_spent_no_attempt("destination throttled", 21));
+    assert_true(
+        hr_circuit_reason_spent_no_attempt("destination throttled", 21));
     assert_true(hr_circuit_reason_spent_no_attempt("parked behind", 13));
     assert_false(hr_circuit_reason_spent_no_attempt("circuit open!", 13));
     assert_false(hr_circuit_reason_spent_no_attempt("HTTP 503", 8));

@@ -533,7 +533,8 @@ static bool carry_restore(struct fanout_state *st, const struct hr_batch *batch)
     return same;
 }
 
-/* --- per-key ordering and waves -------------------------------------------- */
+/* --- per-key ordering and waves --------------------------------------------
+ */
 
 /* Whether webhook @name is named in the herald-destination list @only. */
 static bool only_names(const char *only, const char *dest)
@@ -567,9 +568,8 @@ static void redelivered_only(struct hr_item *item, char *only, size_t size)
  * calls (its rules changed) releases its event there, so that it cannot
  * hold the key.
  */
-static void park_add(struct fanout_state *st,
-                     struct hr_worker *w,
-                     struct hr_batch *batch)
+static void
+park_add(struct fanout_state *st, struct hr_worker *w, struct hr_batch *batch)
 {
     char eid[FANOUT_EVENT_ID], only[sizeof(batch->items[0].destination)];
     size_t c = 0;
@@ -577,16 +577,16 @@ static void park_add(struct fanout_state *st,
     hr_park_reset(st->park);
     for (size_t i = 0; i < batch->n; i++) {
         struct hr_item *item = &batch->items[i];
-        bool have_id = item->key && item->key_len &&
-                       hr_park_event_id(eid, sizeof(eid), hr_worker_name(w),
-                                        item) >= 0;
+        bool have_id =
+            item->key && item->key_len &&
+            hr_park_event_id(eid, sizeof(eid), hr_worker_name(w), item) >= 0;
 
         for (; c < st->ncalls && st->calls[c].item == i; c++) {
             st->calls[c].park = SIZE_MAX;
             if (have_id)
-                st->calls[c].park = hr_park_add(
-                    st->park, st->dests[st->calls[c].webhook], item->key,
-                    item->key_len, eid);
+                st->calls[c].park =
+                    hr_park_add(st->park, st->dests[st->calls[c].webhook],
+                                item->key, item->key_len, eid);
         }
         if (!have_id || item->outcome != HR_OUT_OK)
             continue;
@@ -596,7 +596,8 @@ static void park_add(struct fanout_state *st,
             bool called = false;
 
             for (size_t d = 0; d < st->ncalls && !called; d++)
-                called = st->calls[d].item == i && st->calls[d].webhook == (int)k;
+                called =
+                    st->calls[d].item == i && st->calls[d].webhook == (int)k;
             if (!called && only_names(only, st->dests[k]))
                 hr_park_release(st->park,
                                 hr_park_add(st->park, st->dests[k], item->key,

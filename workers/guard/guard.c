@@ -892,9 +892,8 @@ static bool reply_is_take(const redisReply *r)
 }
 
 /* Whether header @name of a due item is exactly @value. */
-static bool due_header_is(const struct due_item *d,
-                          const char *name,
-                          const char *value)
+static bool
+due_header_is(const struct due_item *d, const char *name, const char *value)
 {
     const char *v;
     size_t len;
@@ -932,8 +931,8 @@ static void due_parse(struct guard_state *st,
     d->verdict = guard_decide(
         &st->set,
         guard_hdrs_blob_i64(d->v.hdrs, d->v.hdrs_len, "herald-attempt", 1),
-        guard_hdrs_blob_i64(d->v.hdrs, d->v.hdrs_len,
-                            "herald-first-failure-ms", sl->now_ms),
+        guard_hdrs_blob_i64(d->v.hdrs, d->v.hdrs_len, "herald-first-failure-ms",
+                            sl->now_ms),
         sl->now_ms);
     d->dest = gbuf_str(&sl->b, d->v.dest, d->v.dest_len);
     d->free_pass = due_header_is(d, "herald-error", HR_PARK_REASON);
@@ -959,10 +958,10 @@ static void due_parse(struct guard_state *st,
         o.offset = guard_hdrs_blob_i64(d->v.hdrs, d->v.hdrs_len,
                                        "herald-origin-offset", INT64_MIN);
         if (o.partition != INT64_MIN && o.offset != INT64_MIN)
-            d->nq = park_refs(&sl->b, st->prefix, o.worker, o.topic,
-                              o.topic_len, o.partition, o.offset, d->v.dest,
-                              d->v.dest_len, d->v.key, d->v.key_len, &d->eid,
-                              &d->q);
+            d->nq =
+                park_refs(&sl->b, st->prefix, o.worker, o.topic, o.topic_len,
+                          o.partition, o.offset, d->v.dest, d->v.dest_len,
+                          d->v.key, d->v.key_len, &d->eid, &d->q);
     }
 }
 

@@ -171,11 +171,11 @@ out_bad:
 
 /* Walk a blob: calls @fn for each header; stops early when it returns
  * non-zero. Returns -1 when the blob is malformed, else 0. */
-static int blob_walk(const char *blob,
-                     size_t len,
-                     int (*fn)(void *, const char *, size_t, const char *,
-                               size_t),
-                     void *arg)
+static int
+blob_walk(const char *blob,
+          size_t len,
+          int (*fn)(void *, const char *, size_t, const char *, size_t),
+          void *arg)
 {
     size_t off = 0;
 
@@ -248,10 +248,8 @@ int guard_hdrs_blob_get(const char *blob,
     return 0;
 }
 
-int64_t guard_hdrs_blob_i64(const char *blob,
-                            size_t len,
-                            const char *name,
-                            int64_t def)
+int64_t
+guard_hdrs_blob_i64(const char *blob, size_t len, const char *name, int64_t def)
 {
     const char *v;
     size_t vlen;
@@ -297,11 +295,8 @@ static size_t put_field(char *out, const char *p, size_t len, bool present)
     return 4 + (present ? len : 0);
 }
 
-static int get_field(const char *blob,
-                     size_t len,
-                     size_t *off,
-                     const char **p,
-                     size_t *plen)
+static int get_field(
+    const char *blob, size_t len, size_t *off, const char **p, size_t *plen)
 {
     uint32_t n;
 
@@ -324,8 +319,8 @@ static int get_field(const char *blob,
 
 size_t guard_item_size(const struct guard_item *it)
 {
-    return 5 * 4 + it->topic_len + (it->key ? it->key_len : 0) +
-           it->value_len + it->hdrs_len + it->dest_len;
+    return 5 * 4 + it->topic_len + (it->key ? it->key_len : 0) + it->value_len +
+           it->hdrs_len + it->dest_len;
 }
 
 size_t guard_item_encode(char *out, const struct guard_item *it)
