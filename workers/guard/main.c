@@ -1,13 +1,12 @@
 /* herald-guard: retry records in, scheduled redeliveries and dead letters
  * out. */
-#include <stdlib.h>
 #include <string.h>
 
 #include "guard.h"
 
 int main(int argc, char **argv)
 {
-    const struct hr_worker_def def = {
+    static const struct hr_worker_def def = {
         .name = "guard",
         .summary = "Schedules retries with backoff and a per-destination "
                    "budget, redelivers them to herald.redeliver.<worker>, "
@@ -17,7 +16,7 @@ int main(int argc, char **argv)
         .uses_redis = true,
         .validate = guard_validate,
         .init = guard_init,
-        .submit = getenv("GUARD_NO_SUBMIT") ? NULL : guard_submit,
+        .submit = guard_submit,
         .handle = guard_handle,
         .tick = guard_tick,
         .fini = guard_fini,
