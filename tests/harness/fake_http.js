@@ -20,6 +20,11 @@
 //    "headers": {"Retry-After": "5"},
 //    "body": "...",                 string, or any JSON value (serialized)
 //    "destroy": false,              reset the connection/stream, no answer
+//    "by_body": [{"contains": "k-3", "statuses": [503, 200],
+//                 "headers": {...}}],
+//                                   the first rule whose string the request
+//                                   body contains answers instead, with its
+//                                   own sequence (the last one repeats)
 //    "jwt": {"alg": "HS256"|"RS256"|"ES256",
 //            "secret": "...",       HS256 (or "secret_b64")
 //            "key": "-----BEGIN PUBLIC KEY-----...",  RS256 / ES256
@@ -42,6 +47,13 @@
 //      client's: tells connections apart), "headers", "body", "time_ms",
 //      "status" (answered, or null), "jwt": null |
 //      {"ok": bool, "error": string|null, "header": {...}, "claims": {...}}}
+//   GET  /_control/summary   counts instead of the requests, optionally
+//                            ?path=/hook: {"requests", "statuses": {status:
+//     n}, "keys" (distinct Idempotency-Keys), "ok_keys" (distinct keys
+//     answered 2xx), "ok_repeats" (2xx answers to a key answered 2xx
+//     before), "repeats" (requests whose key was seen before),
+//     "repeats_by_second" and "ok_by_second" ({unix second: n}),
+//     "first_ms", "last_ms"}
 //   GET  /_control/health    {"ok": true}
 // A --script file holds {"routes": [...]} loaded at start.
 'use strict';
@@ -92,7 +104,7 @@ function parseArgs(argv) {
 const opts = parseArgs(process.argv.slice(2));
 
 const state = {
-    routes: new Map(), // path -> {route, hits}
+    routes: new Map(), // path -> {route, hits, bodyHits}
     requests: [],
     jtis: new Set(),
     seq: 0,
@@ -115,7 +127,12 @@ function setRoute(route) {
             crypto.createPublicKey(j.key);
         }
     }
-    state.routes.set(route.path, {route, hits: 0});
+    if (route.by_body !== undefined && (!Array.isArray(route.by_body) ||
+        route.by_body.some(r => typeof r.contains !== 'string' ||
+                                !Array.isArray(r.statuses))))
+        throw new Error(`route ${route.path}: by_body needs ` +
+                        '[{"contains": string, "statuses": [...]}]');
+    state.routes.set(route.path, {route, hits: 0, bodyHits: new Map()});
 }
 
 function resetState() {
@@ -224,6 +241,8 @@ function control(req, res, path, query, body) {
             for (const r of Array.isArray(parsed) ? parsed : [parsed])
                 setRoute(r);
             sendJson(res, 200, {ok: true});
+        } else if (path === '/_control/summary' && req.method === 'GET') {
+            sendJson(res, 200, summary(query.get('path')));
         } else if (path === '/_control/requests' && req.method === 'GET') {
             const want = query.get('path');
             sendJson(res, 200, state.requests.filter(
@@ -234,6 +253,40 @@ function control(req, res, path, query, body) {
     } catch (e) {
         sendJson(res, 400, {error: String(e.message || e)});
     }
+}
+
+function summary(want) {
+    const out = {requests: 0, statuses: {}, keys: 0, ok_keys: 0,
+                 ok_repeats: 0, repeats: 0, repeats_by_second: {},
+                 ok_by_second: {}, first_ms: null, last_ms: null};
+    const seen = new Set(), ok = new Set();
+    for (const r of state.requests) {
+        if (want !== null && r.path !== want)
+            continue;
+        const key = r.headers['idempotency-key'];
+        const sec = Math.floor(r.time_ms / 1000);
+        out.requests++;
+        out.statuses[r.status] = (out.statuses[r.status] || 0) + 1;
+        if (out.first_ms === null)
+            out.first_ms = r.time_ms;
+        out.last_ms = r.time_ms;
+        if (key !== undefined && seen.has(key)) {
+            out.repeats++;
+            out.repeats_by_second[sec] = (out.repeats_by_second[sec] || 0) + 1;
+        }
+        if (key !== undefined)
+            seen.add(key);
+        if (r.status >= 200 && r.status < 300) {
+            out.ok_by_second[sec] = (out.ok_by_second[sec] || 0) + 1;
+            if (key !== undefined && ok.has(key))
+                out.ok_repeats++;
+            if (key !== undefined)
+                ok.add(key);
+        }
+    }
+    out.keys = seen.size;
+    out.ok_keys = ok.size;
+    return out;
 }
 
 function destroy(req) {
@@ -274,9 +327,17 @@ function serve(req, res, path, body) {
             return;
         }
     }
+    const rule = (route.by_body || []).find(r => entry.body.includes(r.contains));
+    let status;
+    if (rule) {
+        const n = slot.bodyHits.get(rule) || 0;
+        slot.bodyHits.set(rule, n + 1);
+        status = pick(rule.statuses, n);
+    }
     const hits = slot ? slot.hits++ : 0;
-    const status = route.statuses ? pick(route.statuses, hits)
-        : (route.status || 200);
+    if (status === undefined)
+        status = route.statuses ? pick(route.statuses, hits)
+            : (route.status || 200);
     const delay = route.delays_ms ? pick(route.delays_ms, hits)
         : (route.delay_ms || 0);
     let out = route.body === undefined ? {ok: true} : route.body;
@@ -288,7 +349,8 @@ function serve(req, res, path, body) {
             return;
         }
         entry.status = status;
-        send(res, status, route.headers, out);
+        send(res, status, rule && rule.headers ? rule.headers : route.headers,
+             out);
     };
     if (delay > 0)
         setTimeout(answer, delay);

@@ -22,6 +22,7 @@
 #define FANOUT_KEY_MAX    1024
 #define FANOUT_ARENA_KEEP (4 * 1024 * 1024)
 #define FANOUT_EVENT_ID   512
+#define FANOUT_FIRST_WAVE 4 /* calls a webhook gets in its first wave */
 
 const struct hr_conf_spec fanout_conf[] = {
     HR_CONF_STR("HERALD_FANOUT_SOURCE_PREFIX",
@@ -47,6 +48,16 @@ struct fanout_carry {
     size_t ncalls;
 };
 
+/* What one webhook's own calls of this batch say (slow start, below). */
+struct dest_wave {
+    size_t quota;      /* calls it may still get in this wave */
+    size_t next_quota; /* and in the next one */
+    bool used;         /* it got calls in this wave */
+    int calls, fails, auth_run;
+    int blocked; /* 0, or the enum hr_circuit_state its results put it in */
+    int64_t wait_until_ms; /* HR_CIRCUIT_THROTTLED: until when */
+};
+
 struct fanout_state {
     struct fanout_rules rules;
     struct fanout_webhooks *webhooks;
@@ -57,7 +68,10 @@ struct fanout_state {
     /* the shared circuit breaker of the webhooks */
     struct hr_circuit *circuit;
     int64_t open_ms;
-    char **dests; /* per webhook: "webhook:<name>" */
+    int auth_threshold, min_calls; /* the circuit's, for slow start */
+    double failure_ratio;
+    struct dest_wave *waves; /* per webhook, during a batch's waves */
+    char **dests;            /* per webhook: "webhook:<name>" */
     struct hr_metric *circuit_state;
     /* per batch */
     struct fanout_call *calls;
@@ -128,8 +142,12 @@ static int circuit_init(struct fanout_state *st,
     st->circuit = hr_circuit_new(&cc);
     st->park = hr_park_new();
     st->open_ms = cc.open_ms;
+    st->auth_threshold = cc.auth_threshold;
+    st->min_calls = cc.min_calls;
+    st->failure_ratio = cc.failure_ratio;
     st->dests = calloc(nhooks + 1, sizeof(*st->dests));
-    if (!st->circuit || !st->park || !st->dests)
+    st->waves = calloc(nhooks + 1, sizeof(*st->waves));
+    if (!st->circuit || !st->park || !st->dests || !st->waves)
         return -1;
     for (size_t i = 0; i < nhooks; i++) {
         const char *name = fanout_webhook_name(st->webhooks, (int)i);
@@ -200,6 +218,7 @@ void fanout_fini(struct hr_worker *w, void *state)
     free(st->dests);
     hr_circuit_free(st->circuit);
     hr_park_free(st->park);
+    free(st->waves);
     carry_clear(&st->carry);
     fanout_rules_release(&st->rules);
     fanout_webhooks_free(st->webhooks);
@@ -612,14 +631,60 @@ static bool call_failed_retryable(const struct fanout_call *call)
            call->err_class == HR_ERR_THROTTLED;
 }
 
+
+/* After a wave: what the shared circuit will say once it hears these
+ * results (hr_circuit.h), decided here so that the rest of the batch
+ * does not call a destination that is failing. */
+static void dest_wave_judge(const struct fanout_state *st,
+                            struct dest_wave *d,
+                            const struct fanout_call *call)
+{
+    d->calls++;
+    switch (call->err_class) {
+    case HR_ERR_AUTH:
+        d->auth_run++;
+        break;
+    case HR_ERR_TRANSIENT:
+    case HR_ERR_THROTTLED:
+        d->fails++;
+        if (call->retry_after_ms > 0) {
+            int64_t until = hr_time_now_ms() + call->retry_after_ms;
+
+            d->blocked = HR_CIRCUIT_THROTTLED;
+            if (until > d->wait_until_ms)
+                d->wait_until_ms = until;
+        }
+        break;
+    default: /* a success or a permanent failure: it answers */
+        d->auth_run = 0;
+        break;
+    }
+    if (d->auth_run >= st->auth_threshold)
+        d->blocked = HR_CIRCUIT_AUTH_BROKEN;
+    else if (!d->blocked && d->calls >= st->min_calls &&
+             d->fails >= st->failure_ratio * d->calls)
+        d->blocked = HR_CIRCUIT_OPEN;
+}
+
 /*
- * Make the batch's calls in waves: calls of one (webhook, key) one after
- * the other, in their records' order; a call whose key has an earlier
- * event waiting in the guard, or whose predecessor in this batch failed,
- * is parked (not made). Returns 0, or -1 when the HTTP client failed.
+ * Make the batch's calls in waves. Calls of one (webhook, key) go one
+ * after the other, in their records' order; a call whose key has an
+ * earlier event waiting in the guard, or whose predecessor in this batch
+ * failed, is parked (not made). And each webhook starts slowly: at most
+ * FANOUT_FIRST_WAVE calls in its first wave, four times more in each next
+ * one, so that a destination that refuses our credentials or fails gets a
+ * few calls, not a whole batch, before this batch's own results stop the
+ * rest (as the shared circuit will). Returns 0, or -1 when the HTTP client
+ * failed.
  */
 static int run_waves(struct fanout_state *st)
 {
+    size_t nhooks = fanout_webhooks_count(st->webhooks);
+    struct dest_wave *dw = st->waves;
+
+    memset(dw, 0, nhooks * sizeof(*dw));
+    for (size_t d = 0; d < nhooks; d++)
+        dw[d].next_quota = FANOUT_FIRST_WAVE;
     for (size_t c = 0; c < st->ncalls; c++) {
         st->calls[c].decided = false;
         st->calls[c].go = false;
@@ -628,11 +693,26 @@ static int run_waves(struct fanout_state *st)
     for (;;) {
         size_t ngo = 0;
 
+        for (size_t d = 0; d < nhooks; d++) {
+            dw[d].quota = dw[d].next_quota;
+            dw[d].used = false;
+        }
         for (size_t c = 0; c < st->ncalls; c++) {
             struct fanout_call *call = &st->calls[c];
+            struct dest_wave *d = &dw[call->webhook];
 
             if (call->decided)
                 continue;
+            if (!call->blocked && d->blocked) {
+                call->blocked = d->blocked;
+                if (d->blocked == HR_CIRCUIT_THROTTLED) {
+                    int64_t left = d->wait_until_ms - hr_time_now_ms();
+
+                    call->retry_after_ms = left > 0 ? left : 0;
+                }
+            }
+            if (!call->blocked && !d->quota)
+                continue; /* its webhook's share of this wave is taken */
             if (call->park != SIZE_MAX) {
                 enum hr_park_verdict v = hr_park_next(st->park, call->park);
 
@@ -656,6 +736,8 @@ static int run_waves(struct fanout_state *st)
                 continue;
             }
             call->go = true;
+            d->quota--;
+            d->used = true;
             ngo++;
         }
         if (!ngo)
@@ -668,10 +750,15 @@ static int run_waves(struct fanout_state *st)
             if (!call->go)
                 continue;
             call->go = false;
+            dest_wave_judge(st, &dw[call->webhook], call);
             if (call->park != SIZE_MAX)
                 hr_park_finish(st->park, call->park,
                                call_failed_retryable(call) ? HR_PARK_RETRY
                                                            : HR_PARK_DONE);
+        }
+        for (size_t d = 0; d < nhooks; d++) {
+            if (dw[d].used && dw[d].next_quota < SIZE_MAX / 4)
+                dw[d].next_quota *= 4;
         }
     }
 }
