@@ -138,6 +138,86 @@ static void test_guard_header_blob_round_trips(void **state)
     free(blob);
 }
 
+/* The tick reads headers straight from the blob: the last one of a name
+ * counts, a value-less header is found with a NULL value, and malformed
+ * blobs are refused. */
+static void test_guard_header_blob_lookup(void **state)
+{
+    rd_kafka_headers_t *in = rd_kafka_headers_new(4);
+    const char *v;
+    size_t len, blen;
+    char *blob;
+
+    (void)state;
+    rd_kafka_header_add(in, "herald-attempt", -1, "3", -1);
+    rd_kafka_header_add(in, "herald-error", -1, "parked behind", -1);
+    rd_kafka_header_add(in, "herald-attempt", -1, "5", -1);
+    rd_kafka_header_add(in, "null", -1, NULL, 0);
+    blob = guard_hdrs_encode(in, &blen);
+    assert_true(guard_hdrs_blob_ok(blob, blen));
+    assert_int_equal(guard_hdrs_blob_i64(blob, blen, "herald-attempt", 1), 5);
+    assert_int_equal(guard_hdrs_blob_i64(blob, blen, "missing", 9), 9);
+    assert_int_equal(guard_hdrs_blob_get(blob, blen, "herald-error", &v, &len),
+                     0);
+    assert_int_equal(len, 13);
+    assert_memory_equal(v, "parked behind", 13);
+    assert_int_equal(guard_hdrs_blob_get(blob, blen, "null", &v, &len), 0);
+    assert_null(v);
+    assert_int_equal(guard_hdrs_blob_get(blob, blen, "nope", &v, &len), -1);
+    for (size_t cut = 1; cut < blen; cut++) {
+        /* a cut blob is malformed unless it ends on a header boundary */
+        if (!guard_hdrs_blob_ok(blob, cut))
+            assert_int_equal(
+                guard_hdrs_blob_get(blob, cut, "herald-attempt", &v, &len), -1);
+    }
+    assert_false(guard_hdrs_blob_ok(blob, 3));
+    rd_kafka_headers_destroy(in);
+    free(blob);
+}
+
+/* A schedule item round-trips, with or without a key, and a malformed one
+ * is refused. */
+static void test_guard_item_round_trips(void **state)
+{
+    const char bin[] = {'k', '\0', 'y'};
+    struct guard_item it = {
+        .topic = "herald.redeliver.fanout",
+        .topic_len = 23,
+        .key = bin,
+        .key_len = sizeof(bin),
+        .value = "{}",
+        .value_len = 2,
+        .hdrs = "",
+        .hdrs_len = 0,
+        .dest = "webhook:a,webhook:b",
+        .dest_len = 19,
+    };
+    struct guard_item out;
+    char buf[256];
+    size_t n;
+
+    (void)state;
+    n = guard_item_encode(buf, &it);
+    assert_int_equal(n, guard_item_size(&it));
+    assert_int_equal(guard_item_decode(buf, n, &out), 0);
+    assert_int_equal(out.topic_len, 23);
+    assert_memory_equal(out.topic, it.topic, 23);
+    assert_int_equal(out.key_len, 3);
+    assert_memory_equal(out.key, bin, 3);
+    assert_int_equal(out.value_len, 2);
+    assert_int_equal(out.hdrs_len, 0);
+    assert_non_null(out.hdrs);
+    assert_int_equal(out.dest_len, 19);
+    it.key = NULL;
+    it.key_len = 0;
+    n = guard_item_encode(buf, &it);
+    assert_int_equal(guard_item_decode(buf, n, &out), 0);
+    assert_null(out.key);
+    for (size_t cut = 0; cut < n; cut++)
+        assert_int_equal(guard_item_decode(buf, cut, &out), -1);
+    assert_int_equal(guard_item_decode(buf, n + 1, &out), -1);
+}
+
 /* The guard repeats hr_circuit's settings (one table per worker): they must
  * not drift apart. */
 static void test_guard_conf_repeats_circuit_settings(void **state)
@@ -178,6 +258,8 @@ int main(void)
         cmocka_unit_test(test_guard_item_id_names_origin_and_attempt),
         cmocka_unit_test(test_guard_parse_i64),
         cmocka_unit_test(test_guard_header_blob_round_trips),
+        cmocka_unit_test(test_guard_header_blob_lookup),
+        cmocka_unit_test(test_guard_item_round_trips),
         cmocka_unit_test(test_guard_conf_repeats_circuit_settings),
         cmocka_unit_test(test_guard_conf_loads_defaults),
     };
