@@ -84,8 +84,10 @@ wait_metric "$UNREAD" 'herald_events_processed_total{' "$messages" 60 ||
     { echo "timed out; unread log:"; tail -20 "$WORK/unread.log"; exit 1; }
 
 say "waiting until the legacy API has every conversation (it fails first)"
+# The circuit as the guard sees it: fleet-wide, from the shared state in
+# Redis (the fanout reports the same gauge for its own calls).
 circuit() {
-    curl -sf "$FANOUT/metrics" |
+    curl -sf "$GUARD/metrics" |
         awk '/^herald_guard_circuit_state\{.*webhook:legacy/ { print $NF }'
 }
 states="" last=""
@@ -134,8 +136,23 @@ curl -sf "http://127.0.0.1:$legacy_port/_control/requests" | node -e '
 printf '  retry records on herald.retry:   %s (the guard redelivered %s)\n' \
     "$(count herald.retry)" \
     "$(curl -sf "$GUARD/metrics" | awk '/^herald_guard_redelivered_total/ { s += $NF } END { print s + 0 }')"
-curl -sf "$FANOUT/metrics" | grep -E '^herald_fanout_webhook_auth_failures_total' |
-    sed 's/worker="fanout",//; s/^/  /'
+retries_for() {
+    kcat -C -b "$BROKERS" -t herald.retry -o beginning -e -q -f '%h\n' |
+        grep -c "herald-destination=$1" || true
+}
+printf '  retry records for webhook:legacy (503, then its open circuit): %s\n' \
+    "$(retries_for webhook:legacy)"
+printf '  retry records for webhook:trust-safety (401):                  %s (auth failures are never retried)\n' \
+    "$(retries_for webhook:trust-safety)"
+
+say "herald-guard: the schedule, budgets and circuits, fleet-wide"
+curl -sf "$GUARD/metrics" |
+    grep -E '^herald_guard_(scheduled|parked|redelivered_total|dead_lettered_total|budget_throttled_total|circuit_state|auth_failures_total)' |
+    sed -E 's/worker="guard",?//; s/\{\}//; s/^/  /'
+echo "  circuit state: 0 closed, 1 half-open, 2 open or auth-broken"
+echo "  the legacy circuit went: $states"
+echo "  trust-safety broke on its 401s: no retries, and no more calls until a"
+echo "  probe succeeds (fix the token, then herald-guard redrive --from herald.dlq)"
 
 say "dead letters on herald.dlq (reason in the herald-error header)"
 kcat -C -b "$BROKERS" -t herald.dlq -o beginning -e -q -f '%h\n' |
