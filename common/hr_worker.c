@@ -819,8 +819,6 @@ int hr_worker_main(const struct hr_worker_def *def, int argc, char **argv)
     snprintf(group, sizeof(group), "herald-%s", def->name);
     hr_conf_set_default(w.cfg, "HERALD_KAFKA_GROUP", group);
     hr_conf_set_default(w.cfg, "HERALD_KAFKA_TOPICS", def->topics);
-    for (size_t i = 0; def->defaults && def->defaults[i]; i += 2)
-        hr_conf_set_default(w.cfg, def->defaults[i], def->defaults[i + 1]);
     if (help) {
         usage_line(def, usage, sizeof(usage));
         hr_conf_print_help(w.cfg, stdout, usage, def->summary);

@@ -134,11 +134,6 @@ struct hr_worker_def {
     hr_tick_fn *tick;     /* optional: timers (see above) */
     hr_handle_fn *handle;
     hr_fini_fn *fini;
-    /* Optional: this worker's own defaults for common settings, as name,
-     * value pairs, NULL-terminated (for example a smaller prefetch in
-     * HERALD_KAFKA_PROPERTIES); the environment and the config file still
-     * override them. */
-    const char *const *defaults;
 };
 
 /** Run the worker; returns the process exit status (SPEC section 1). */
