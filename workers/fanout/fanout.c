@@ -53,6 +53,7 @@ struct dest_wave {
     size_t quota;      /* calls it may still get in this wave */
     size_t next_quota; /* and in the next one */
     bool used;         /* it got calls in this wave */
+    bool skipped;      /* a call of it waits for a later wave */
     int calls, fails, auth_run;
     int blocked; /* 0, or the enum hr_circuit_state its results put it in */
     int64_t wait_until_ms; /* HR_CIRCUIT_THROTTLED: until when */
@@ -696,6 +697,7 @@ static int run_waves(struct fanout_state *st)
         for (size_t d = 0; d < nhooks; d++) {
             dw[d].quota = dw[d].next_quota;
             dw[d].used = false;
+            dw[d].skipped = false;
         }
         for (size_t c = 0; c < st->ncalls; c++) {
             struct fanout_call *call = &st->calls[c];
@@ -711,8 +713,15 @@ static int run_waves(struct fanout_state *st)
                     call->retry_after_ms = left > 0 ? left : 0;
                 }
             }
-            if (!call->blocked && !d->quota)
-                continue; /* its webhook's share of this wave is taken */
+            if (!call->blocked && !d->quota) {
+                d->skipped = true; /* its webhook's share is taken */
+                continue;
+            }
+            /* a refused call after a skipped one of its webhook waits too:
+             * settling it now could put it before an earlier record of its
+             * key */
+            if (call->blocked && d->skipped)
+                continue;
             if (call->park != SIZE_MAX) {
                 enum hr_park_verdict v = hr_park_next(st->park, call->park);
 
