@@ -22,7 +22,19 @@ struct hr_source {
     bool all_brokers_down;
     bool joined; /* the group handed out an assignment at least once */
     char last_error[256];
+    /* Waking the fetchers (fetch_nudge()): librdkafka before 2.2 only. */
+    rd_kafka_queue_t *cq; /* the consumer queue, for its length */
+    size_t peak;          /* the queue's length since the last nudge */
+    struct hr_metric *nudged;
 };
+
+/* librdkafka 2.2 made the fetcher's back-off on a full queue a setting. */
+#define FETCH_QUEUE_BACKOFF_VERSION 0x020200ff
+/* A queue that never held this many messages is not being refilled in
+ * bursts: no nudge. */
+#define NUDGE_MIN_PEAK 1000
+#define NUDGE_WAIT_MS  200
+#define NUDGE_GROUP    "herald-fetch-nudge.no-such-group"
 
 /* Assignment bookkeeping: the cooperative protocol hands out increments. */
 static void assignment_add(struct hr_source *src,
@@ -203,20 +215,21 @@ struct hr_source *hr_source_new(const struct hr_conf *cfg,
         "cooperative-sticky",
         "statistics.interval.ms",
         hr_conf_str(cfg, "HERALD_KAFKA_STATS_INTERVAL_MS"),
-        /* What librdkafka buffers ahead. librdkafka before 2.2 (Debian
-         * 12 ships 2.0.2) stops fetching a partition for a whole second
-         * once this queue is full (no fetch.queue.backoff.ms yet), so it
-         * must hold about a second of consumption or the worker starves
-         * (unread: 8 MiB gave 75-88k events/s, 32 MiB 108k). Small fetch
-         * responses keep the decompressed data in flight small. Lower
-         * both through HERALD_KAFKA_PROPERTIES to trade rate for memory. */
+        /* What librdkafka buffers ahead: a few batches. Small, because
+         * the fetchers are woken when it drains (fetch_nudge()) instead of
+         * waiting out librdkafka 2.0.2's one-second back-off; small fetch
+         * responses keep the decompressed data in flight small. */
+        "queued.min.messages",
+        "10000",
         "queued.max.messages.kbytes",
-        "32768",
+        "4096",
         "fetch.max.bytes",
-        "2097152",
+        "1048576",
         "client.id",
         "herald-consumer",
+        NULL, /* fetch.queue.backoff.ms, librdkafka 2.2 and later */
         NULL,
+        NULL, /* group.instance.id when set */
         NULL,
         NULL,
     };
@@ -228,6 +241,12 @@ struct hr_source *hr_source_new(const struct hr_conf *cfg,
     if (!src) {
         snprintf(errstr, errstr_size, "out of memory");
         return NULL;
+    }
+    if (rd_kafka_version() >= FETCH_QUEUE_BACKOFF_VERSION) {
+        size_t n = HR_ARRAY_SIZE(defaults) - 5;
+
+        defaults[n] = "fetch.queue.backoff.ms";
+        defaults[n + 1] = "10";
     }
     if (hr_conf_str(cfg, "HERALD_INSTANCE_ID")) {
         size_t n = HR_ARRAY_SIZE(defaults) - 3;
@@ -243,6 +262,10 @@ struct hr_source *hr_source_new(const struct hr_conf *cfg,
                            "Errors reported by the source client", NULL);
     src->rebalances = hr_metrics_counter(reg, "herald_source_rebalances_total",
                                          "Assignment changes", NULL);
+    src->nudged = hr_metrics_counter(
+        reg, "herald_source_fetch_nudges_total",
+        "Fetchers woken after the prefetch queue drained (librdkafka < 2.2)",
+        NULL);
     src->assigned = rd_kafka_topic_partition_list_new(32);
     conf = hr_kafka_conf_new(cfg, defaults, errstr, errstr_size);
     if (!conf)
@@ -268,11 +291,47 @@ struct hr_source *hr_source_new(const struct hr_conf *cfg,
         rd_kafka_destroy(src->rk);
         goto out_free;
     }
+    if (rd_kafka_version() < FETCH_QUEUE_BACKOFF_VERSION)
+        src->cq = rd_kafka_queue_get_consumer(src->rk);
     return src;
 out_free:
     rd_kafka_topic_partition_list_destroy(src->assigned);
     free(src);
     return NULL;
+}
+
+/*
+ * Before 2.2, librdkafka's fetcher stops asking for a partition once the
+ * prefetch queue holds queued.min.messages or queued.max.messages.kbytes,
+ * and looks again only when something wakes its broker thread: a request
+ * to send, a reply, or its one-second timer. A worker that drains the
+ * queue faster than that starves, unless the queue holds a second of
+ * input, which is what made workers large. So once the queue has been
+ * drained to a quarter of its last peak, wake every broker thread with a
+ * light request (ListGroups, filtered to a group that does not exist, so
+ * nothing is described); each then looks at its partitions again and
+ * fetches. One nudge per refill, only while the queue runs full (catching
+ * up), never in steady streaming. The call waits for the replies (a round
+ * trip; the asynchronous admin variant did not wake the fetchers in
+ * 2.0.2), at most NUDGE_WAIT_MS. 2.2 and later: fetch.queue.backoff.ms.
+ */
+static void fetch_nudge(struct hr_source *src)
+{
+    const struct rd_kafka_group_list *groups = NULL;
+    size_t len;
+
+    if (!src->cq)
+        return;
+    len = rd_kafka_queue_length(src->cq);
+    if (len > src->peak)
+        src->peak = len;
+    if (src->peak < NUDGE_MIN_PEAK || len > src->peak / 4)
+        return;
+    src->peak = len;
+    hr_metric_add(src->nudged, NULL, 1);
+    if (!rd_kafka_list_groups(src->rk, NUDGE_GROUP, &groups, NUDGE_WAIT_MS) &&
+        groups)
+        rd_kafka_group_list_destroy(groups);
 }
 
 size_t hr_source_poll(struct hr_source *src,
@@ -313,7 +372,10 @@ size_t hr_source_poll(struct hr_source *src,
         if (!n)
             deadline = hr_time_mono_ms() + wait_ms;
         msgs[n++] = rkm;
+        if (!(n % 256))
+            fetch_nudge(src);
     }
+    fetch_nudge(src);
     return n;
 }
 
@@ -448,6 +510,8 @@ int hr_source_close(struct hr_source *src, int64_t deadline_ms)
                     "consumer (librdkafka would abort)");
         return err && err != RD_KAFKA_RESP_ERR__NO_OFFSET ? -1 : 0;
     }
+    if (src->cq)
+        rd_kafka_queue_destroy(src->cq);
     rd_kafka_consumer_close(src->rk);
     rd_kafka_destroy(src->rk);
     rd_kafka_topic_partition_list_destroy(src->assigned);

@@ -140,6 +140,32 @@ void hr_item_filtered(struct hr_item *item)
     item->outcome = HR_OUT_FILTERED;
 }
 
+static void item_set_reason(struct hr_item *item, const char *fmt, va_list ap)
+    HR_PRINTF(2, 0);
+
+static void item_set_reason(struct hr_item *item, const char *fmt, va_list ap)
+{
+    char buf[HR_ITEM_REASON_MAX];
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    size_t len = n < 0                     ? 0
+                 : (size_t)n < sizeof(buf) ? (size_t)n
+                                           : sizeof(buf) - 1;
+
+    free(item->reason);
+    item->reason = malloc(len + 1);
+    HR_ASSERT(item->reason);
+    memcpy(item->reason, buf, len);
+    item->reason[len] = '\0';
+}
+
+/* Forget what an item's outcome carried. */
+static void item_forget(struct hr_item *item)
+{
+    free(item->destination);
+    free(item->reason);
+    item->destination = item->reason = NULL;
+}
+
 void hr_item_dead(struct hr_item *item,
                   enum hr_err_class cls,
                   const char *fmt,
@@ -150,7 +176,7 @@ void hr_item_dead(struct hr_item *item,
     item->outcome = HR_OUT_DEAD;
     item->err_class = cls;
     va_start(ap, fmt);
-    vsnprintf(item->reason, sizeof(item->reason), fmt, ap);
+    item_set_reason(item, fmt, ap);
     va_end(ap);
 }
 
@@ -166,11 +192,54 @@ void hr_item_retry(struct hr_item *item,
     item->outcome = HR_OUT_RETRY;
     item->err_class = cls;
     item->retry_after_ms = retry_after_ms;
-    snprintf(item->destination, sizeof(item->destination), "%s",
-             destination ? destination : "");
+    hr_item_set_destination(item, destination);
     va_start(ap, fmt);
-    vsnprintf(item->reason, sizeof(item->reason), fmt, ap);
+    item_set_reason(item, fmt, ap);
     va_end(ap);
+}
+
+void hr_item_set_destination(struct hr_item *item, const char *destination)
+{
+    free(item->destination);
+    item->destination = NULL;
+    if (destination && *destination) {
+        size_t len = strnlen(destination, HR_ITEM_DEST_MAX - 1);
+
+        item->destination = malloc(len + 1);
+        HR_ASSERT(item->destination);
+        memcpy(item->destination, destination, len);
+        item->destination[len] = '\0';
+    }
+}
+
+bool hr_item_add_destination(struct hr_item *item, const char *destination)
+{
+    size_t used = item->destination ? strlen(item->destination) : 0;
+    size_t len = strlen(destination);
+    char *d;
+
+    if (!used) {
+        hr_item_set_destination(item, destination);
+        return true;
+    }
+    if (used + 1 + len >= HR_ITEM_DEST_MAX)
+        return false;
+    d = realloc(item->destination, used + 1 + len + 1);
+    HR_ASSERT(d);
+    d[used] = ',';
+    memcpy(d + used + 1, destination, len + 1);
+    item->destination = d;
+    return true;
+}
+
+const char *hr_item_destination(const struct hr_item *item)
+{
+    return item->destination ? item->destination : "";
+}
+
+const char *hr_item_reason(const struct hr_item *item)
+{
+    return item->reason ? item->reason : "";
 }
 
 /* --- configuration ----------------------------------------------------- */
@@ -325,10 +394,10 @@ static void items_reset(struct hr_batch *batch)
         struct hr_item *item = &batch->items[i];
 
         if (item->outcome == HR_OUT_DEAD && item->err_class == HR_ERR_POISON &&
-            !item->ev.root && item->reason[0])
+            !item->ev.root && item->reason && item->reason[0])
             continue;
         item->outcome = HR_OUT_PENDING;
-        item->destination[0] = item->reason[0] = '\0';
+        item_forget(item);
         item->retry_after_ms = -1;
     }
 }
@@ -337,6 +406,7 @@ static void items_release(struct hr_batch *batch, rd_kafka_message_t **msgs)
 {
     for (size_t i = 0; i < batch->n; i++) {
         hr_event_release(&batch->items[i].ev);
+        item_forget(&batch->items[i]);
         rd_kafka_message_destroy(msgs[i]);
     }
     batch->n = 0;
@@ -819,6 +889,8 @@ int hr_worker_main(const struct hr_worker_def *def, int argc, char **argv)
     snprintf(group, sizeof(group), "herald-%s", def->name);
     hr_conf_set_default(w.cfg, "HERALD_KAFKA_GROUP", group);
     hr_conf_set_default(w.cfg, "HERALD_KAFKA_TOPICS", def->topics);
+    for (size_t i = 0; def->defaults && def->defaults[i]; i += 2)
+        hr_conf_set_default(w.cfg, def->defaults[i], def->defaults[i + 1]);
     if (help) {
         usage_line(def, usage, sizeof(usage));
         hr_conf_print_help(w.cfg, stdout, usage, def->summary);

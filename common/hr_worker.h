@@ -43,6 +43,9 @@ enum hr_outcome {
 };
 
 /** One consumed event. Source fields are borrowed for the batch's life. */
+#define HR_ITEM_DEST_MAX   96
+#define HR_ITEM_REASON_MAX 256
+
 struct hr_item {
     const char *topic;
     int32_t partition;
@@ -62,8 +65,11 @@ struct hr_item {
     enum hr_outcome outcome;
     enum hr_err_class err_class;
     int64_t retry_after_ms; /* -1 when unknown */
-    char destination[96];
-    char reason[256];
+    /* Set by hr_item_dead()/hr_item_retry()/hr_item_add_destination(), owned
+     * by the runtime (most items never carry them: they are not inline, so
+     * that a batch slot stays small); NULL when unset. */
+    char *destination; /* at most HR_ITEM_DEST_MAX - 1 bytes */
+    char *reason;      /* at most HR_ITEM_REASON_MAX - 1 bytes */
 
     void *priv; /* runtime-private (the source message) */
 };
@@ -134,6 +140,10 @@ struct hr_worker_def {
     hr_tick_fn *tick;     /* optional: timers (see above) */
     hr_handle_fn *handle;
     hr_fini_fn *fini;
+    /* Optional: this worker's own defaults for common settings, as name,
+     * value pairs, NULL-terminated (for example a larger batch); the
+     * environment and the config file still override them. */
+    const char *const *defaults;
 };
 
 /** Run the worker; returns the process exit status (SPEC section 1). */
@@ -213,5 +223,19 @@ void hr_item_retry(struct hr_item *item,
                    int64_t retry_after_ms,
                    const char *fmt,
                    ...) HR_PRINTF(5, 6);
+
+/** Set @item's destination (NULL: none). */
+void hr_item_set_destination(struct hr_item *item, const char *destination);
+
+/** Append ",@destination" to @item's destination list (or set it when
+ *  empty); a list that would exceed HR_ITEM_DEST_MAX keeps its first names.
+ *  Returns whether it was added. */
+bool hr_item_add_destination(struct hr_item *item, const char *destination);
+
+/** @item's destination, or "" when unset. */
+const char *hr_item_destination(const struct hr_item *item);
+
+/** @item's reason, or "" when unset. */
+const char *hr_item_reason(const struct hr_item *item);
 
 #endif

@@ -63,7 +63,7 @@ static rd_kafka_headers_t *failure_headers(struct hr_worker *w,
     }
     header_set(hdrs, "herald-worker", w->def->name);
     header_set(hdrs, "herald-destination",
-               item->destination[0] ? item->destination : w->def->name);
+               item->destination ? item->destination : w->def->name);
     v = header_str(in, "herald-attempt", buf, sizeof(buf));
     header_set(hdrs, "herald-attempt", v ? v : "1");
     if (!header_str(in, "herald-first-failure-ms", buf, sizeof(buf))) {
@@ -71,7 +71,7 @@ static rd_kafka_headers_t *failure_headers(struct hr_worker *w,
         header_set(hdrs, "herald-first-failure-ms", num);
     }
     header_set(hdrs, "herald-error-class", hr_err_class_name(item->err_class));
-    header_set(hdrs, "herald-error", item->reason);
+    header_set(hdrs, "herald-error", hr_item_reason(item));
     rd_kafka_header_remove(hdrs, "herald-retry-after-ms");
     if (item->retry_after_ms >= 0) {
         snprintf(num, sizeof(num), "%" PRId64, item->retry_after_ms);
@@ -117,8 +117,8 @@ int hr_worker_send_failures(struct hr_worker *w, struct hr_batch *batch)
                      HR_LOG_I64("offset", item->offset),
                      HR_LOG_STR("event_id", item->ev.id),
                      HR_LOG_STR("class", hr_err_class_name(item->err_class)),
-                     HR_LOG_STR("destination", item->destination),
-                     HR_LOG_STR("err", item->reason), HR_LOG_END);
+                     HR_LOG_STR("destination", hr_item_destination(item)),
+                     HR_LOG_STR("err", hr_item_reason(item)), HR_LOG_END);
         value_len = item->value_len;
         if (value_len > HR_FAILURE_VALUE_MAX) {
             char num[32];

@@ -195,6 +195,7 @@ t0=$(date +%s.%N)
 wait_metric "$METRICS" 'herald_events_processed_total{' "$N" 900
 t1=$(date +%s.%N)
 rss=$(peak_rss_mb "$WORKER_PID")
+nudges=$(metric "$METRICS" herald_source_fetch_nudges_total)
 worker_cpu=$(cpu_s "$WORKER_PID")
 broker_cpu=$(cpu_s "${PIDS[1]}") # PIDS: redis, devbroker, worker
 routed=$(metric "$METRICS" 'herald_fanout_routed_total{')
@@ -226,6 +227,7 @@ MODIFY 30%, REMOVE 10%), 20 rules, 3 output topics, 128 input partitions,
 one machine ($(nproc) cores); input generated and loaded in ${load_s} s
 
   herald-fanout            $(printf '%8d' "$rate") records/s   peak RSS ${rss} MB   (${pct}% of kcat)
+  fetcher nudges           $nudges (librdkafka < 2.2: wake-ups after the prefetch drained)
   kcat consume (same data) $(printf '%8d' "$kcat_rate") records/s
   jansson parse (same data)$(printf '%8d' "$JSON_RATE") records/s on one core, parsing only
   records matching a rule  $matched ($(echo "100 * $matched / $N" | bc)%), filtered $filtered

@@ -49,6 +49,7 @@ t0=$(date +%s.%N)
 wait_metric "$METRICS" 'herald_guard_redelivered_total{' "$N" 600
 t1=$(date +%s.%N)
 rss=$(peak_rss_mb "$WORKER_PID")
+nudges=$(metric "$METRICS" herald_source_fetch_nudges_total)
 cpu=$(cpu_s "$WORKER_PID")
 redis_cpu=$(echo "$(cpu_s "$redis_pid") - $redis_cpu0" | bc)
 broker_cpu=$(echo "$(cpu_s "$broker_pid") - $broker_cpu0" | bc)
@@ -63,6 +64,7 @@ herald-guard benchmark: $N retry records due at once, 32 partitions, one
 machine ($(nproc) cores)${GUARD_ENV:+, with $GUARD_ENV}
 
   herald-guard             $(printf '%8d' "$rate") records/s   peak RSS ${rss} MB   CPU ${cpu} s
+  fetcher nudges           $nudges (librdkafka < 2.2: wake-ups after the prefetch drained)
   CPU of the others        redis-server ${redis_cpu} s, herald-devbroker ${broker_cpu} s
   kcat consume (same data) $(printf '%8d' "$kcat_rate") records/s
   redis SET, pipelined x64 $(printf '%8d' "$redis_rate") commands/s

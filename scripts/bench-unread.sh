@@ -29,6 +29,7 @@ t0=$(date +%s.%N)
 wait_metric "$METRICS" 'herald_events_processed_total{' "$N" 900
 t1=$(date +%s.%N)
 rss=$(peak_rss_mb "$WORKER_PID")
+nudges=$(metric "$METRICS" herald_source_fetch_nudges_total)
 worker_cpu=$(cpu_s "$WORKER_PID")
 broker_cpu=$(cpu_s "${PIDS[1]}")
 redis_cpu=$(cpu_s "${PIDS[0]}")
@@ -50,6 +51,7 @@ herald-unread benchmark: $N message.created, 10k users, 20k conversations,
 2 recipients each, 128 partitions, one machine ($(nproc) cores)
 
   herald-unread            $(printf '%8d' "$rate") events/s   peak RSS ${rss} MB
+  fetcher nudges           $nudges (librdkafka < 2.2: wake-ups after the prefetch drained)
   kcat consume (same data) $(printf '%8d' "$kcat_rate") events/s
   jansson parse (same data)$(printf '%8d' "$JSON_RATE") events/s on one core, parsing only
   redis SET, pipelined x64 $(printf '%8d' "$redis_rate") commands/s

@@ -591,7 +591,7 @@ static void redelivered_only(struct hr_item *item, char *only, size_t size)
 static void
 park_add(struct fanout_state *st, struct hr_worker *w, struct hr_batch *batch)
 {
-    char eid[FANOUT_EVENT_ID], only[sizeof(batch->items[0].destination)];
+    char eid[FANOUT_EVENT_ID], only[HR_ITEM_DEST_MAX];
     size_t c = 0;
 
     hr_park_reset(st->park);
@@ -848,21 +848,16 @@ static void settle_calls(struct fanout_state *st, struct hr_batch *batch)
                     continue;
                 hr_item_dead(item, (enum hr_err_class)call->err_class,
                              "webhook '%s': %s", name, call->error);
-                snprintf(item->destination, sizeof(item->destination), "%s",
-                         dest);
+                hr_item_set_destination(item, dest);
                 continue;
             }
             if (item->outcome == HR_OUT_DEAD)
                 continue;
             if (item->outcome == HR_OUT_RETRY) {
-                size_t used = strlen(item->destination);
-
                 /* a list too long for the header keeps the first names;
                  * the others are retried with them when the record comes
                  * back */
-                if (used + strlen(dest) + 2 < sizeof(item->destination))
-                    snprintf(item->destination + used,
-                             sizeof(item->destination) - used, ",%s", dest);
+                hr_item_add_destination(item, dest);
                 if (!handoff && call->retry_after_ms > item->retry_after_ms)
                     item->retry_after_ms = call->retry_after_ms;
                 continue;
@@ -890,7 +885,7 @@ fanout_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
         /* All JSON of one record dies with it: take it from the arena. */
         struct hr_arena *previous = hr_arena_enter(st->arena);
         json_t *docs = json_array();
-        char errstr[256], only[sizeof(item->destination)];
+        char errstr[256], only[HR_ITEM_DEST_MAX];
         bool matched = false;
 
         redelivered_only(item, only, sizeof(only));
