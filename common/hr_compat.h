@@ -19,4 +19,11 @@
 __attribute__((noreturn)) void
 hr_assert_fail(const char *expr, const char *file, int line);
 
+/**
+ * Make room for @need elements of @elem bytes in the array @p of capacity
+ * *@cap (doubling from @first, or from *@cap when set); returns the array,
+ * moved or not, and updates *@cap. Aborts when memory runs out.
+ */
+void *hr_grow(void *p, size_t *cap, size_t need, size_t elem, size_t first);
+
 #endif

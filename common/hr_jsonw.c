@@ -13,15 +13,7 @@
 
 static void reserve(struct hr_jsonw *jw, size_t more)
 {
-    size_t cap = jw->cap ? jw->cap : 256;
-
-    if (jw->len + more + 1 <= jw->cap)
-        return;
-    while (cap < jw->len + more + 1)
-        cap *= 2;
-    jw->buf = realloc(jw->buf, cap);
-    HR_ASSERT(jw->buf);
-    jw->cap = cap;
+    jw->buf = hr_grow(jw->buf, &jw->cap, jw->len + more + 1, 1, 256);
 }
 
 static void put(struct hr_jsonw *jw, const char *p, size_t n)

@@ -397,15 +397,8 @@ static struct hr_metric *declare(struct hr_metrics *reg,
     } else {
         table_grow(m);
     }
-    if (reg->nmetrics == reg->metrics_cap) {
-        size_t cap = reg->metrics_cap ? reg->metrics_cap * 2 : 16;
-        struct hr_metric **metrics =
-            realloc(reg->metrics, cap * sizeof(*metrics));
-
-        HR_ASSERT(metrics != NULL);
-        reg->metrics = metrics;
-        reg->metrics_cap = cap;
-    }
+    reg->metrics = hr_grow(reg->metrics, &reg->metrics_cap, reg->nmetrics + 1,
+                           sizeof(*reg->metrics), 16);
     reg->metrics[reg->nmetrics++] = m;
     unlock(reg);
     return m;

@@ -72,20 +72,6 @@ struct hr_park {
     size_t nops, ops_cap;
 };
 
-static void *grow(void *p, size_t *cap, size_t need, size_t elem)
-{
-    size_t ncap = *cap ? *cap : 16;
-
-    if (need <= *cap)
-        return p;
-    while (ncap < need)
-        ncap *= 2;
-    p = realloc(p, ncap * elem);
-    HR_ASSERT(p);
-    *cap = ncap;
-    return p;
-}
-
 /* A decimal header value (not NUL-terminated); -1 when it is not one. */
 static int parse_i64(const char *v, size_t len, int64_t *out)
 {
@@ -242,14 +228,15 @@ size_t hr_park_add(struct hr_park *park,
     memcpy(suffix + hlen, key, key_len);
     g = hr_strmap_put(&park->groups, suffix, hlen + key_len, &added);
     free(suffix);
-    park->grp =
-        grow(park->grp, &park->grp_cap, park->groups.n, sizeof(*park->grp));
+    park->grp = hr_grow(park->grp, &park->grp_cap, park->groups.n,
+                        sizeof(*park->grp), 16);
     if (added)
         memset(&park->grp[g], 0, sizeof(park->grp[g]));
     park->grp[g].nentries++;
-    park->entries =
-        grow(park->entries, &park->cap, park->n + 1, sizeof(*park->entries));
-    park->buf = grow(park->buf, &park->buf_cap, park->buf_used + elen, 1);
+    park->entries = hr_grow(park->entries, &park->cap, park->n + 1,
+                            sizeof(*park->entries), 16);
+    park->buf =
+        hr_grow(park->buf, &park->buf_cap, park->buf_used + elen, 1, 16);
     e = &park->entries[park->n];
     memset(e, 0, sizeof(*e));
     e->group = g;
@@ -262,8 +249,8 @@ size_t hr_park_add(struct hr_park *park,
 
 static void log_op(struct hr_park *park, char op, size_t entry)
 {
-    park->ops =
-        grow(park->ops, &park->ops_cap, park->nops + 1, sizeof(*park->ops));
+    park->ops = hr_grow(park->ops, &park->ops_cap, park->nops + 1,
+                        sizeof(*park->ops), 16);
     park->ops[park->nops].op = op;
     park->ops[park->nops++].entry = entry;
 }
@@ -413,8 +400,8 @@ int hr_park_check(struct hr_park *park,
         struct park_group *grp = &park->grp[g];
 
         park->members =
-            grow(park->members, &park->members_cap,
-                 park->nmembers + e->elements, sizeof(*park->members));
+            hr_grow(park->members, &park->members_cap,
+                    park->nmembers + e->elements, sizeof(*park->members), 16);
         grp->size = e->element[0]->integer;
         grp->mfirst = park->nmembers;
         grp->mcount = e->elements - 1;

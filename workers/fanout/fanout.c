@@ -285,11 +285,8 @@ static const char *event_type(const struct fanout_target *t,
 
 static struct fanout_call *new_call(struct fanout_state *st)
 {
-    if (st->ncalls == st->calls_cap) {
-        st->calls_cap = st->calls_cap ? st->calls_cap * 2 : 64;
-        st->calls = realloc(st->calls, st->calls_cap * sizeof(*st->calls));
-        HR_ASSERT(st->calls);
-    }
+    st->calls = hr_grow(st->calls, &st->calls_cap, st->ncalls + 1,
+                        sizeof(*st->calls), 64);
     memset(&st->calls[st->ncalls], 0, sizeof(*st->calls));
     return &st->calls[st->ncalls++];
 }

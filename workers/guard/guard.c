@@ -119,15 +119,7 @@ static size_t gbuf_put(struct gbuf *b, const void *p, size_t len)
 {
     size_t off = b->len;
 
-    if (b->len + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-
-        while (cap < b->len + len + 1)
-            cap *= 2;
-        b->p = realloc(b->p, cap);
-        HR_ASSERT(b->p);
-        b->cap = cap;
-    }
+    b->p = hr_grow(b->p, &b->cap, b->len + len + 1, 1, 4096);
     if (p && len)
         memcpy(b->p + b->len, p, len);
     b->len += len;

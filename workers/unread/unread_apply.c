@@ -22,21 +22,6 @@
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
 
-static void *grow(void *p, size_t *cap, size_t need, size_t elem)
-{
-    size_t ncap;
-
-    if (need <= *cap)
-        return p;
-    ncap = *cap ? *cap : 64;
-    while (ncap < need)
-        ncap *= 2;
-    p = realloc(p, ncap * elem);
-    HR_ASSERT(p);
-    *cap = ncap;
-    return p;
-}
-
 void unread_work_init(struct unread_work *wk)
 {
     memset(wk, 0, sizeof(*wk));
@@ -90,13 +75,13 @@ static size_t args_slot(struct unread_args *a)
 
     if (a->n + 1 <= a->ncap)
         return a->n++;
-    a->off = grow(a->off, &cap, a->n + 1, sizeof(*a->off));
+    a->off = hr_grow(a->off, &cap, a->n + 1, sizeof(*a->off), 64);
     cap = a->ncap;
-    a->ext = grow(a->ext, &cap, a->n + 1, sizeof(*a->ext));
+    a->ext = hr_grow(a->ext, &cap, a->n + 1, sizeof(*a->ext), 64);
     cap = a->ncap;
-    a->argvlen = grow(a->argvlen, &cap, a->n + 1, sizeof(*a->argvlen));
+    a->argvlen = hr_grow(a->argvlen, &cap, a->n + 1, sizeof(*a->argvlen), 64);
     cap = a->ncap;
-    a->argv = grow(a->argv, &cap, a->n + 1, sizeof(*a->argv));
+    a->argv = hr_grow(a->argv, &cap, a->n + 1, sizeof(*a->argv), 64);
     a->ncap = cap;
     return a->n++;
 }
@@ -122,7 +107,7 @@ static void args_begin(struct unread_args *a)
 
 static void args_put(struct unread_args *a, const char *p, size_t len)
 {
-    a->buf = grow(a->buf, &a->cap, a->used + len, 1);
+    a->buf = hr_grow(a->buf, &a->cap, a->used + len, 1, 64);
     memcpy(a->buf + a->used, p, len);
     a->used += len;
     a->argvlen[a->n - 1] += len;
@@ -190,18 +175,19 @@ pair_of(struct unread_work *wk, const char *user, const char *conv, size_t item)
         struct unread_pair *pair;
         size_t u;
 
-        wk->pairs = grow(wk->pairs, &wk->pairs_cap, p + 1, sizeof(*wk->pairs));
+        wk->pairs =
+            hr_grow(wk->pairs, &wk->pairs_cap, p + 1, sizeof(*wk->pairs), 64);
         pair = &wk->pairs[p];
         memset(pair, 0, sizeof(*pair));
         u = hr_strmap_put(&wk->users, user, ulen, &added);
         if (added) {
             size_t cap = wk->users_cap;
 
-            wk->user_first =
-                grow(wk->user_first, &cap, u + 1, sizeof(*wk->user_first));
+            wk->user_first = hr_grow(wk->user_first, &cap, u + 1,
+                                     sizeof(*wk->user_first), 64);
             cap = wk->users_cap;
             wk->user_last =
-                grow(wk->user_last, &cap, u + 1, sizeof(*wk->user_last));
+                hr_grow(wk->user_last, &cap, u + 1, sizeof(*wk->user_last), 64);
             wk->users_cap = cap;
             wk->user_first[u] = p;
         } else {
@@ -224,7 +210,8 @@ static void add_ref(struct unread_work *wk,
 {
     struct unread_ref *ref;
 
-    wk->refs = grow(wk->refs, &wk->refs_cap, wk->nrefs + 1, sizeof(*wk->refs));
+    wk->refs =
+        hr_grow(wk->refs, &wk->refs_cap, wk->nrefs + 1, sizeof(*wk->refs), 64);
     ref = &wk->refs[wk->nrefs++];
     ref->pair = pair;
     ref->item = item;
@@ -293,7 +280,7 @@ void unread_group(struct unread_work *wk, struct hr_batch *batch)
     hr_strmap_clear(&wk->event_ids);
     wk->nrefs = 0;
     wk->events =
-        grow(wk->events, &wk->events_cap, batch->n, sizeof(*wk->events));
+        hr_grow(wk->events, &wk->events_cap, batch->n, sizeof(*wk->events), 64);
 
     hr_arena_reset(wk->pool, UNREAD_POOL_KEEP);
     for (size_t i = 0; i < batch->n; i++) {
@@ -324,8 +311,8 @@ void unread_group(struct unread_work *wk, struct hr_batch *batch)
     }
 
     /* Counting sort of the refs by pair, keeping batch order inside. */
-    wk->order =
-        grow(wk->order, &wk->order_cap, wk->nrefs + 1, sizeof(*wk->order));
+    wk->order = hr_grow(wk->order, &wk->order_cap, wk->nrefs + 1,
+                        sizeof(*wk->order), 64);
     {
         size_t pos = 0;
 
@@ -341,8 +328,8 @@ void unread_group(struct unread_work *wk, struct hr_batch *batch)
         }
     }
     /* The script takes pairs grouped by user. */
-    wk->pair_order = grow(wk->pair_order, &wk->pair_order_cap,
-                          wk->pair_ids.n + 1, sizeof(*wk->pair_order));
+    wk->pair_order = hr_grow(wk->pair_order, &wk->pair_order_cap,
+                             wk->pair_ids.n + 1, sizeof(*wk->pair_order), 64);
     {
         size_t n = 0;
 
@@ -443,8 +430,8 @@ static int read_results(struct unread_state *st,
         pair->added = el[3 * k + 1]->integer;
         pair->read_at = el[3 * k + 2]->integer;
     }
-    wk->totals =
-        grow(wk->totals, &wk->totals_cap, nusers + 1, sizeof(*wk->totals));
+    wk->totals = hr_grow(wk->totals, &wk->totals_cap, nusers + 1,
+                         sizeof(*wk->totals), 64);
     for (size_t u = 0; u < nusers; u++)
         wk->totals[u] = el[3 * npairs + u]->integer;
     for (size_t k = 0; k < npairs; k++) {
