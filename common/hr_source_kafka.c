@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -473,6 +474,59 @@ static bool commit_is_retriable(rd_kafka_resp_err_t err)
  * the process is about to exit anyway. */
 static struct hr_source *left_open;
 
+/* rd_kafka_consumer_close() on its own thread, waited for until @deadline_ms
+ * (monotonic). */
+struct closer {
+    rd_kafka_t *rk;
+    pthread_mutex_t mu;
+    bool done;
+};
+
+static void *close_thread(void *arg)
+{
+    struct closer *c = arg;
+
+    rd_kafka_consumer_close(c->rk);
+    pthread_mutex_lock(&c->mu);
+    c->done = true;
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/*
+ * Close the consumer (leave the group) within the budget: librdkafka 2.0.2
+ * waits forever for the group to terminate when the coordinator has gone
+ * away meanwhile. Returns 0 when closed, -1 when it was left running (the
+ * process is about to exit).
+ */
+static int close_within(rd_kafka_t *rk, int64_t deadline_ms)
+{
+    static struct closer c = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    pthread_t thread;
+    bool done;
+
+    c.rk = rk;
+    c.done = false;
+    if (pthread_create(&thread, NULL, close_thread, &c)) {
+        rd_kafka_consumer_close(rk);
+        return 0;
+    }
+    pthread_mutex_lock(&c.mu);
+    while (!c.done && hr_time_mono_ms() < deadline_ms) {
+        pthread_mutex_unlock(&c.mu);
+        hr_time_sleep_ms(20);
+        pthread_mutex_lock(&c.mu);
+    }
+    done = c.done;
+    pthread_mutex_unlock(&c.mu);
+    if (!done) {
+        pthread_detach(thread);
+        return -1;
+    }
+    pthread_join(thread, NULL);
+    return 0;
+}
+
 int hr_source_close(struct hr_source *src, int64_t deadline_ms)
 {
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -512,7 +566,16 @@ int hr_source_close(struct hr_source *src, int64_t deadline_ms)
     }
     if (src->cq)
         rd_kafka_queue_destroy(src->cq);
-    rd_kafka_consumer_close(src->rk);
+    /* a second of the budget stays for the producer's flush */
+    if (close_within(src->rk, deadline_ms - 1000 > hr_time_mono_ms() + 500
+                                  ? deadline_ms - 1000
+                                  : hr_time_mono_ms() + 500)) {
+        left_open = src;
+        hr_log_warn("consumer close did not finish within the shutdown "
+                    "budget (broker unreachable?); leaving without it: the "
+                    "group reassigns after its session timeout");
+        return err && err != RD_KAFKA_RESP_ERR__NO_OFFSET ? -1 : 0;
+    }
     rd_kafka_destroy(src->rk);
     rd_kafka_topic_partition_list_destroy(src->assigned);
     free(src);
