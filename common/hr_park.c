@@ -146,36 +146,39 @@ char *hr_park_queue_key(const char *prefix,
     return out;
 }
 
-char *hr_park_script_src(const char *body, size_t body_len, size_t *len)
+char *hr_park_script_init(struct hr_script *script,
+                          const char *name,
+                          const char *body,
+                          size_t body_len)
 {
-    size_t lib = hr_lua_hr_park_lib_len;
-    char *src = malloc(lib + 1 + body_len + 1);
+    size_t lib = hr_lua_hr_park_lib_len, len = lib + 1 + body_len;
+    char *src = malloc(len + 1);
 
     if (!src)
         return NULL;
     memcpy(src, hr_lua_hr_park_lib, lib);
     src[lib] = '\n';
     memcpy(src + lib + 1, body, body_len);
-    *len = lib + 1 + body_len;
-    src[*len] = '\0';
+    src[len] = '\0';
+    memset(script, 0, sizeof(*script));
+    script->name = name;
+    script->src = src;
+    script->len = len;
     return src;
 }
 
 struct hr_park *hr_park_new(void)
 {
     struct hr_park *park = calloc(1, sizeof(*park));
-    size_t len;
 
     if (!park)
         return NULL;
-    park->src = hr_park_script_src(hr_lua_hr_park, hr_lua_hr_park_len, &len);
+    park->src = hr_park_script_init(&park->script, "hr_park", hr_lua_hr_park,
+                                    hr_lua_hr_park_len);
     if (!park->src) {
         free(park);
         return NULL;
     }
-    park->script.name = "hr_park";
-    park->script.src = park->src;
-    park->script.len = len;
     hr_strmap_init(&park->groups);
     return park;
 }

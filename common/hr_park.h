@@ -44,6 +44,7 @@
 
 struct hr_item;
 struct hr_redis;
+struct hr_script;
 
 /**
  * The herald-error of a retry record handed to the guard because an
@@ -103,11 +104,15 @@ char *hr_park_queue_key(const char *prefix,
                         size_t *len);
 
 /**
- * hr_park_lib.lua followed by @body (@len bytes): the source of a script
- * that uses the shared park functions (herald-guard's). Malloc'd, caller
- * frees; NULL on out-of-memory.
+ * Set up @script, named @name, as hr_park_lib.lua followed by @body
+ * (@body_len bytes): a script that uses the shared park functions
+ * (herald-guard's). Returns its source, malloc'd, which the caller frees
+ * once the script is no longer used; NULL on out-of-memory.
  */
-char *hr_park_script_src(const char *body, size_t body_len, size_t *len);
+char *hr_park_script_init(struct hr_script *script,
+                          const char *name,
+                          const char *body,
+                          size_t body_len);
 
 /** What hr_park_next() says about a call. */
 enum hr_park_verdict {

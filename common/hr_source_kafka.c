@@ -1,4 +1,5 @@
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -474,12 +475,10 @@ static bool commit_is_retriable(rd_kafka_resp_err_t err)
  * the process is about to exit anyway. */
 static struct hr_source *left_open;
 
-/* rd_kafka_consumer_close() on its own thread, waited for until @deadline_ms
- * (monotonic). */
+/* rd_kafka_consumer_close() on its own thread; @done says it returned. */
 struct closer {
     rd_kafka_t *rk;
-    pthread_mutex_t mu;
-    bool done;
+    atomic_bool done;
 };
 
 static void *close_thread(void *arg)
@@ -487,43 +486,37 @@ static void *close_thread(void *arg)
     struct closer *c = arg;
 
     rd_kafka_consumer_close(c->rk);
-    pthread_mutex_lock(&c->mu);
-    c->done = true;
-    pthread_mutex_unlock(&c->mu);
+    atomic_store(&c->done, true);
     return NULL;
 }
 
 /*
- * Close the consumer (leave the group) within the budget: librdkafka 2.0.2
- * waits forever for the group to terminate when the coordinator has gone
- * away meanwhile. Returns 0 when closed, -1 when it was left running (the
- * process is about to exit).
+ * Close the consumer (leave the group) by @deadline_ms (monotonic):
+ * librdkafka 2.0.2 waits forever for the group to terminate when the
+ * coordinator has gone away meanwhile. Returns 0 when closed, -1 when it
+ * was left running (the process is about to exit; the closer stays
+ * allocated for the thread).
  */
 static int close_within(rd_kafka_t *rk, int64_t deadline_ms)
 {
-    static struct closer c = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    struct closer *c = calloc(1, sizeof(*c));
     pthread_t thread;
-    bool done;
 
-    c.rk = rk;
-    c.done = false;
-    if (pthread_create(&thread, NULL, close_thread, &c)) {
+    if (c)
+        c->rk = rk;
+    if (!c || pthread_create(&thread, NULL, close_thread, c)) {
+        free(c);
         rd_kafka_consumer_close(rk);
         return 0;
     }
-    pthread_mutex_lock(&c.mu);
-    while (!c.done && hr_time_mono_ms() < deadline_ms) {
-        pthread_mutex_unlock(&c.mu);
+    while (!atomic_load(&c->done) && hr_time_mono_ms() < deadline_ms)
         hr_time_sleep_ms(20);
-        pthread_mutex_lock(&c.mu);
-    }
-    done = c.done;
-    pthread_mutex_unlock(&c.mu);
-    if (!done) {
+    if (!atomic_load(&c->done)) {
         pthread_detach(thread);
         return -1;
     }
     pthread_join(thread, NULL);
+    free(c);
     return 0;
 }
 

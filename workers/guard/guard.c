@@ -161,16 +161,8 @@ static int script_init(struct guard_state *st,
                        const char *body,
                        unsigned long body_len)
 {
-    size_t len;
-
-    memset(s, 0, sizeof(*s));
-    st->srcs[i] = hr_park_script_src(body, body_len, &len);
-    if (!st->srcs[i])
-        return -1;
-    s->name = name;
-    s->src = st->srcs[i];
-    s->len = len;
-    return 0;
+    st->srcs[i] = hr_park_script_init(s, name, body, body_len);
+    return st->srcs[i] ? 0 : -1;
 }
 
 static void sched_batch_release(struct sched_batch *sb);
