@@ -334,3 +334,24 @@ json_t *gf_requests(struct gf_env *env, const char *t)
     json_decref(reqs);
     return out;
 }
+
+int gf_test_setup(void **state)
+{
+    struct gf_env *env = *state;
+
+    hx_redis_flushall(env->redis);
+    return hx_fake_http_reset(env->http);
+}
+
+int gf_test_teardown(void **state)
+{
+    (void)state;
+    gf_procs_kill();
+    return 0;
+}
+
+int gf_group_teardown(void **state)
+{
+    gf_env_free(*state);
+    return 0;
+}

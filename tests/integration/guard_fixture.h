@@ -46,6 +46,13 @@ void gf_env_free(struct gf_env *env);
 /** Kill every worker still running (test teardown). */
 void gf_procs_kill(void);
 
+/* cmocka fixtures for a group whose setup stores its gf_env in *state:
+ * each test starts with an empty Redis and a reset fake server, and ends
+ * with every worker killed; the group ends by freeing the env. */
+int gf_test_setup(void **state);
+int gf_test_teardown(void **state);
+int gf_group_teardown(void **state);
+
 /**
  * Start herald-fanout on topic @t with the webhook @t (rules written to the
  * test directory), @env extra "K=V" settings (may be NULL).

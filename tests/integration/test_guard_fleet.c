@@ -38,20 +38,6 @@
 
 static struct gf_env *env;
 
-static int test_setup(void **state)
-{
-    (void)state;
-    hx_redis_flushall(env->redis);
-    return hx_fake_http_reset(env->http);
-}
-
-static int test_teardown(void **state)
-{
-    (void)state;
-    gf_procs_kill();
-    return 0;
-}
-
 static int64_t summary_field(const char *t, const char *field)
 {
     json_t *s = gf_summary(env, t);
@@ -467,34 +453,27 @@ static void test_429_retry_after_holds_the_destination(void **state)
 
 static int group_setup(void **state)
 {
-    (void)state;
     env = gf_env_start(NULL, TOPICS);
+    *state = env;
     return env ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    gf_env_free(env);
-    return 0;
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
-            test_401_storm_dead_letters_without_retries, test_setup,
-            test_teardown),
+            test_401_storm_dead_letters_without_retries, gf_test_setup,
+            gf_test_teardown),
         cmocka_unit_test_setup_teardown(
-            test_outage_delivers_everything_once_within_budget, test_setup,
-            test_teardown),
+            test_outage_delivers_everything_once_within_budget, gf_test_setup,
+            gf_test_teardown),
         cmocka_unit_test_setup_teardown(
-            test_429_retry_after_holds_the_destination, test_setup,
-            test_teardown),
+            test_429_retry_after_holds_the_destination, gf_test_setup,
+            gf_test_teardown),
     };
 
     if (getenv("HERALD_TEST_FILTER"))
         cmocka_set_test_filter(getenv("HERALD_TEST_FILTER"));
     return cmocka_run_group_tests_name("herald-guard at the issue's scale",
-                                       tests, group_setup, group_teardown);
+                                       tests, group_setup, gf_group_teardown);
 }

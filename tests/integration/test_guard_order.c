@@ -38,20 +38,6 @@
 
 static struct gf_env *env;
 
-static int test_setup(void **state)
-{
-    (void)state;
-    hx_redis_flushall(env->redis);
-    return hx_fake_http_reset(env->http);
-}
-
-static int test_teardown(void **state)
-{
-    (void)state;
-    gf_procs_kill();
-    return 0;
-}
-
 /*
  * Walk the server's requests in arrival order: every call for an event of
  * key k is for the earliest event of k not yet delivered (a later event
@@ -243,31 +229,24 @@ static int group_setup(void **state)
     static const char *const aof[] = {"--appendonly", "yes", "--appendfsync",
                                       "always", NULL};
 
-    (void)state;
     env = gf_env_start(aof, TOPICS);
+    *state = env;
     return env ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    gf_env_free(env);
-    return 0;
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
-            test_each_key_is_delivered_in_order_despite_failures, test_setup,
-            test_teardown),
+            test_each_key_is_delivered_in_order_despite_failures, gf_test_setup,
+            gf_test_teardown),
         cmocka_unit_test_setup_teardown(
-            test_kill_9_and_redis_restart_lose_nothing, test_setup,
-            test_teardown),
+            test_kill_9_and_redis_restart_lose_nothing, gf_test_setup,
+            gf_test_teardown),
     };
 
     if (getenv("HERALD_TEST_FILTER"))
         cmocka_set_test_filter(getenv("HERALD_TEST_FILTER"));
     return cmocka_run_group_tests_name("herald-guard: order and crashes", tests,
-                                       group_setup, group_teardown);
+                                       group_setup, gf_group_teardown);
 }
