@@ -520,21 +520,59 @@ static int close_within(rd_kafka_t *rk, int64_t deadline_ms)
     return 0;
 }
 
+/*
+ * Commit the stored offsets, waiting at most until @deadline_ms: the
+ * synchronous rd_kafka_commit() waits forever for a coordinator when the
+ * broker went away meanwhile.
+ */
+static rd_kafka_resp_err_t commit_within(rd_kafka_t *rk, int64_t deadline_ms)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_resp_err_t err;
+
+    if (!q)
+        return RD_KAFKA_RESP_ERR__CRIT_SYS_RESOURCE;
+    err = rd_kafka_commit_queue(rk, NULL, q, NULL, NULL);
+    while (!err) {
+        int64_t left = deadline_ms - hr_time_mono_ms();
+        rd_kafka_event_t *ev;
+
+        if (left <= 0) {
+            err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+            break;
+        }
+        ev = rd_kafka_queue_poll(q, left < 100 ? (int)left : 100);
+        if (!ev)
+            continue;
+        if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
+            err = rd_kafka_event_error(ev);
+            rd_kafka_event_destroy(ev);
+            break;
+        }
+        rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_queue_destroy(q);
+    return err;
+}
+
 int hr_source_close(struct hr_source *src, int64_t deadline_ms)
 {
+    /* the last 1.5 s are for the group's leaving and the producer's flush */
+    int64_t commit_deadline = deadline_ms - 1500;
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
     int attempt = 0;
 
     if (!src)
         return 0;
     for (;;) {
-        err = rd_kafka_commit(src->rk, NULL, 0);
+        err = commit_within(src->rk, commit_deadline);
         if (err == RD_KAFKA_RESP_ERR__NO_OFFSET || !err)
             break;
         attempt++;
         hr_log_warn("commit failed", HR_LOG_STR("err", rd_kafka_err2str(err)),
                     HR_LOG_I64("attempt", attempt));
-        if (!commit_is_retriable(err) || hr_time_mono_ms() + 200 > deadline_ms)
+        if (!commit_is_retriable(err) ||
+            hr_time_mono_ms() + 200 > commit_deadline)
             break;
         hr_time_sleep_ms(100);
     }
