@@ -18,8 +18,10 @@ struct hr_epoch {
     char first_error[256];
 };
 
-/* More than the runtime ever keeps sealed (its batch slots) plus one. */
-#define HR_EPOCHS 8
+/* Epochs alive at once: the current one, the runtime's sealed batch slots
+ * and a timer's (the guard's redeliveries in flight), with room to spare.
+ * A slot is found by id, so one epoch may outlive many later ones. */
+#define HR_EPOCHS 16
 
 /* Topic handles kept (a worker writes to a handful of topics). */
 #define HR_TOPICS 64
@@ -53,18 +55,24 @@ static rd_kafka_topic_t *topic_of(struct hr_producer *p, const char *topic)
 
 static struct hr_epoch *epoch_of(struct hr_producer *p, uint64_t id)
 {
-    struct hr_epoch *e = &p->epochs[id % HR_EPOCHS];
-
-    return e->open && e->id == id ? e : NULL;
+    for (size_t i = 0; i < HR_EPOCHS; i++) {
+        if (p->epochs[i].open && p->epochs[i].id == id)
+            return &p->epochs[i];
+    }
+    return NULL;
 }
 
 static void epoch_open(struct hr_producer *p, uint64_t id)
 {
-    struct hr_epoch *e = &p->epochs[id % HR_EPOCHS];
+    struct hr_epoch *e = NULL;
 
-    /* The slot's previous epoch must be released (the runtime keeps far
-     * fewer alive); if not, its reports would be lost. */
-    HR_ASSERT(!e->open);
+    for (size_t i = 0; i < HR_EPOCHS && !e; i++) {
+        if (!p->epochs[i].open)
+            e = &p->epochs[i];
+    }
+    /* Sealed epochs are settled or forgotten by their owners, who keep
+     * far fewer alive than there are slots. */
+    HR_ASSERT(e);
     memset(e, 0, sizeof(*e));
     e->id = id;
     e->open = true;
@@ -191,7 +199,7 @@ int hr_producer_send(struct hr_producer *p,
                  rd_kafka_err2str(err));
         return -1;
     }
-    p->epochs[p->current % HR_EPOCHS].inflight++;
+    epoch_of(p, p->current)->inflight++;
     return 0;
 }
 
@@ -261,11 +269,10 @@ int hr_producer_barrier(struct hr_producer *p,
 
     /* Earlier sealed epochs are waited for too (what was queued first is
      * acknowledged first anyway) but keep their results for their owners. */
-    for (uint64_t id = sealed >= HR_EPOCHS ? sealed - HR_EPOCHS + 1 : 1;
-         id <= sealed; id++) {
-        struct hr_epoch *e = epoch_of(p, id);
+    for (size_t i = 0; i < HR_EPOCHS; i++) {
+        struct hr_epoch *e = &p->epochs[i];
 
-        if (e)
+        if (e->open && e->id <= sealed)
             epoch_wait(p, e, deadline);
     }
     return epoch_release(epoch_of(p, sealed), errstr, errstr_size);

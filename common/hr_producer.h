@@ -50,7 +50,8 @@ int hr_producer_send(struct hr_producer *p,
  * it (returning its id) and opens the next, so a batch's outputs can be
  * acknowledged while the next batch is handled; hr_producer_settle() then
  * says whether they all made it. At most a few sealed epochs may be alive
- * at once (the runtime keeps one per batch slot).
+ * at once (the runtime keeps one per batch slot, a timer may keep two;
+ * there is room for 15).
  */
 
 /** Close the current epoch and return its id; later records join a new
