@@ -108,12 +108,24 @@ int hr_worker_produce_headers(struct hr_worker *w,
                             hdrs, errstr, errstr_size);
 }
 
-int hr_worker_flush(struct hr_worker *w,
-                    int timeout_ms,
-                    char *errstr,
-                    size_t errstr_size)
+uint64_t hr_worker_seal(struct hr_worker *w)
 {
-    return hr_producer_barrier(w->producer, timeout_ms, errstr, errstr_size);
+    return hr_producer_seal(w->producer);
+}
+
+int hr_worker_settle(struct hr_worker *w,
+                     uint64_t epoch,
+                     int timeout_ms,
+                     char *errstr,
+                     size_t errstr_size)
+{
+    return hr_producer_settle(w->producer, epoch, timeout_ms, errstr,
+                              errstr_size);
+}
+
+void hr_worker_forget(struct hr_worker *w, uint64_t epoch)
+{
+    hr_producer_forget(w->producer, epoch);
 }
 
 void hr_worker_set_pause_reason(struct hr_worker *w, const char *fmt, ...)
@@ -809,6 +821,13 @@ static int shutdown_clients(struct hr_worker *w, int64_t deadline)
     int left;
 
     hr_health_set_ready("shutting down");
+    if (w->def->stop && w->state && w->producer) {
+        int64_t now = hr_time_mono_ms();
+
+        /* Half the budget at most: the commit and the flush follow. */
+        w->def->stop(w, w->state,
+                     now + (deadline > now ? deadline - now : 0) / 2);
+    }
     if (w->source && hr_source_close(w->source, deadline)) {
         hr_log_error("final commit failed");
         rc = 1;
@@ -889,8 +908,6 @@ int hr_worker_main(const struct hr_worker_def *def, int argc, char **argv)
     snprintf(group, sizeof(group), "herald-%s", def->name);
     hr_conf_set_default(w.cfg, "HERALD_KAFKA_GROUP", group);
     hr_conf_set_default(w.cfg, "HERALD_KAFKA_TOPICS", def->topics);
-    for (size_t i = 0; def->defaults && def->defaults[i]; i += 2)
-        hr_conf_set_default(w.cfg, def->defaults[i], def->defaults[i + 1]);
     if (help) {
         usage_line(def, usage, sizeof(usage));
         hr_conf_print_help(w.cfg, stdout, usage, def->summary);

@@ -115,10 +115,18 @@ hr_submit_fn(struct hr_worker *w, void *state, struct hr_batch *batch);
 /**
  * Optional: timers. Called from the loop thread between batches, about every
  * HERALD_BATCH_WAIT_MS and also when no input arrives (for example the
- * guard's schedule of due retries). Records it produces are made durable
- * with hr_worker_flush() before the tick relies on them.
+ * guard's schedule of due retries). Records it produces belong to no batch:
+ * the tick seals them (hr_worker_seal()) and relies on them only once
+ * hr_worker_settle() says they are durable, on a later tick if it likes.
  */
 typedef void hr_tick_fn(struct hr_worker *w, void *state);
+
+/**
+ * Optional: called once when the loop has stopped (SIGTERM), before the
+ * consumer closes and outputs are flushed, so that timers finish what they
+ * have in flight by @deadline_ms (monotonic).
+ */
+typedef void hr_stop_fn(struct hr_worker *w, void *state, int64_t deadline_ms);
 
 /** Release the state at shutdown. */
 typedef void hr_fini_fn(struct hr_worker *w, void *state);
@@ -138,12 +146,9 @@ struct hr_worker_def {
     hr_init_fn *init;
     hr_submit_fn *submit; /* optional: pipeline batches (see above) */
     hr_tick_fn *tick;     /* optional: timers (see above) */
+    hr_stop_fn *stop;     /* optional: timers' last words (see above) */
     hr_handle_fn *handle;
     hr_fini_fn *fini;
-    /* Optional: this worker's own defaults for common settings, as name,
-     * value pairs, NULL-terminated (for example a larger batch); the
-     * environment and the config file still override them. */
-    const char *const *defaults;
 };
 
 /** Run the worker; returns the process exit status (SPEC section 1). */
@@ -185,18 +190,22 @@ int hr_worker_produce_headers(struct hr_worker *w,
                               char *errstr,
                               size_t errstr_size) HR_MUST_CHECK;
 
-/**
- * Wait until every record produced so far is acknowledged by the broker,
- * at most @timeout_ms. Returns the number of records produced since the
- * last handled batch or flush that are not durable (0: all are), with the
- * first reason in @errstr; a handled batch's own records stay its own (the
- * runtime redoes the batch if one fails). For ticks; batches are settled
- * by the runtime.
+/*
+ * For ticks (batches are settled by the runtime): hr_worker_seal() closes
+ * the records a tick produced since its last seal into an epoch and
+ * returns its id; hr_worker_settle() serves delivery reports for up to
+ * @timeout_ms (0: what is ready) and returns -1 while some are in flight,
+ * else how many failed (0: all durable; the first reason in @errstr) and
+ * releases the epoch. hr_worker_forget() gives up on one. Settle or forget
+ * every sealed epoch; keep at most two alive (hr_producer.h).
  */
-int hr_worker_flush(struct hr_worker *w,
-                    int timeout_ms,
-                    char *errstr,
-                    size_t errstr_size);
+uint64_t hr_worker_seal(struct hr_worker *w);
+int hr_worker_settle(struct hr_worker *w,
+                     uint64_t epoch,
+                     int timeout_ms,
+                     char *errstr,
+                     size_t errstr_size);
+void hr_worker_forget(struct hr_worker *w, uint64_t epoch);
 
 /** Say why the handler returned PAUSE (shown on /readyz and in logs). */
 void hr_worker_set_pause_reason(struct hr_worker *w, const char *fmt, ...)

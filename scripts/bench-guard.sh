@@ -42,7 +42,7 @@ redis_cpu0=$(cpu_s "$redis_pid")
 broker_cpu0=$(cpu_s "$broker_pid")
 start_worker guard "$WORK/guard.log" HERALD_LOG_LEVEL=warn \
     HERALD_GUARD_BASE_DELAY_MS=0 HERALD_GUARD_MAX_DELAY_MS=0 \
-    HERALD_GUARD_RETRY_FLOOR_PER_S=1000000 HERALD_GUARD_TICK_MAX=${TICK_MAX:-10000} \
+    HERALD_GUARD_RETRY_FLOOR_PER_S=1000000 ${TICK_MAX:+HERALD_GUARD_TICK_MAX=$TICK_MAX} \
     HERALD_BATCH_WAIT_MS=10 "${guard_env[@]}"
 wait_metric "$METRICS" 'herald_events_consumed_total{' 1 120
 t0=$(date +%s.%N)

@@ -28,6 +28,7 @@
     "gd-attempts.retry:4,gd-attempts.redeliver.push:4,gd-attempts.dlq:1," \
     "gd-age.retry:4,gd-age.redeliver.push:4,gd-age.dlq:1,"                \
     "gd-crash.retry:4,gd-crash.redeliver.push:4,gd-crash.dlq:1,"          \
+    "gd-term.retry:4,gd-term.redeliver.push:4,gd-term.dlq:1,"             \
     "gd-budget.retry:4,gd-budget.redeliver.email:4,gd-budget.dlq:1,"      \
     "gd-redrive.dlq:2,gd-redrive.redeliver.push:2,"                       \
     "gd-redrive.redeliver.email:2,gd-redrive.other:1"
@@ -572,6 +573,77 @@ static void test_kill_9_with_items_scheduled_then_restart(void **state)
     free(out);
 }
 
+/* Distinct "term-<i>" keys seen on a topic. */
+struct seen_keys {
+    bool *seen;
+    int n, distinct;
+};
+
+static int mark_key(void *opaque, const rd_kafka_message_t *rkm)
+{
+    struct seen_keys *s = opaque;
+    char key[32];
+    int i;
+
+    snprintf(key, sizeof(key), "%.*s", (int)rkm->key_len,
+             (const char *)rkm->key);
+    if (sscanf(key, "term-%d", &i) == 1 && i >= 0 && i < s->n && !s->seen[i]) {
+        s->seen[i] = true;
+        s->distinct++;
+    }
+    return 0;
+}
+
+/* 5b. SIGTERM while slices wait for the broker: the guard exits 0 within
+ *     its budget, settles what is in flight and puts back what it took;
+ *     after a restart every record is redelivered and the schedule
+ *     empties. */
+static void test_sigterm_mid_drain_loses_nothing(void **state)
+{
+    enum { N = 20000 };
+    static const char *const env[] = {"HERALD_GUARD_TICK_MAX=500",
+                                      "HERALD_GUARD_RETRY_FLOOR_PER_S=100000",
+                                      NULL};
+    struct retry_rec *recs = calloc(N, sizeof(*recs));
+    char(*keys)[16] = calloc(N, sizeof(*keys));
+    struct seen_keys seen = {calloc(N, sizeof(bool)), N, 0};
+    int64_t now = hr_time_now_ms();
+    struct zcard_arg z = {0};
+    struct guard_proc *g;
+
+    (void)state;
+    assert_non_null(recs);
+    assert_non_null(keys);
+    assert_non_null(seen.seen);
+    hx_redis_flushall(redis);
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "term-%d", i);
+        recs[i] = (struct retry_rec){keys[i], "v", "push", "apns", i,
+                                     1,       now, -1,     "t"};
+    }
+    produce_retry("gd-term.retry", recs, N);
+    g = guard_start("gd-term", env);
+    assert_non_null(g);
+    assert_int_equal(wait_count("gd-term.redeliver.push", N / 10, 30000), 0);
+    assert_int_equal(guard_stop(g), 0);
+    guard_free(g);
+    g = guard_start("gd-term", env);
+    assert_non_null(g);
+    assert_int_equal(wait_count("gd-term.redeliver.push", N, 60000), 0);
+    assert_int_equal(hx_wait_until(has_zcard, &z, 30000), 0);
+    assert_true(hx_consume_all(hx_broker_bootstraps(broker),
+                               "gd-term.redeliver.push", 2000, 30000, mark_key,
+                               &seen) >= N);
+    assert_int_equal(seen.distinct, N);
+    assert_int_equal(topic_count("gd-term.dlq"), 0);
+    assert_int_equal(hx_wait_until(is_ready, g, 30000), 0);
+    assert_int_equal(guard_stop(g), 0);
+    guard_free(g);
+    free(seen.seen);
+    free(keys);
+    free(recs);
+}
+
 /* 6. The retry budget: with a floor of 5 per second and no successes,
  *    redeliveries per second stay within it, and nothing is dropped. */
 static void test_budget_limits_redeliveries_per_second(void **state)
@@ -789,6 +861,8 @@ int main(void)
                                   test_teardown),
         cmocka_unit_test_teardown(test_max_age_dead_letters, test_teardown),
         cmocka_unit_test_teardown(test_kill_9_with_items_scheduled_then_restart,
+                                  test_teardown),
+        cmocka_unit_test_teardown(test_sigterm_mid_drain_loses_nothing,
                                   test_teardown),
         cmocka_unit_test_teardown(test_budget_limits_redeliveries_per_second,
                                   test_teardown),

@@ -39,6 +39,7 @@ extern const unsigned long hr_lua_guard_done_len;
 #define GUARD_WARN_MS   10000
 #define NUM_SIZE        24
 #define GUARD_PENDING   2 /* batches submitted and not handled (hr_worker.h) */
+#define GUARD_FLY       2 /* slices produced and not yet acknowledged */
 
 /* The schedule's keys, in the order hr_park_lib.lua and the scripts take. */
 enum { K_DUE, K_WAIT, K_WAITEV, K_QOF, K_ITEMS, K_N };
@@ -87,6 +88,34 @@ struct sched_batch {
     char (*nq)[4];
 };
 
+/* One due item of a slice; @v is borrowed from the take reply (freed once
+ * the slice is produced), the rest lives in the slice's buffer. */
+struct due_item {
+    size_t id, id_len;   /* its schedule id */
+    struct guard_item v; /* headers still encoded: decoded to produce */
+    enum guard_verdict verdict;
+    size_t dest;     /* its destination, a C string in the slice's buffer */
+    size_t dest_idx; /* in the budget request */
+    size_t eid, q;   /* park refs, for a dead letter that leaves its queues */
+    int nq;
+    bool free_pass; /* parked behind: not a retry, the budget is not asked */
+    bool sent;
+    bool throttled;
+    char worker[64];
+};
+
+/* The due items one take returned. */
+struct slice {
+    redisReply *reply;
+    struct due_item *it;
+    size_t n;
+    struct gbuf b;
+    bool full; /* it took tick_max items: more may be due */
+    int64_t now_ms;
+    int64_t taken_ms; /* monotonic */
+    uint64_t epoch;   /* its records, once produced */
+};
+
 struct guard_state {
     struct guard_settings set;
     struct hr_circuit *circuit;
@@ -112,6 +141,15 @@ struct guard_state {
     int64_t last_warn_ms; /* monotonic */
     int64_t last_peek_ms; /* monotonic */
     bool last_full;       /* the previous tick stopped with items left */
+    /* The tick's pipeline: a take sent ahead, a slice taken and not yet
+     * produced, slices produced and waiting for the broker, oldest first. */
+    bool take_sent;
+    int64_t take_now_ms;
+    int64_t take_mono_ms;
+    struct slice taken;
+    bool has_taken;
+    struct slice fly[GUARD_FLY];
+    size_t nfly;
 };
 
 
@@ -796,31 +834,6 @@ out_free:
 
 /* --- the tick: due items out of the schedule --------------------------- */
 
-/* One due item of a slice; strings are borrowed from the take reply or
- * the slice's buffer. */
-struct due_item {
-    const redisReply *id;
-    struct guard_item v; /* headers still encoded: decoded to produce */
-    enum guard_verdict verdict;
-    size_t dest;     /* its destination, a C string in the slice's buffer */
-    size_t dest_idx; /* in the budget request */
-    size_t eid, q;   /* park refs, for a dead letter that leaves its queues */
-    int nq;
-    bool free_pass; /* parked behind: not a retry, the budget is not asked */
-    bool sent;
-    bool throttled;
-    char worker[64];
-};
-
-/* The due items one take returned. */
-struct slice {
-    redisReply *reply;
-    struct due_item *it;
-    size_t n;
-    struct gbuf b;
-    bool full; /* it took tick_max items: more may be due */
-    int64_t now_ms;
-};
 
 static void slice_free(struct slice *sl)
 {
@@ -899,7 +912,8 @@ static void due_parse(struct guard_state *st,
     const char *v;
     size_t len;
 
-    d->id = id;
+    d->id = gbuf_put(&sl->b, id->str, id->len);
+    d->id_len = id->len;
     if (guard_item_decode(blob->str, blob->len, &d->v) ||
         !guard_hdrs_blob_ok(d->v.hdrs, d->v.hdrs_len)) {
         hr_log_error("corrupt schedule entry; dead-lettering it",
@@ -1131,8 +1145,8 @@ static void slice_settle(struct guard_state *st, struct slice *sl)
     for (size_t i = 0; i < n; i++) {
         if (!sl->it[i].sent)
             continue;
-        argv[k] = sl->it[i].id->str;
-        argvlen[k++] = sl->it[i].id->len;
+        argv[k] = sl->b.p + sl->it[i].id;
+        argvlen[k++] = sl->it[i].id_len;
         removed++;
     }
     snprintf(nrem, sizeof(nrem), "%zu", removed);
@@ -1143,8 +1157,8 @@ static void slice_settle(struct guard_state *st, struct slice *sl)
         /* Keep their order: later items ask later. */
         snprintf(nums[bumped], sizeof(nums[0]), "%" PRId64,
                  sl->now_ms + GUARD_BUMP_MS + (int64_t)bumped);
-        argv[k] = sl->it[i].id->str;
-        argvlen[k++] = sl->it[i].id->len;
+        argv[k] = sl->b.p + sl->it[i].id;
+        argvlen[k++] = sl->it[i].id_len;
         argv[k++] = nums[bumped++];
     }
     snprintf(nbump, sizeof(nbump), "%zu", bumped);
@@ -1221,64 +1235,125 @@ static void slice_account(struct guard_state *st,
                      HR_LOG_I64("elapsed_ms", hr_time_mono_ms() - started_ms));
 }
 
-/*
- * Take due items slice by slice, ask the budget, queue their records, wait
- * for the broker, and only then remove them: a crash in between hands them
- * out again when their lease ends (at least once, SPEC section 7). The
- * next slice's take runs in Redis while the broker acknowledges the
- * current one. Hands the loop back after GUARD_SLICE_MS.
- */
-static void guard_drain(struct hr_worker *w, struct guard_state *st)
+/* Read the take sent ahead, if any, into st->taken. Comes before any
+ * other call on the tick's connection. */
+static void take_collect(struct guard_state *st)
 {
-    int64_t until = hr_time_mono_ms() + GUARD_SLICE_MS;
-    struct slice slices[2], *cur = &slices[0], *next = &slices[1], *tmp;
     char errstr[256];
 
-    memset(slices, 0, sizeof(slices));
-    st->last_full = false;
-    if (take_send(st, hr_time_now_ms(), errstr, sizeof(errstr)) ||
-        take_read(st, cur, hr_time_now_ms(), errstr, sizeof(errstr))) {
+    if (!st->take_sent)
+        return;
+    st->take_sent = false;
+    if (take_read(st, &st->taken, st->take_now_ms, errstr, sizeof(errstr))) {
         warn_limited(st, "cannot read the retry schedule", errstr);
         return;
     }
-    while (cur->n) {
-        int64_t started_ms = hr_time_mono_ms();
-        bool more = false;
-        size_t sent = 0;
+    st->taken.taken_ms = st->take_mono_ms;
+    st->has_taken = true;
+}
 
-        if (slice_budget(st, cur, errstr, sizeof(errstr))) {
-            warn_limited(st, "cannot ask the retry budget", errstr);
-            break;
+static void take_ahead(struct guard_state *st)
+{
+    char errstr[256];
+
+    st->take_now_ms = hr_time_now_ms();
+    st->take_mono_ms = hr_time_mono_ms();
+    st->take_sent = !take_send(st, st->take_now_ms, errstr, sizeof(errstr));
+    if (!st->take_sent)
+        warn_limited(st, "cannot read the retry schedule", errstr);
+}
+
+/*
+ * Settle produced slices oldest first once the broker acknowledged their
+ * records (waiting until @wait_until, monotonic, at most): remove them
+ * from the schedule, or push them back when a record failed or was not
+ * acknowledged within GUARD_FLUSH_MS of the take (well inside its lease).
+ */
+static void
+fly_settle(struct guard_state *st, struct hr_worker *w, int64_t wait_until)
+{
+    char errstr[256];
+
+    while (st->nfly) {
+        struct slice *sl = &st->fly[0];
+        int64_t deadline = sl->taken_ms + GUARD_FLUSH_MS;
+        int64_t until = wait_until < deadline ? wait_until : deadline;
+        int64_t now = hr_time_mono_ms();
+        int bad =
+            hr_worker_settle(w, sl->epoch, until > now ? (int)(until - now) : 0,
+                             errstr, sizeof(errstr));
+
+        if (bad < 0 && hr_time_mono_ms() < deadline)
+            return; /* still in flight */
+        if (bad < 0) {
+            hr_worker_forget(w, sl->epoch);
+            snprintf(errstr, sizeof(errstr),
+                     "delivery not acknowledged in time");
         }
-        sent = slice_send(st, w, cur);
-        if (cur->full && hr_time_mono_ms() < until) {
-            /* the next take runs while the broker answers; read below */
-            next->now_ms = hr_time_now_ms();
-            more = !take_send(st, next->now_ms, errstr, sizeof(errstr));
-        }
-        if (sent &&
-            hr_worker_flush(w, GUARD_FLUSH_MS, errstr, sizeof(errstr))) {
+        if (bad) {
             /* Keep them scheduled: they go again a second later. */
             warn_limited(st, "redeliveries not acknowledged", errstr);
-            for (size_t i = 0; i < cur->n; i++)
-                cur->it[i].sent = false;
+            for (size_t i = 0; i < sl->n; i++)
+                sl->it[i].sent = false;
         }
-        if (more && take_read(st, next, next->now_ms, errstr, sizeof(errstr))) {
-            warn_limited(st, "cannot read the retry schedule", errstr);
-            more = false;
-        }
-        slice_settle(st, cur);
-        slice_account(st, cur, started_ms);
-        st->last_full = cur->full;
-        slice_free(cur);
-        if (!more)
-            break;
-        tmp = cur;
-        cur = next;
-        next = tmp;
+        slice_settle(st, sl);
+        slice_account(st, sl, sl->taken_ms);
+        slice_free(sl);
+        st->nfly--;
+        memmove(&st->fly[0], &st->fly[1], st->nfly * sizeof(st->fly[0]));
+        memset(&st->fly[st->nfly], 0, sizeof(st->fly[0]));
     }
-    slice_free(cur);
-    slice_free(next);
+}
+
+/*
+ * One step of the tick's pipeline: take due items (unless a take sent
+ * ahead brought them), ask the budget, queue their records and seal them;
+ * they are removed from the schedule by a later fly_settle(), once the
+ * broker acknowledged them (a crash in between hands them out again when
+ * their lease ends: at least once, SPEC section 7). With more due, the
+ * next take is sent ahead and runs in Redis while the loop handles a
+ * batch.
+ */
+static void guard_drain(struct hr_worker *w, struct guard_state *st)
+{
+    struct slice *sl = &st->taken;
+    char errstr[256];
+
+    take_collect(st);
+    fly_settle(st, w, 0);
+    if (st->nfly == GUARD_FLY)
+        return; /* what was taken waits for a free place */
+    if (!st->has_taken) {
+        take_ahead(st);
+        take_collect(st);
+        if (!st->has_taken)
+            return;
+    }
+    st->last_full = sl->full;
+    if (!sl->n) {
+        slice_free(sl);
+        st->has_taken = false;
+        return;
+    }
+    if (slice_budget(st, sl, errstr, sizeof(errstr))) {
+        /* Their leases hand them out again. */
+        warn_limited(st, "cannot ask the retry budget", errstr);
+        slice_free(sl);
+        st->has_taken = false;
+        return;
+    }
+    (void)slice_send(st, w, sl);
+    sl->epoch = hr_worker_seal(w);
+    /* The producer has copies: the reply's memory can go. */
+    freeReplyObject(sl->reply);
+    sl->reply = NULL;
+    for (size_t i = 0; i < sl->n; i++)
+        memset(&sl->it[i].v, 0, sizeof(sl->it[i].v));
+    st->fly[st->nfly++] = *sl;
+    memset(sl, 0, sizeof(*sl));
+    st->has_taken = false;
+    if (st->last_full && st->nfly < GUARD_FLY)
+        take_ahead(st);
 }
 
 /* --- circuit gauges ------------------------------------------------------ */
@@ -1335,14 +1410,41 @@ void guard_tick(struct hr_worker *w, void *state)
     struct guard_state *st = state;
     int64_t mono = hr_time_mono_ms();
 
+    take_collect(st);
     if (mono - st->last_peek_ms >= GUARD_PEEK_MS) {
         st->last_peek_ms = mono;
         guard_peek(st);
     }
-    if (!st->last_full && mono - st->last_tick_ms < GUARD_TICK_MS)
+    if (!st->last_full && !st->has_taken &&
+        mono - st->last_tick_ms < GUARD_TICK_MS) {
+        fly_settle(st, w, 0);
         return;
+    }
     st->last_tick_ms = mono;
     guard_drain(w, st);
+}
+
+/* Stopping: what was taken and not produced goes back (due a second
+ * later); produced slices are settled as the broker acknowledges them
+ * until @deadline_ms, the rest come back when their leases end. */
+void guard_stop(struct hr_worker *w, void *state, int64_t deadline_ms)
+{
+    struct guard_state *st = state;
+
+    take_collect(st);
+    if (st->has_taken) {
+        for (size_t i = 0; i < st->taken.n; i++)
+            st->taken.it[i].sent = false;
+        slice_settle(st, &st->taken);
+        slice_free(&st->taken);
+        st->has_taken = false;
+    }
+    fly_settle(st, w, deadline_ms);
+    for (size_t i = 0; i < st->nfly; i++) {
+        hr_worker_forget(w, st->fly[i].epoch);
+        slice_free(&st->fly[i]);
+    }
+    st->nfly = 0;
 }
 
 void guard_fini(struct hr_worker *w, void *state)
@@ -1356,6 +1458,9 @@ void guard_fini(struct hr_worker *w, void *state)
     for (size_t i = 0; st->pend && i < st->npend; i++)
         sched_batch_release(&st->pend[i]);
     free(st->pend);
+    slice_free(&st->taken);
+    for (size_t i = 0; i < st->nfly; i++)
+        slice_free(&st->fly[i]);
     hr_redis_free(st->tick_redis);
     free(st->known);
     free(st);

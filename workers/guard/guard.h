@@ -48,6 +48,7 @@ void guard_submit(struct hr_worker *w, void *state, struct hr_batch *batch);
 enum hr_batch_result
 guard_handle(struct hr_worker *w, void *state, struct hr_batch *batch);
 void guard_tick(struct hr_worker *w, void *state);
+void guard_stop(struct hr_worker *w, void *state, int64_t deadline_ms);
 void guard_fini(struct hr_worker *w, void *state);
 
 /**

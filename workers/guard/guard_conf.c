@@ -42,11 +42,11 @@ const struct hr_conf_spec guard_conf[] = {
                 "items the schedule holds; when full, herald.retry is not "
                 "consumed until due items leave"),
     HR_CONF_INT("HERALD_GUARD_TICK_MAX",
-                "500",
+                "5000",
                 1,
                 100000,
                 0,
-                "due items taken from the schedule per tick"),
+                "due items taken from the schedule per slice of a tick"),
     HR_CONF_STR("HERALD_GUARD_REDELIVER_PREFIX",
                 "herald.redeliver.",
                 0,
