@@ -399,6 +399,7 @@ char *hr_event_serialize(const char *id,
 }
 
 static _Thread_local EVP_MD_CTX *digest_ctx;
+static _Thread_local EVP_MD *digest_md;
 
 /*
  * The id is UUIDv5-like: a name-based UUID whose version nibble says 5 and
@@ -417,12 +418,16 @@ char *hr_event_derive_id(char out[37], const char *const *parts, size_t nparts)
     int ok;
 
     /* One context per thread, reused: EVP_DigestInit_ex() resets it, and
-     * an allocation per id was a measurable share of emitting. */
+     * an allocation per id was a measurable share of emitting. The digest
+     * is fetched once too: EVP_sha256() makes OpenSSL 3 look it up in its
+     * providers on every init. */
     if (!digest_ctx)
         digest_ctx = EVP_MD_CTX_new();
+    if (!digest_md)
+        digest_md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
     ctx = digest_ctx;
-    HR_ASSERT(ctx != NULL);
-    ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    HR_ASSERT(ctx != NULL && digest_md != NULL);
+    ok = EVP_DigestInit_ex(ctx, digest_md, NULL);
     for (i = 0; ok && i < nparts; i++) {
         const char *part = parts[i] ? parts[i] : "";
 
