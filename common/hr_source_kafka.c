@@ -406,18 +406,27 @@ int hr_source_store(struct hr_source *src,
     if (!n)
         return 0;
     list = rd_kafka_topic_partition_list_new(16);
-    for (size_t i = 0; i < n; i++) {
+    /* A batch holds runs of one partition's messages: the lists are
+     * searched (linearly) once per run, not per message. */
+    for (size_t i = 0, j; i < n; i = j) {
         const rd_kafka_message_t *rkm = msgs[i];
         const char *topic = rd_kafka_topic_name(rkm->rkt);
+        int64_t next = rkm->offset + 1;
         rd_kafka_topic_partition_t *tp;
 
+        for (j = i + 1; j < n && msgs[j]->rkt == rkm->rkt &&
+                        msgs[j]->partition == rkm->partition;
+             j++) {
+            if (msgs[j]->offset + 1 > next)
+                next = msgs[j]->offset + 1;
+        }
         if (!hr_source_owns(src, rkm))
             continue;
         tp = rd_kafka_topic_partition_list_find(list, topic, rkm->partition);
         if (!tp)
             tp = rd_kafka_topic_partition_list_add(list, topic, rkm->partition);
-        if (rkm->offset + 1 > tp->offset)
-            tp->offset = rkm->offset + 1;
+        if (next > tp->offset)
+            tp->offset = next;
     }
     if (list->cnt) {
         err = rd_kafka_offsets_store(src->rk, list);
