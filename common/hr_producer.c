@@ -211,13 +211,18 @@ uint64_t hr_producer_seal(struct hr_producer *p)
     return sealed;
 }
 
-/* Serve delivery reports until @e settles or @deadline (monotonic ms). */
+/* Serve delivery reports until @e settles or @deadline (monotonic ms).
+ * Polls rather than rd_kafka_flush(), which returns only once every
+ * queued record is delivered: waiting for an old batch's outputs then
+ * also waited for the newer batches' (up to its whole timeout). */
 static void
 epoch_wait(struct hr_producer *p, const struct hr_epoch *e, int64_t deadline)
 {
+    int64_t left;
+
     rd_kafka_poll(p->rk, 0);
-    while (e->inflight > 0 && hr_time_mono_ms() < deadline)
-        rd_kafka_flush(p->rk, 100);
+    while (e->inflight > 0 && (left = deadline - hr_time_mono_ms()) > 0)
+        rd_kafka_poll(p->rk, left < 10 ? (int)left : 10);
 }
 
 /* Release @e; returns its failed plus unacknowledged records. */

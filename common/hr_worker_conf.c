@@ -61,7 +61,7 @@ const struct hr_conf_spec hr_worker_common_conf[] = {
         "HERALD_RETRY_TOPIC", "herald.retry", 0, "where retryable failures go"),
     HR_CONF_STR("HERALD_DLQ_TOPIC", "herald.dlq", 0, "where dead letters go"),
     HR_CONF_INT("HERALD_BATCH_MAX",
-                "5000",
+                "4000",
                 1,
                 200000,
                 0,
