@@ -108,24 +108,9 @@ int hr_worker_produce_headers(struct hr_worker *w,
                             hdrs, errstr, errstr_size);
 }
 
-uint64_t hr_worker_seal(struct hr_worker *w)
+struct hr_producer *hr_worker_producer(struct hr_worker *w)
 {
-    return hr_producer_seal(w->producer);
-}
-
-int hr_worker_settle(struct hr_worker *w,
-                     uint64_t epoch,
-                     int timeout_ms,
-                     char *errstr,
-                     size_t errstr_size)
-{
-    return hr_producer_settle(w->producer, epoch, timeout_ms, errstr,
-                              errstr_size);
-}
-
-void hr_worker_forget(struct hr_worker *w, uint64_t epoch)
-{
-    hr_producer_forget(w->producer, epoch);
+    return w->producer;
 }
 
 void hr_worker_set_pause_reason(struct hr_worker *w, const char *fmt, ...)

@@ -32,6 +32,7 @@
 struct hr_worker;
 struct hr_redis;
 struct hr_metrics;
+struct hr_producer;
 
 enum hr_outcome {
     HR_OUT_PENDING = 0, /* the handler has not decided (treated as a bug) */
@@ -116,8 +117,8 @@ hr_submit_fn(struct hr_worker *w, void *state, struct hr_batch *batch);
  * Optional: timers. Called from the loop thread between batches, about every
  * HERALD_BATCH_WAIT_MS and also when no input arrives (for example the
  * guard's schedule of due retries). Records it produces belong to no batch:
- * the tick seals them (hr_worker_seal()) and relies on them only once
- * hr_worker_settle() says they are durable, on a later tick if it likes.
+ * the tick seals them (hr_producer_seal()) and relies on them only once
+ * hr_producer_settle() says they are durable, on a later tick if it likes.
  */
 typedef void hr_tick_fn(struct hr_worker *w, void *state);
 
@@ -190,22 +191,13 @@ int hr_worker_produce_headers(struct hr_worker *w,
                               char *errstr,
                               size_t errstr_size) HR_MUST_CHECK;
 
-/*
- * For ticks (batches are settled by the runtime): hr_worker_seal() closes
- * the records a tick produced since its last seal into an epoch and
- * returns its id; hr_worker_settle() serves delivery reports for up to
- * @timeout_ms (0: what is ready) and returns -1 while some are in flight,
- * else how many failed (0: all durable; the first reason in @errstr) and
- * releases the epoch. hr_worker_forget() gives up on one. Settle or forget
- * every sealed epoch; keep at most two alive (hr_producer.h).
+/**
+ * The worker's producer (borrowed), for ticks: a tick seals what it
+ * produced into an epoch (hr_producer_seal()) and settles or forgets it
+ * later (hr_producer.h); batches are settled by the runtime. Keep at most
+ * two of a tick's epochs alive.
  */
-uint64_t hr_worker_seal(struct hr_worker *w);
-int hr_worker_settle(struct hr_worker *w,
-                     uint64_t epoch,
-                     int timeout_ms,
-                     char *errstr,
-                     size_t errstr_size);
-void hr_worker_forget(struct hr_worker *w, uint64_t epoch);
+struct hr_producer *hr_worker_producer(struct hr_worker *w);
 
 /** Say why the handler returned PAUSE (shown on /readyz and in logs). */
 void hr_worker_set_pause_reason(struct hr_worker *w, const char *fmt, ...)

@@ -12,6 +12,7 @@
 #include "hr_log.h"
 #include "hr_metrics.h"
 #include "hr_park.h"
+#include "hr_producer.h"
 #include "hr_redis.h"
 #include "hr_time.h"
 
@@ -1279,14 +1280,14 @@ fly_settle(struct guard_state *st, struct hr_worker *w, int64_t wait_until)
         int64_t deadline = sl->taken_ms + GUARD_FLUSH_MS;
         int64_t until = wait_until < deadline ? wait_until : deadline;
         int64_t now = hr_time_mono_ms();
-        int bad =
-            hr_worker_settle(w, sl->epoch, until > now ? (int)(until - now) : 0,
-                             errstr, sizeof(errstr));
+        int bad = hr_producer_settle(hr_worker_producer(w), sl->epoch,
+                                     until > now ? (int)(until - now) : 0,
+                                     errstr, sizeof(errstr));
 
         if (bad < 0 && hr_time_mono_ms() < deadline)
             return; /* still in flight */
         if (bad < 0) {
-            hr_worker_forget(w, sl->epoch);
+            hr_producer_forget(hr_worker_producer(w), sl->epoch);
             snprintf(errstr, sizeof(errstr),
                      "delivery not acknowledged in time");
         }
@@ -1343,7 +1344,7 @@ static void guard_drain(struct hr_worker *w, struct guard_state *st)
         return;
     }
     (void)slice_send(st, w, sl);
-    sl->epoch = hr_worker_seal(w);
+    sl->epoch = hr_producer_seal(hr_worker_producer(w));
     /* The producer has copies: the reply's memory can go. */
     freeReplyObject(sl->reply);
     sl->reply = NULL;
@@ -1441,7 +1442,7 @@ void guard_stop(struct hr_worker *w, void *state, int64_t deadline_ms)
     }
     fly_settle(st, w, deadline_ms);
     for (size_t i = 0; i < st->nfly; i++) {
-        hr_worker_forget(w, st->fly[i].epoch);
+        hr_producer_forget(hr_worker_producer(w), st->fly[i].epoch);
         slice_free(&st->fly[i]);
     }
     st->nfly = 0;
