@@ -29,6 +29,7 @@
     "gd-age.retry:4,gd-age.redeliver.push:4,gd-age.dlq:1,"                \
     "gd-crash.retry:4,gd-crash.redeliver.push:4,gd-crash.dlq:1,"          \
     "gd-term.retry:4,gd-term.redeliver.push:4,gd-term.dlq:1,"             \
+    "gd-full.retry:4,gd-full.redeliver.push:4,gd-full.dlq:1,"             \
     "gd-budget.retry:4,gd-budget.redeliver.email:4,gd-budget.dlq:1,"      \
     "gd-redrive.dlq:2,gd-redrive.redeliver.push:2,"                       \
     "gd-redrive.redeliver.email:2,gd-redrive.other:1"
@@ -644,6 +645,56 @@ static void test_sigterm_mid_drain_loses_nothing(void **state)
     free(recs);
 }
 
+/* 5c. A full schedule stops consumption until due items leave: the
+ *     paused batch drains the schedule itself (ticks wait while it
+ *     pauses), and every record comes back exactly once. */
+static void test_full_schedule_pauses_and_drains(void **state)
+{
+    enum { N = 2000 };
+    static const char *const env[] = {
+        "HERALD_GUARD_MAX_SCHEDULED=100", "HERALD_BATCH_MAX=50",
+        "HERALD_GUARD_TICK_MAX=50", "HERALD_GUARD_RETRY_FLOOR_PER_S=100000",
+        NULL};
+    struct retry_rec *recs = calloc(N, sizeof(*recs));
+    char(*keys)[16] = calloc(N, sizeof(*keys));
+    struct seen_keys seen = {calloc(N, sizeof(bool)), N, 0};
+    int64_t now = hr_time_now_ms();
+    struct zcard_arg z = {0};
+    struct guard_proc *g;
+
+    (void)state;
+    assert_non_null(recs);
+    assert_non_null(keys);
+    assert_non_null(seen.seen);
+    hx_redis_flushall(redis);
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "term-%d", i);
+        recs[i] = (struct retry_rec){keys[i], "v", "push", "apns", i,
+                                     1,       now, -1,     "t"};
+    }
+    produce_retry("gd-full.retry", recs, N);
+    g = guard_start("gd-full", env);
+    assert_non_null(g);
+    assert_int_equal(wait_count("gd-full.redeliver.push", N, 60000), 0);
+    assert_int_equal(hx_wait_until(has_zcard, &z, 30000), 0);
+    /* each exactly once: a paused batch's redo neither schedules anew
+     * what was redelivered meanwhile nor loses the answers of the
+     * batches submitted after it */
+    assert_int_equal(hx_consume_all(hx_broker_bootstraps(broker),
+                                    "gd-full.redeliver.push", 2000, 30000,
+                                    mark_key, &seen),
+                     N);
+    assert_int_equal(seen.distinct, N);
+    /* it did pause: the batch said why */
+    assert_true(metric(g, "herald_batch_pauses_total") > 0);
+    assert_int_equal(topic_count("gd-full.dlq"), 0);
+    assert_int_equal(guard_stop(g), 0);
+    guard_free(g);
+    free(seen.seen);
+    free(keys);
+    free(recs);
+}
+
 /* 6. The retry budget: with a floor of 5 per second and no successes,
  *    redeliveries per second stay within it, and nothing is dropped. */
 static void test_budget_limits_redeliveries_per_second(void **state)
@@ -863,6 +914,8 @@ int main(void)
         cmocka_unit_test_teardown(test_kill_9_with_items_scheduled_then_restart,
                                   test_teardown),
         cmocka_unit_test_teardown(test_sigterm_mid_drain_loses_nothing,
+                                  test_teardown),
+        cmocka_unit_test_teardown(test_full_schedule_pauses_and_drains,
                                   test_teardown),
         cmocka_unit_test_teardown(test_budget_limits_redeliveries_per_second,
                                   test_teardown),

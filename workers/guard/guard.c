@@ -82,10 +82,13 @@ struct sched_batch {
     bool write;     /* something for the script */
     bool sent;      /* its request waits for its reply on the connection */
     uint64_t epoch; /* of the connection it was sent on */
+    bool answered;  /* its reply was read early (full_answer: 0 or 1) */
+    int full_answer;
     const char **argv;
     size_t *argvlen;
     size_t argc;
-    char nums[3][NUM_SIZE];
+    char (*nums)[NUM_SIZE]; /* [3], on the heap: argv points into it,
+                               and the struct is copied around */
     char (*nq)[4];
 };
 
@@ -539,6 +542,7 @@ static void sched_batch_release(struct sched_batch *sb)
     free(sb->argv);
     free(sb->argvlen);
     free(sb->nq);
+    free(sb->nums);
     memset(sb, 0, sizeof(*sb));
 }
 
@@ -573,7 +577,8 @@ static int sched_batch_prepare(struct guard_state *st,
     sb->now_ms = hr_time_now_ms();
     sb->si = calloc(batch->n ? batch->n : 1, sizeof(*sb->si));
     sb->nq = calloc(batch->n ? batch->n : 1, sizeof(*sb->nq));
-    if (!sb->si || !sb->nq)
+    sb->nums = calloc(3, sizeof(*sb->nums));
+    if (!sb->si || !sb->nq || !sb->nums)
         return -1;
     for (size_t i = 0; i < batch->n; i++) {
         struct sched_item *si = &sb->si[i];
@@ -681,32 +686,50 @@ static int send_dead(struct hr_worker *w,
 }
 
 /*
- * Read and drop the replies of every submitted request still waiting on
- * the worker's connection (their batches are not handled in the order
- * they were submitted: a redo came first), and forget them; their
- * batches are scheduled again, synchronously, when they are handled.
+ * Read the replies of the first @upto submitted requests now, before the
+ * connection carries another call, and keep each answer with its request
+ * (a redo after a pause is handled before them). Forgetting them made
+ * their batches run the script again when handled, scheduling anew the
+ * items redelivered and removed meanwhile: duplicates.
  */
-static void sched_forget_pending(struct guard_state *st, struct hr_worker *w)
+static void
+sched_collect(struct guard_state *st, struct hr_worker *w, size_t upto)
 {
     struct hr_redis *redis = hr_worker_redis(w);
     char errstr[256];
 
-    for (size_t i = 0; i < st->npend; i++) {
+    for (size_t i = 0; i < upto; i++) {
         struct sched_batch *sb = &st->pend[i];
 
         if (sb->sent && sb->epoch == hr_redis_epoch(redis)) {
-            redisReply *reply =
-                hr_redis_reply(redis, &st->sched, errstr, sizeof(errstr));
+            int full = sched_reply(
+                st, hr_redis_reply(redis, &st->sched, errstr, sizeof(errstr)),
+                errstr, sizeof(errstr));
 
-            if (reply)
-                freeReplyObject(reply);
+            sb->answered = full >= 0;
+            sb->full_answer = full > 0;
         }
-        sched_batch_release(sb);
+        sb->sent = false;
     }
-    st->npend = 0;
 }
 
-static void guard_drain(struct hr_worker *w, struct guard_state *st);
+/* Take the first @n submitted requests out of the queue (the first one
+ * into @own when it is given, the others released). */
+static void
+sched_shift(struct guard_state *st, size_t n, struct sched_batch *own)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (own && i == n - 1)
+            *own = st->pend[i];
+        else
+            sched_batch_release(&st->pend[i]);
+    }
+    memmove(&st->pend[0], &st->pend[n], (st->npend - n) * sizeof(st->pend[0]));
+    st->npend -= n;
+    memset(&st->pend[st->npend], 0, n * sizeof(st->pend[0]));
+}
+
+static void guard_drain_while_full(struct hr_worker *w, struct guard_state *st);
 
 /*
  * Prepare the next batch and send its schedule request without waiting:
@@ -745,32 +768,51 @@ guard_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
     struct sched_batch own, *sb = &own;
     char errstr[256];
     int full = 0;
+    size_t m;
 
     memset(&own, 0, sizeof(own));
-    if (st->npend && sched_batch_is(&st->pend[0], batch)) {
-        /* submitted: take it out of the queue of pending requests */
-        own = st->pend[0];
-        memmove(&st->pend[0], &st->pend[1],
-                (st->npend - 1) * sizeof(st->pend[0]));
-        st->npend--;
-        memset(&st->pend[st->npend], 0, sizeof(st->pend[0]));
+    for (m = 0; m < st->npend; m++) {
+        if (sched_batch_is(&st->pend[m], batch))
+            break;
+    }
+    if (m < st->npend) {
+        /* submitted: take it out of the queue; requests before it belong
+         * to batches that were dropped */
+        sched_collect(st, w, m);
+        sched_shift(st, m + 1, &own);
         if (sb->sent && sb->epoch != hr_redis_epoch(redis))
             sb->sent = false; /* the connection dropped with the reply */
     } else {
-        sched_forget_pending(st, w);
+        /* a redo: the submitted requests are for later batches, in the
+         * other slots (one for this slot is stale: drop it) */
+        sched_collect(st, w, st->npend);
+        for (m = 0; m < st->npend; m++) {
+            if (st->pend[m].batch == batch) {
+                sched_batch_release(&st->pend[m]);
+                memmove(&st->pend[m], &st->pend[m + 1],
+                        (st->npend - m - 1) * sizeof(st->pend[0]));
+                memset(&st->pend[--st->npend], 0, sizeof(st->pend[0]));
+                break;
+            }
+        }
         if (sched_batch_prepare(st, batch, sb)) {
             hr_worker_set_pause_reason(w, "out of memory");
             goto out_free;
         }
     }
     if (sb->write) {
-        if (sb->sent)
+        full = -1;
+        if (sb->answered)
+            full = sb->full_answer ? -1 : 0; /* full then: ask again */
+        else if (sb->sent)
             full = sched_reply(
                 st, hr_redis_reply(redis, &st->sched, errstr, sizeof(errstr)),
                 errstr, sizeof(errstr));
-        if (!sb->sent || full < 0) {
-            /* not submitted, or its reply was lost: the script is
-             * idempotent, run it (again) */
+        if (full < 0) {
+            /* not submitted, its reply lost, or full when it was: the
+             * script is idempotent, run it (again) — after reading the
+             * later requests' replies, which a call would discard */
+            sched_collect(st, w, st->npend);
             full = sched_reply(
                 st,
                 hr_redis_eval(redis, &st->sched, K_N, (int)sb->argc, sb->argv,
@@ -788,7 +830,7 @@ guard_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
             hr_worker_set_pause_reason(
                 w, "retry schedule full (%" PRId64 " items)",
                 st->set.max_scheduled);
-            guard_drain(w, st);
+            guard_drain_while_full(w, st);
             goto out_free;
         }
     }
@@ -1275,6 +1317,8 @@ fly_settle(struct guard_state *st, struct hr_worker *w, int64_t wait_until)
 {
     char errstr[256];
 
+    take_collect(st); /* before the done script on the same connection */
+
     while (st->nfly) {
         struct slice *sl = &st->fly[0];
         int64_t deadline = sl->taken_ms + GUARD_FLUSH_MS;
@@ -1355,6 +1399,23 @@ static void guard_drain(struct hr_worker *w, struct guard_state *st)
     st->has_taken = false;
     if (st->last_full && st->nfly < GUARD_FLY)
         take_ahead(st);
+}
+
+/*
+ * The schedule is full and the batch pauses (no ticks meanwhile): drain
+ * for up to GUARD_SLICE_MS, waiting for the broker whenever both places
+ * for produced slices are taken, so that each pause frees room.
+ */
+static void guard_drain_while_full(struct hr_worker *w, struct guard_state *st)
+{
+    int64_t until = hr_time_mono_ms() + GUARD_SLICE_MS;
+
+    do {
+        guard_drain(w, st);
+        if (!st->nfly && !st->has_taken && !st->take_sent)
+            break; /* nothing due */
+        fly_settle(st, w, st->nfly == GUARD_FLY ? until : 0);
+    } while (hr_time_mono_ms() < until);
 }
 
 /* --- circuit gauges ------------------------------------------------------ */

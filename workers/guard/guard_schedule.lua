@@ -11,13 +11,23 @@
 --
 -- An item whose event is in a park queue but not at its head waits in the
 -- wait set; the others go to the due set. An id already scheduled keeps
--- its first due time. When the bound is reached the script stops and says
--- so; the items before stay added (the caller redoes the batch).
+-- its first due time. A batch goes in whole or not at all: when the
+-- schedule already holds the bound, the script changes nothing and says
+-- so (the caller pauses, drains and redoes the batch); otherwise every
+-- item goes in, so the bound may be passed by one batch. (Admitting part
+-- of a batch made the redo schedule its first items again once they had
+-- been redelivered and removed: the same items over and over.)
 -- Returns {added, scheduled (due + waiting), full (0|1)}.
 local K_ITEMS = KEYS[5]
 local max = tonumber(ARGV[1])
 local now = tonumber(ARGV[2])
 local a = 4
+local call = redis.call
+local waiting = call('ZCARD', P_WAIT)
+local count = call('ZCARD', P_DUE) + waiting
+if count >= max then
+    return {0, count, 1}
+end
 for _ = 1, tonumber(ARGV[3]) do
     local eid, nq = ARGV[a], tonumber(ARGV[a + 1])
     for j = a + 2, a + 1 + nq do
@@ -26,10 +36,7 @@ for _ = 1, tonumber(ARGV[3]) do
     a = a + 2 + nq
 end
 
-local call = redis.call
-local waiting = call('ZCARD', P_WAIT)
-local count = call('ZCARD', P_DUE) + waiting
-local added, full = 0, 0
+local added = 0
 local zargs, hargs, pending = {}, {}, 0
 
 local function flush()
@@ -46,10 +53,6 @@ end
 
 local nargs = #ARGV
 while a <= nargs do
-    if count >= max then
-        full = 1
-        break
-    end
     local id, due, blob, eid = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
     local nq = tonumber(ARGV[a + 4])
     local held = false
@@ -87,4 +90,4 @@ while a <= nargs do
     a = a + 5 + nq
 end
 flush()
-return {added, count, full}
+return {added, count, 0}
