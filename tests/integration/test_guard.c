@@ -595,6 +595,51 @@ static int mark_key(void *opaque, const rd_kafka_message_t *rkm)
     return 0;
 }
 
+/* Produce @n retry records "term-<i>" (origin offset i), due at once, to
+ * "<name>.retry" on an empty Redis. */
+static void produce_numbered(const char *name, int n)
+{
+    struct retry_rec *recs = calloc((size_t)n, sizeof(*recs));
+    char(*keys)[16] = calloc((size_t)n, sizeof(*keys));
+    int64_t now = hr_time_now_ms();
+    char topic[64];
+
+    assert_non_null(recs);
+    assert_non_null(keys);
+    hx_redis_flushall(redis);
+    for (int i = 0; i < n; i++) {
+        snprintf(keys[i], sizeof(keys[i]), "term-%d", i);
+        recs[i] = (struct retry_rec){keys[i], "v", "push", "apns", i,
+                                     1,       now, -1,     "t"};
+    }
+    snprintf(topic, sizeof(topic), "%s.retry", name);
+    produce_retry(topic, recs, (size_t)n);
+    free(keys);
+    free(recs);
+}
+
+/* Once the schedule is empty: how many records "<name>.redeliver.push"
+ * holds, with every one of the @n keys among them. */
+static int redelivered_numbered(const char *name, int n)
+{
+    struct seen_keys seen = {calloc((size_t)n, sizeof(bool)), n, 0};
+    struct zcard_arg z = {0};
+    char topic[64];
+    int total;
+
+    assert_non_null(seen.seen);
+    snprintf(topic, sizeof(topic), "%s.redeliver.push", name);
+    assert_int_equal(wait_count(topic, n, 60000), 0);
+    assert_int_equal(hx_wait_until(has_zcard, &z, 30000), 0);
+    total = hx_consume_all(hx_broker_bootstraps(broker), topic, 2000, 30000,
+                           mark_key, &seen);
+    assert_int_equal(seen.distinct, n);
+    free(seen.seen);
+    snprintf(topic, sizeof(topic), "%s.dlq", name);
+    assert_int_equal(topic_count(topic), 0);
+    return total;
+}
+
 /* 5b. SIGTERM while slices wait for the broker: the guard exits 0 within
  *     its budget, settles what is in flight and puts back what it took;
  *     after a restart every record is redelivered and the schedule
@@ -605,24 +650,10 @@ static void test_sigterm_mid_drain_loses_nothing(void **state)
     static const char *const env[] = {"HERALD_GUARD_TICK_MAX=500",
                                       "HERALD_GUARD_RETRY_FLOOR_PER_S=100000",
                                       NULL};
-    struct retry_rec *recs = calloc(N, sizeof(*recs));
-    char(*keys)[16] = calloc(N, sizeof(*keys));
-    struct seen_keys seen = {calloc(N, sizeof(bool)), N, 0};
-    int64_t now = hr_time_now_ms();
-    struct zcard_arg z = {0};
     struct guard_proc *g;
 
     (void)state;
-    assert_non_null(recs);
-    assert_non_null(keys);
-    assert_non_null(seen.seen);
-    hx_redis_flushall(redis);
-    for (int i = 0; i < N; i++) {
-        snprintf(keys[i], sizeof(keys[i]), "term-%d", i);
-        recs[i] = (struct retry_rec){keys[i], "v", "push", "apns", i,
-                                     1,       now, -1,     "t"};
-    }
-    produce_retry("gd-term.retry", recs, N);
+    produce_numbered("gd-term", N);
     g = guard_start("gd-term", env);
     assert_non_null(g);
     assert_int_equal(wait_count("gd-term.redeliver.push", N / 10, 30000), 0);
@@ -630,24 +661,17 @@ static void test_sigterm_mid_drain_loses_nothing(void **state)
     guard_free(g);
     g = guard_start("gd-term", env);
     assert_non_null(g);
-    assert_int_equal(wait_count("gd-term.redeliver.push", N, 60000), 0);
-    assert_int_equal(hx_wait_until(has_zcard, &z, 30000), 0);
-    assert_true(hx_consume_all(hx_broker_bootstraps(broker),
-                               "gd-term.redeliver.push", 2000, 30000, mark_key,
-                               &seen) >= N);
-    assert_int_equal(seen.distinct, N);
-    assert_int_equal(topic_count("gd-term.dlq"), 0);
+    assert_true(redelivered_numbered("gd-term", N) >= N);
     assert_int_equal(hx_wait_until(is_ready, g, 30000), 0);
     assert_int_equal(guard_stop(g), 0);
     guard_free(g);
-    free(seen.seen);
-    free(keys);
-    free(recs);
 }
 
 /* 5c. A full schedule stops consumption until due items leave: the
  *     paused batch drains the schedule itself (ticks wait while it
- *     pauses), and every record comes back exactly once. */
+ *     pauses), and every record comes back exactly once: a paused
+ *     batch's redo neither schedules anew what was redelivered meanwhile
+ *     nor loses the answers of the batches submitted after it. */
 static void test_full_schedule_pauses_and_drains(void **state)
 {
     enum { N = 2000 };
@@ -655,44 +679,17 @@ static void test_full_schedule_pauses_and_drains(void **state)
         "HERALD_GUARD_MAX_SCHEDULED=100", "HERALD_BATCH_MAX=50",
         "HERALD_GUARD_TICK_MAX=50", "HERALD_GUARD_RETRY_FLOOR_PER_S=100000",
         NULL};
-    struct retry_rec *recs = calloc(N, sizeof(*recs));
-    char(*keys)[16] = calloc(N, sizeof(*keys));
-    struct seen_keys seen = {calloc(N, sizeof(bool)), N, 0};
-    int64_t now = hr_time_now_ms();
-    struct zcard_arg z = {0};
     struct guard_proc *g;
 
     (void)state;
-    assert_non_null(recs);
-    assert_non_null(keys);
-    assert_non_null(seen.seen);
-    hx_redis_flushall(redis);
-    for (int i = 0; i < N; i++) {
-        snprintf(keys[i], sizeof(keys[i]), "term-%d", i);
-        recs[i] = (struct retry_rec){keys[i], "v", "push", "apns", i,
-                                     1,       now, -1,     "t"};
-    }
-    produce_retry("gd-full.retry", recs, N);
+    produce_numbered("gd-full", N);
     g = guard_start("gd-full", env);
     assert_non_null(g);
-    assert_int_equal(wait_count("gd-full.redeliver.push", N, 60000), 0);
-    assert_int_equal(hx_wait_until(has_zcard, &z, 30000), 0);
-    /* each exactly once: a paused batch's redo neither schedules anew
-     * what was redelivered meanwhile nor loses the answers of the
-     * batches submitted after it */
-    assert_int_equal(hx_consume_all(hx_broker_bootstraps(broker),
-                                    "gd-full.redeliver.push", 2000, 30000,
-                                    mark_key, &seen),
-                     N);
-    assert_int_equal(seen.distinct, N);
+    assert_int_equal(redelivered_numbered("gd-full", N), N);
     /* it did pause: the batch said why */
     assert_true(metric(g, "herald_batch_pauses_total") > 0);
-    assert_int_equal(topic_count("gd-full.dlq"), 0);
     assert_int_equal(guard_stop(g), 0);
     guard_free(g);
-    free(seen.seen);
-    free(keys);
-    free(recs);
 }
 
 /* 6. The retry budget: with a floor of 5 per second and no successes,
