@@ -146,8 +146,11 @@ static void test_lost_outputs_redo_their_batch(void **state)
     (void)state;
     flush_redis();
     uf_produce(env, s, "lost", 0, chat_count(s));
+    /* small batches: the worker must still be producing when the errors
+     * are armed (with batches of 1,000 it could finish the other 27,000
+     * events first, and then no output of its failed) */
     w = uf_worker_start(env, "lost", "g-lost",
-                        (const char *const[]){"HERALD_BATCH_MAX=1000", NULL});
+                        (const char *const[]){"HERALD_BATCH_MAX=200", NULL});
     assert_int_equal(uf_wait_processed(w, 3000, 60000), 0);
     assert_int_equal(hx_broker_control(env->broker,
                                        "errors Produce 2 "
