@@ -28,7 +28,8 @@ struct hr_epoch {
 
 struct hr_producer {
     rd_kafka_t *rk;
-    uint64_t current; /* the epoch new records join */
+    uint64_t current;     /* the epoch new records join */
+    struct hr_epoch *cur; /* its slot */
     struct hr_epoch epochs[HR_EPOCHS];
     rd_kafka_topic_t *topics[HR_TOPICS];
     size_t ntopics;
@@ -77,6 +78,7 @@ static void epoch_open(struct hr_producer *p, uint64_t id)
     e->id = id;
     e->open = true;
     p->current = id;
+    p->cur = e;
 }
 
 static void
@@ -199,7 +201,7 @@ int hr_producer_send(struct hr_producer *p,
                  rd_kafka_err2str(err));
         return -1;
     }
-    epoch_of(p, p->current)->inflight++;
+    p->cur->inflight++;
     return 0;
 }
 

@@ -32,7 +32,7 @@ extern const unsigned long hr_lua_guard_done_len;
 #define GUARD_BUMP_MS   1000 /* a throttled item asks again this much later */
 #define GUARD_FLUSH_MS  10000
 #define GUARD_LEASE_MS  (GUARD_FLUSH_MS + 5000) /* a taken item's lease */
-#define GUARD_SLICE_MS  200 /* a tick hands the loop back after this long */
+#define GUARD_SLICE_MS  200 /* a paused handler drains this long at most */
 #define GUARD_RESCAN    20  /* waiting items looked at again per tick */
 #define GUARD_PEEK_MS   1000
 #define GUARD_PEEK_MAX  256 /* destinations in the circuit gauges */
@@ -82,8 +82,12 @@ struct sched_batch {
     bool write;     /* something for the script */
     bool sent;      /* its request waits for its reply on the connection */
     uint64_t epoch; /* of the connection it was sent on */
-    bool answered;  /* its reply was read early (full_answer: 0 or 1) */
-    int full_answer;
+    enum {
+        ANSWER_NONE,
+        ANSWER_ADMITTED,
+        ANSWER_FULL
+    } answer; /* its
+reply, when it was read early (sched_collect) */
     const char **argv;
     size_t *argvlen;
     size_t argc;
@@ -150,8 +154,7 @@ struct guard_state {
     bool take_sent;
     int64_t take_now_ms;
     int64_t take_mono_ms;
-    struct slice taken;
-    bool has_taken;
+    struct slice taken; /* holds a take's reply until it is produced */
     struct slice fly[GUARD_FLY];
     size_t nfly;
 };
@@ -706,27 +709,27 @@ sched_collect(struct guard_state *st, struct hr_worker *w, size_t upto)
                 st, hr_redis_reply(redis, &st->sched, errstr, sizeof(errstr)),
                 errstr, sizeof(errstr));
 
-            sb->answered = full >= 0;
-            sb->full_answer = full > 0;
+            sb->answer = full < 0   ? ANSWER_NONE
+                         : full > 0 ? ANSWER_FULL
+                                    : ANSWER_ADMITTED;
         }
         sb->sent = false;
     }
 }
 
-/* Take the first @n submitted requests out of the queue (the first one
- * into @own when it is given, the others released). */
+/* Take submitted request @i out of the queue: into @own when given,
+ * else released. */
 static void
-sched_shift(struct guard_state *st, size_t n, struct sched_batch *own)
+sched_take(struct guard_state *st, size_t i, struct sched_batch *own)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (own && i == n - 1)
-            *own = st->pend[i];
-        else
-            sched_batch_release(&st->pend[i]);
-    }
-    memmove(&st->pend[0], &st->pend[n], (st->npend - n) * sizeof(st->pend[0]));
-    st->npend -= n;
-    memset(&st->pend[st->npend], 0, n * sizeof(st->pend[0]));
+    if (own)
+        *own = st->pend[i];
+    else
+        sched_batch_release(&st->pend[i]);
+    st->npend--;
+    memmove(&st->pend[i], &st->pend[i + 1],
+            (st->npend - i) * sizeof(st->pend[0]));
+    memset(&st->pend[st->npend], 0, sizeof(st->pend[0]));
 }
 
 static void guard_drain_while_full(struct hr_worker *w, struct guard_state *st);
@@ -779,7 +782,9 @@ guard_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
         /* submitted: take it out of the queue; requests before it belong
          * to batches that were dropped */
         sched_collect(st, w, m);
-        sched_shift(st, m + 1, &own);
+        while (m--)
+            sched_take(st, 0, NULL);
+        sched_take(st, 0, &own);
         if (sb->sent && sb->epoch != hr_redis_epoch(redis))
             sb->sent = false; /* the connection dropped with the reply */
     } else {
@@ -788,10 +793,7 @@ guard_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
         sched_collect(st, w, st->npend);
         for (m = 0; m < st->npend; m++) {
             if (st->pend[m].batch == batch) {
-                sched_batch_release(&st->pend[m]);
-                memmove(&st->pend[m], &st->pend[m + 1],
-                        (st->npend - m - 1) * sizeof(st->pend[0]));
-                memset(&st->pend[--st->npend], 0, sizeof(st->pend[0]));
+                sched_take(st, m, NULL);
                 break;
             }
         }
@@ -802,8 +804,8 @@ guard_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
     }
     if (sb->write) {
         full = -1;
-        if (sb->answered)
-            full = sb->full_answer ? -1 : 0; /* full then: ask again */
+        if (sb->answer != ANSWER_NONE) /* full then: ask again */
+            full = sb->answer == ANSWER_FULL ? -1 : 0;
         else if (sb->sent)
             full = sched_reply(
                 st, hr_redis_reply(redis, &st->sched, errstr, sizeof(errstr)),
@@ -1292,7 +1294,6 @@ static void take_collect(struct guard_state *st)
         return;
     }
     st->taken.taken_ms = st->take_mono_ms;
-    st->has_taken = true;
 }
 
 static void take_ahead(struct guard_state *st)
@@ -1364,27 +1365,24 @@ static void guard_drain(struct hr_worker *w, struct guard_state *st)
     struct slice *sl = &st->taken;
     char errstr[256];
 
-    take_collect(st);
-    fly_settle(st, w, 0);
+    fly_settle(st, w, 0); /* reads a take sent ahead first */
     if (st->nfly == GUARD_FLY)
         return; /* what was taken waits for a free place */
-    if (!st->has_taken) {
+    if (!st->taken.reply) {
         take_ahead(st);
         take_collect(st);
-        if (!st->has_taken)
+        if (!st->taken.reply)
             return;
     }
     st->last_full = sl->full;
     if (!sl->n) {
         slice_free(sl);
-        st->has_taken = false;
         return;
     }
     if (slice_budget(st, sl, errstr, sizeof(errstr))) {
         /* Their leases hand them out again. */
         warn_limited(st, "cannot ask the retry budget", errstr);
         slice_free(sl);
-        st->has_taken = false;
         return;
     }
     (void)slice_send(st, w, sl);
@@ -1396,7 +1394,6 @@ static void guard_drain(struct hr_worker *w, struct guard_state *st)
         memset(&sl->it[i].v, 0, sizeof(sl->it[i].v));
     st->fly[st->nfly++] = *sl;
     memset(sl, 0, sizeof(*sl));
-    st->has_taken = false;
     if (st->last_full && st->nfly < GUARD_FLY)
         take_ahead(st);
 }
@@ -1412,7 +1409,7 @@ static void guard_drain_while_full(struct hr_worker *w, struct guard_state *st)
 
     do {
         guard_drain(w, st);
-        if (!st->nfly && !st->has_taken && !st->take_sent)
+        if (!st->nfly && !st->taken.reply && !st->take_sent)
             break; /* nothing due */
         fly_settle(st, w, st->nfly == GUARD_FLY ? until : 0);
     } while (hr_time_mono_ms() < until);
@@ -1477,7 +1474,7 @@ void guard_tick(struct hr_worker *w, void *state)
         st->last_peek_ms = mono;
         guard_peek(st);
     }
-    if (!st->last_full && !st->has_taken &&
+    if (!st->last_full && !st->taken.reply &&
         mono - st->last_tick_ms < GUARD_TICK_MS) {
         fly_settle(st, w, 0);
         return;
@@ -1494,12 +1491,11 @@ void guard_stop(struct hr_worker *w, void *state, int64_t deadline_ms)
     struct guard_state *st = state;
 
     take_collect(st);
-    if (st->has_taken) {
+    if (st->taken.reply) {
         for (size_t i = 0; i < st->taken.n; i++)
             st->taken.it[i].sent = false;
         slice_settle(st, &st->taken);
         slice_free(&st->taken);
-        st->has_taken = false;
     }
     fly_settle(st, w, deadline_ms);
     for (size_t i = 0; i < st->nfly; i++) {
