@@ -22,7 +22,17 @@ kcat_rate herald.messages
 kcat_rate=$KCAT_RATE
 json_rate herald.messages
 redis_rate=$(redis_rate 2000000)
+# The batch script alone: the same events through the worker's grouping and
+# script with no broker and no outputs (checked exact), then a clean Redis.
+alone=$("$BIN/herald-chatgen" scriptrate --redis "$REDIS_URL" "${GEN[@]}")
+case "$alone" in *exact*) ;; *) echo "$alone"; exit 1 ;; esac
+alone_us=$(echo "$alone" | sed -n 's/.*script \([0-9.]*\) us\/event.*/\1/p')
+alone_rate=$(echo "$alone" | sed -n 's/.*Redis alone: \([0-9]*\) events.*/\1/p')
+redis-cli -s "$REDIS_SOCK" flushall >/dev/null
+redis-cli -s "$REDIS_SOCK" config resetstat >/dev/null
 
+redis_cpu0=$(cpu_s "${PIDS[0]}")
+broker_cpu0=$(cpu_s "${PIDS[1]}")
 start_worker unread "$WORK/unread.log" HERALD_LOG_LEVEL=warn ${WORKER_ENV:-}
 wait_metric "$METRICS" 'herald_events_consumed_total{' 1 120
 t0=$(date +%s.%N)
@@ -31,8 +41,8 @@ t1=$(date +%s.%N)
 rss=$(peak_rss_mb "$WORKER_PID")
 nudges=$(metric "$METRICS" herald_source_fetch_nudges_total)
 worker_cpu=$(cpu_s "$WORKER_PID")
-broker_cpu=$(cpu_s "${PIDS[1]}")
-redis_cpu=$(cpu_s "${PIDS[0]}")
+broker_cpu=$(echo "$(cpu_s "${PIDS[1]}") - $broker_cpu0" | bc)
+redis_cpu=$(echo "$(cpu_s "${PIDS[0]}") - $redis_cpu0" | bc)
 kill -TERM "$WORKER_PID"; wait "$WORKER_PID" || true
 rate=$(echo "$N / ($t1 - $t0)" | bc)
 
@@ -57,7 +67,9 @@ herald-unread benchmark: $N message.created, 10k users, 20k conversations,
   redis SET, pipelined x64 $(printf '%8d' "$redis_rate") commands/s
   redis time in the batch script: ${script_us} us/event over $calls calls
                            (Redis alone could sustain ${script_rate} events/s)
-  CPU seconds used: worker $worker_cpu, redis $redis_cpu, devbroker $broker_cpu
+  the batch script alone   ${alone_us} us/event of Redis time, same events, no worker
+                           (herald-chatgen scriptrate: Redis alone $alone_rate events/s)
+  CPU seconds used by the run: worker $worker_cpu, redis $redis_cpu, devbroker $broker_cpu
   $verify
 OUT
 case "$verify" in *exact*) ;; *) exit 1 ;; esac

@@ -6,6 +6,7 @@
  *
  *   herald-chatgen produce --brokers B [options]
  *   herald-chatgen verify --redis URL [options] [--table N]
+ *   herald-chatgen scriptrate --redis URL [options] [--batch N]
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -19,60 +20,53 @@
 #include <librdkafka/rdkafka.h>
 
 #include "chat_model.h"
+#include "chatgen.h"
 #include "hr_arena.h"
 #include "hr_time.h"
 
-struct gen_args {
-    struct chat_opts opts;
-    const char *brokers;
-    const char *topic;
-    const char *redis;
-    const char *prefix;
-    int64_t max;
-    int table;
-};
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: herald-chatgen produce|verify [options]\n"
-            "       herald-chatgen jsonrate < values (one JSON per line)\n"
-            "  --brokers B      Kafka bootstrap servers (produce)\n"
-            "  --topic T        topic (default herald.messages)\n"
-            "  --redis URL      redis://host:port or unix:///path (verify)\n"
-            "  --prefix P       Redis key prefix (default herald:)\n"
-            "  --max N          HERALD_UNREAD_MAX_PER_CONVERSATION (999)\n"
-            "  --users N --convs N --members N --messages N\n"
-            "  --reads R        read receipts per message (0..1)\n"
-            "  --dups R         share of events sent twice (0..1)\n"
-            "  --window N       shuffle window (out-of-order delivery)\n"
-            "  --seed N         scenario seed\n"
-            "  --table N        verify: print the counts of the first N users\n"
-            "  --dynamodb       produce DynamoDB Streams records of the app's\n"
-            "                   Messages and ReadReceipts tables (for\n"
-            "                   herald-fanout) instead of CloudEvents\n");
+    fprintf(
+        out,
+        "usage: herald-chatgen produce|verify [options]\n"
+        "       herald-chatgen jsonrate < values (one JSON per line)\n"
+        "       herald-chatgen scriptrate --redis URL [options]: apply\n"
+        "                   the scenario with herald-unread's batch script\n"
+        "                   alone, print its Redis time, then verify\n"
+        "  --brokers B      Kafka bootstrap servers (produce)\n"
+        "  --topic T        topic (default herald.messages)\n"
+        "  --redis URL      redis://host:port or unix:///path (verify)\n"
+        "  --prefix P       Redis key prefix (default herald:)\n"
+        "  --max N          HERALD_UNREAD_MAX_PER_CONVERSATION (999)\n"
+        "  --users N --convs N --members N --messages N\n"
+        "  --reads R        read receipts per message (0..1)\n"
+        "  --dups R         share of events sent twice (0..1)\n"
+        "  --window N       shuffle window (out-of-order delivery)\n"
+        "  --seed N         scenario seed\n"
+        "  --table N        verify: print the counts of the first N users\n"
+        "  --batch N        scriptrate: events per batch (4000)\n"
+        "  --partitions N   scriptrate: partitions (128); a batch takes\n"
+        "  --chunk N        runs of N events (1000) from one partition\n"
+        "                   after another, as a consumer's fetches do\n"
+        "  --dynamodb       produce DynamoDB Streams records of the app's\n"
+        "                   Messages and ReadReceipts tables (for\n"
+        "                   herald-fanout) instead of CloudEvents\n");
 }
 
 static int parse_args(int argc, char **argv, struct gen_args *a)
 {
     static const struct option longopts[] = {
-        {"brokers", 1, 0, 'b'},
-        {"topic", 1, 0, 't'},
-        {"redis", 1, 0, 'r'},
-        {"prefix", 1, 0, 'p'},
-        {"max", 1, 0, 'x'},
-        {"users", 1, 0, 'u'},
-        {"convs", 1, 0, 'c'},
-        {"members", 1, 0, 'm'},
-        {"messages", 1, 0, 'n'},
-        {"reads", 1, 0, 'R'},
-        {"dups", 1, 0, 'D'},
-        {"window", 1, 0, 'w'},
-        {"seed", 1, 0, 's'},
-        {"table", 1, 0, 'T'},
-        {"help", 0, 0, 'h'},
-        {"dynamodb", 0, 0, 'Y'},
-        {0, 0, 0, 0},
+        {"brokers", 1, 0, 'b'},  {"topic", 1, 0, 't'},
+        {"redis", 1, 0, 'r'},    {"prefix", 1, 0, 'p'},
+        {"max", 1, 0, 'x'},      {"users", 1, 0, 'u'},
+        {"convs", 1, 0, 'c'},    {"members", 1, 0, 'm'},
+        {"messages", 1, 0, 'n'}, {"reads", 1, 0, 'R'},
+        {"dups", 1, 0, 'D'},     {"window", 1, 0, 'w'},
+        {"seed", 1, 0, 's'},     {"table", 1, 0, 'T'},
+        {"help", 0, 0, 'h'},     {"dynamodb", 0, 0, 'Y'},
+        {"batch", 1, 0, 'B'},    {"partitions", 1, 0, 'P'},
+        {"chunk", 1, 0, 'C'},    {0, 0, 0, 0},
     };
     int c;
 
@@ -88,6 +82,9 @@ static int parse_args(int argc, char **argv, struct gen_args *a)
     a->topic = "herald.messages";
     a->prefix = "herald:";
     a->max = 999;
+    a->batch = 4000;
+    a->partitions = 128;
+    a->chunk = 1000;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'b':
@@ -134,6 +131,15 @@ static int parse_args(int argc, char **argv, struct gen_args *a)
             break;
         case 'Y':
             a->opts.dynamodb = 1;
+            break;
+        case 'B':
+            a->batch = strtoul(optarg, NULL, 10);
+            break;
+        case 'P':
+            a->partitions = strtoul(optarg, NULL, 10);
+            break;
+        case 'C':
+            a->chunk = strtoul(optarg, NULL, 10);
             break;
         case 'h':
             usage(stdout);
@@ -340,7 +346,8 @@ int main(int argc, char **argv)
 
     if (argc == 2 && !strcmp(argv[1], "jsonrate"))
         return jsonrate();
-    if (argc < 2 || (strcmp(argv[1], "produce") && strcmp(argv[1], "verify"))) {
+    if (argc < 2 || (strcmp(argv[1], "produce") && strcmp(argv[1], "verify") &&
+                     strcmp(argv[1], "scriptrate"))) {
         usage(argc > 1 && !strcmp(argv[1], "--help") ? stdout : stderr);
         return argc > 1 && !strcmp(argv[1], "--help") ? 0 : 2;
     }
@@ -348,7 +355,12 @@ int main(int argc, char **argv)
     if (parse_args(argc - 1, argv + 1, &a))
         return 2;
     s = chat_generate(&a.opts);
-    rc = !strcmp(argv[1], "produce") ? produce(&a, s) : verify(&a, s);
+    if (!strcmp(argv[1], "produce"))
+        rc = produce(&a, s);
+    else if (!strcmp(argv[1], "scriptrate"))
+        rc = scriptrate(&a, s) || verify(&a, s);
+    else
+        rc = verify(&a, s);
     chat_free(s);
     return rc;
 }
