@@ -34,15 +34,18 @@ struct hr_source *hr_source_new(const struct hr_conf *cfg,
                                 size_t errstr_size);
 
 /**
- * Poll up to @max messages: waits up to @wait_ms for the first, then takes
- * what is already queued for at most @wait_ms more. Error events are
- * logged, counted in herald_source_errors_total and not returned.
- * Returns the number of messages stored in @msgs (the caller destroys each
- * with rd_kafka_message_destroy()).
+ * Poll up to @max messages, and no more once their values add up to
+ * @max_bytes (the message that reaches it is taken, so one message bigger
+ * than @max_bytes is a batch of its own): waits up to @wait_ms for the
+ * first, then takes what is already queued for at most @wait_ms more.
+ * Error events are logged, counted in herald_source_errors_total and not
+ * returned. Returns the number of messages stored in @msgs (the caller
+ * destroys each with rd_kafka_message_destroy()).
  */
 size_t hr_source_poll(struct hr_source *src,
                       rd_kafka_message_t **msgs,
                       size_t max,
+                      size_t max_bytes,
                       int wait_ms);
 
 /** Serve statistics, errors and rebalances without consuming (used while

@@ -339,13 +339,14 @@ static void fetch_nudge(struct hr_source *src)
 size_t hr_source_poll(struct hr_source *src,
                       rd_kafka_message_t **msgs,
                       size_t max,
+                      size_t max_bytes,
                       int wait_ms)
 {
     int64_t deadline = hr_time_mono_ms() + wait_ms;
-    size_t n = 0;
+    size_t n = 0, bytes = 0;
 
     rd_kafka_poll(src->rk, 0);
-    while (n < max) {
+    while (n < max && bytes < max_bytes) {
         int64_t left = deadline - hr_time_mono_ms();
         rd_kafka_message_t *rkm =
             rd_kafka_consumer_poll(src->rk, left > 0 ? (int)left : 0);
@@ -374,6 +375,7 @@ size_t hr_source_poll(struct hr_source *src,
         if (!n)
             deadline = hr_time_mono_ms() + wait_ms;
         msgs[n++] = rkm;
+        bytes += rkm->len;
         if (!(n % 256))
             fetch_nudge(src);
     }

@@ -324,6 +324,11 @@ static void declare_metrics(struct hr_worker *w)
     w->redis_errors =
         hr_metrics_counter(w->metrics, "herald_redis_errors_total",
                            "Failed Redis round trips", NULL);
+    w->batches = hr_metrics_counter(
+        w->metrics, "herald_batches_total",
+        "Batches whose every event has a durable outcome (events per batch: "
+        "herald_events_processed_total over this)",
+        NULL);
     w->paused = hr_metrics_counter(
         w->metrics, "herald_batch_pauses_total",
         "Batches redone because own state was unavailable", NULL);
@@ -533,6 +538,7 @@ batch_account(struct hr_worker *w, struct hr_batch *batch, double started)
                           (double)counts[o]);
     }
     hr_metric_observe(w->latency, NULL, elapsed, batch->n);
+    hr_metric_add(w->batches, NULL, 1);
     w->events_done += batch->n;
 }
 
@@ -561,7 +567,8 @@ static void slot_release(struct loop_slot *slot)
 static size_t
 slot_fill(struct hr_worker *w, struct loop_slot *slot, size_t max, int wait_ms)
 {
-    size_t n = hr_source_poll(w->source, slot->msgs, max, wait_ms);
+    size_t n =
+        hr_source_poll(w->source, slot->msgs, max, w->batch_bytes, wait_ms);
 
     if (n) {
         struct hr_arena *previous = hr_arena_enter(slot->arena);
@@ -682,6 +689,7 @@ static int run_loop(struct hr_worker *w)
     uint64_t seq = 0;
     int rc = 0;
 
+    w->batch_bytes = (size_t)hr_conf_int(w->cfg, "HERALD_BATCH_MAX_BYTES");
     memset(slots, 0, sizeof(slots));
     for (size_t i = 0; i < nslots; i++) {
         slots[i].msgs = calloc(max, sizeof(*slots[i].msgs));

@@ -66,6 +66,13 @@ const struct hr_conf_spec hr_worker_common_conf[] = {
                 200000,
                 0,
                 "most events handled in one batch"),
+    HR_CONF_INT("HERALD_BATCH_MAX_BYTES",
+                "4194304",
+                1,
+                1073741824,
+                0,
+                "a batch takes no more events once their values add up to "
+                "this many bytes"),
     HR_CONF_INT("HERALD_BATCH_WAIT_MS",
                 "50",
                 0,

@@ -26,6 +26,7 @@ struct hr_worker {
     char pause_reason[256];
     bool produce_failed;
     uint64_t events_done; /* events with a durable outcome, this run */
+    size_t batch_bytes;   /* HERALD_BATCH_MAX_BYTES */
 
     /* SPEC section 6 metrics */
     struct hr_metric *consumed;
@@ -33,6 +34,7 @@ struct hr_worker {
     struct hr_metric *latency;
     struct hr_metric *redis_errors;
     struct hr_metric *paused;
+    struct hr_metric *batches;
     struct hr_metric *build_info;
 };
 

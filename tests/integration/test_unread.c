@@ -29,7 +29,9 @@
     "push:4,push.unread:4,push.dlq:1,push.retry:1,push.push:4," \
     "metrics:4,metrics.unread:4,metrics.dlq:1,metrics.retry:1," \
     "midway:4,midway.unread:4,midway.dlq:1,midway.retry:1,"     \
-    "prefix:4,prefix.unread:4,prefix.dlq:1,prefix.retry:1"
+    "prefix:4,prefix.unread:4,prefix.dlq:1,prefix.retry:1,"     \
+    "big:4,big.unread:4,big.dlq:1,big.retry:1,"                 \
+    "bytes:2,bytes.unread:2,bytes.dlq:1,bytes.retry:1"
 
 static struct uf_env *env;
 
@@ -268,6 +270,97 @@ static void test_script_failure_midway_is_repaired_by_the_redo(void **state)
     assert_int_equal(topic_count("midway.dlq"), 0);
     assert_int_equal(stop_worker(w, 15000), 0);
     uf_worker_free(w);
+    chat_free(s);
+}
+
+/* Redis's count of EVALSHA calls so far. */
+static long long evalsha_calls(void)
+{
+    redisContext *c = hx_redis_connect(env->redis);
+    redisReply *reply;
+    const char *at;
+    long long calls = -1;
+
+    assert_non_null(c);
+    reply = redisCommand(c, "INFO commandstats");
+    assert_non_null(reply);
+    if (reply->str && (at = strstr(reply->str, "cmdstat_evalsha:calls=")))
+        calls = strtoll(at + strlen("cmdstat_evalsha:calls="), NULL, 10);
+    freeReplyObject(reply);
+    redisFree(c);
+    return calls;
+}
+
+/*
+ * 3b'. A community's big groups: bursts into conversations of 1,000
+ * members, about 600,000 (recipient, message) pairs. A batch of them is
+ * split into script calls of bounded size (one call per batch would pass
+ * millions of arguments and block Redis for seconds, and the worker held
+ * gigabytes), and the counts are exact.
+ */
+static void test_big_groups_are_split_into_bounded_calls(void **state)
+{
+    struct chat_opts o = {
+        .seed = 21,
+        .users = 1200,
+        .convs = 4,
+        .members = 1000,
+        .messages = 600,
+        .read_ratio = 0.35,
+        .dup_ratio = 0.10,
+        .shuffle_window = 64,
+        .start_ms = 1795305600000LL,
+    };
+    struct chat_scenario *s = chat_generate(&o);
+    long long calls0 = evalsha_calls();
+    struct uf_worker *w;
+
+    (void)state;
+    flush_redis();
+    uf_produce(env, s, "big", 0, chat_count(s));
+    w = uf_worker_start(env, "big", "g-big", NULL);
+    assert_non_null(w);
+    assert_int_equal(uf_wait_exact(env, s, 180000), 0);
+    assert_int_equal(uf_wait_processed(w, (double)chat_count(s), 30000), 0);
+    /* ~600,000 pairs at most ~34,000 recipients and pairs per call */
+    assert_true(evalsha_calls() - calls0 >= 15);
+    assert_int_equal(topic_count("big.dlq"), 0);
+    assert_int_equal(stop_worker(w, 15000), 0);
+    uf_worker_free(w);
+    chat_free(s);
+}
+
+/* HERALD_BATCH_MAX_BYTES bounds a batch by its values: at 1 byte every
+ * batch is one event (the one that reaches the bound is taken), where the
+ * default takes many; counts are exact either way. */
+static void test_batch_bytes_bound_batches(void **state)
+{
+    struct chat_scenario *s = scenario(600, 31);
+    const char *const one[] = {"HERALD_BATCH_MAX_BYTES=1", NULL};
+    const char *const *envs[] = {NULL, one};
+    const char *groups[] = {"g-bytes-default", "g-bytes-one"};
+
+    (void)state;
+    uf_produce(env, s, "bytes", 0, chat_count(s));
+    for (size_t i = 0; i < 2; i++) {
+        struct uf_worker *w;
+        double batches, events;
+
+        flush_redis();
+        w = uf_worker_start(env, "bytes", groups[i], envs[i]);
+        assert_non_null(w);
+        assert_int_equal(uf_wait_exact(env, s, 120000), 0);
+        assert_int_equal(uf_wait_processed(w, (double)chat_count(s), 30000), 0);
+        batches = uf_metric(w, "herald_batches_total{");
+        events = uf_metric(w, "herald_events_processed_total{");
+        if (envs[i])
+            assert_true(batches == events);
+        else
+            assert_true(batches > 0 && batches * 4 < events);
+        assert_int_equal(stop_worker(w, 15000), 0);
+        uf_worker_free(w);
+    }
+    assert_int_equal(topic_count("bytes.dlq"), 0);
     chat_free(s);
 }
 
@@ -744,6 +837,8 @@ int main(void)
         cmocka_unit_test(test_redis_outage_pauses_then_resumes_exactly),
         cmocka_unit_test(test_script_failure_midway_is_repaired_by_the_redo),
         cmocka_unit_test(test_long_key_prefix_is_used_whole),
+        cmocka_unit_test(test_big_groups_are_split_into_bounded_calls),
+        cmocka_unit_test(test_batch_bytes_bound_batches),
         cmocka_unit_test(test_broker_faults_keep_counts_exact),
         cmocka_unit_test(test_lost_outputs_redo_their_batch),
         cmocka_unit_test(test_malformed_input_is_dead_lettered_with_reason),

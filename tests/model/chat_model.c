@@ -63,18 +63,19 @@ static char *format_event(size_t *len, const char *fmt, ...) HR_PRINTF(2, 3);
 
 static char *format_event(size_t *len, const char *fmt, ...)
 {
-    char buf[1024];
     va_list ap;
     int n;
     char *out;
 
     va_start(ap, fmt);
-    n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    HR_ASSERT(n > 0 && (size_t)n < sizeof(buf));
+    HR_ASSERT(n > 0);
     out = malloc((size_t)n + 1);
     HR_ASSERT(out);
-    memcpy(out, buf, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(out, (size_t)n + 1, fmt, ap);
+    va_end(ap);
     *len = (size_t)n;
     return out;
 }
@@ -104,6 +105,9 @@ struct chat_scenario *chat_generate(const struct chat_opts *opts)
     int64_t now = opts->start_ms;
     char when[40];
     size_t unique;
+    /* "u<int>", per recipient: at most 16 bytes each */
+    size_t recips_size = (size_t)opts->members * 16 + 1;
+    char *recips = xcalloc(recips_size, 1);
 
     s->opts = *opts;
     s->members = xcalloc((size_t)opts->convs * (size_t)opts->members,
@@ -126,7 +130,6 @@ struct chat_scenario *chat_generate(const struct chat_opts *opts)
         int conv = (int)(next_rand(&rnd) % (uint64_t)opts->convs);
         int sender = (int)(next_rand(&rnd) % (uint64_t)opts->members);
         int *mem = &s->members[conv * opts->members];
-        char recips[256];
         size_t used = 0, len;
         char *v;
 
@@ -134,20 +137,12 @@ struct chat_scenario *chat_generate(const struct chat_opts *opts)
         for (int m = 0; m < opts->members; m++) {
             if (m == sender)
                 continue;
-            used += (size_t)snprintf(recips + used, sizeof(recips) - used,
+            used += (size_t)snprintf(recips + used, recips_size - used,
                                      "%s\"u%d\"", used ? "," : "", mem[m]);
         }
         hr_time_format_rfc3339(now, when, sizeof(when));
         if (opts->dynamodb) {
-            char ss[256];
-            size_t k = 0;
-
-            /* recipient_ids as a DynamoDB string set */
-            for (int m = 0; m < opts->members; m++) {
-                if (m != sender)
-                    k += (size_t)snprintf(ss + k, sizeof(ss) - k, "%s\"u%d\"",
-                                          k ? "," : "", mem[m]);
-            }
+            /* recipient_ids as a DynamoDB string set: the same strings */
             v = format_event(
                 &len,
                 "{\"eventID\":\"msg-%zu\",\"eventName\":\"INSERT\","
@@ -164,7 +159,7 @@ struct chat_scenario *chat_generate(const struct chat_opts *opts)
                 "\"User %d\"},\"text\":{\"S\":\"message number %zu in c%d\"}},"
                 "\"SequenceNumber\":\"%zu\",\"SizeBytes\":256,"
                 "\"StreamViewType\":\"NEW_AND_OLD_IMAGES\"}}",
-                i, now / 1000, conv, i, conv, i, mem[sender], ss, when,
+                i, now / 1000, conv, i, conv, i, mem[sender], recips, when,
                 mem[sender], i, conv, 100000000 + i);
         } else {
             v = format_event(
@@ -258,6 +253,7 @@ struct chat_scenario *chat_generate(const struct chat_opts *opts)
         s->events[i] = s->events[j];
         s->events[j] = t;
     }
+    free(recips);
     return s;
 }
 

@@ -68,15 +68,17 @@ static struct unread_work *work_free(struct unread_state *st)
     return NULL;
 }
 
+/* Group @batch's next script call, from item @from on. */
 static void work_start(struct unread_state *st,
                        struct unread_work *wk,
                        struct hr_worker *w,
-                       struct hr_batch *batch)
+                       struct hr_batch *batch,
+                       size_t from)
 {
     wk->batch = batch;
     wk->active = true;
     wk->sent = false;
-    unread_group(wk, batch);
+    unread_group(wk, batch, from);
     if (wk->pair_ids.n)
         unread_build(wk, &st->set, hr_redis_prefix(hr_worker_redis(w)));
 }
@@ -84,7 +86,9 @@ static void work_start(struct unread_state *st,
 /*
  * Group the next batch and send its script while the runtime finishes the
  * previous one. Only sent when every earlier batch still waiting for its
- * reply was sent too, so replies keep the order handle() reads them in.
+ * reply was sent too, and needs no further call (a big group's batch takes
+ * several, made synchronously), so replies keep the order handle() reads
+ * them in.
  */
 void unread_submit(struct hr_worker *w, void *state, struct hr_batch *batch)
 {
@@ -95,14 +99,15 @@ void unread_submit(struct hr_worker *w, void *state, struct hr_batch *batch)
 
     if (!wk)
         return;
-    work_start(st, wk, w, batch);
+    work_start(st, wk, w, batch, 0);
     if (!wk->pair_ids.n || !hr_redis_is_connected(redis))
         return;
     for (size_t i = 0; i < HR_ARRAY_SIZE(st->work); i++) {
         const struct unread_work *other = &st->work[i];
 
         if (other != wk && other->active &&
-            (!other->sent || other->epoch != hr_redis_epoch(redis)))
+            (!other->sent || other->epoch != hr_redis_epoch(redis) ||
+             other->next < other->batch->n))
             return;
     }
     if (unread_send(st, wk, redis, errstr, sizeof(errstr)))
@@ -122,18 +127,26 @@ unread_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
         /* Not submitted, or a redo: outcomes were reset, group again. */
         wk = work_free(st);
         HR_ASSERT(wk);
-        work_start(st, wk, w, batch);
+        work_start(st, wk, w, batch, 0);
     }
-    if (wk->pair_ids.n && unread_apply(st, wk, redis, errstr, sizeof(errstr))) {
-        hr_worker_set_pause_reason(w, "redis unavailable: %s", errstr);
-        /* Replies sent after this one can no longer be matched. */
-        hr_redis_reset(redis);
-        goto out_done;
+    for (;;) {
+        if (wk->pair_ids.n &&
+            unread_apply(st, wk, redis, errstr, sizeof(errstr))) {
+            hr_worker_set_pause_reason(w, "redis unavailable: %s", errstr);
+            /* Replies sent after this one can no longer be matched. */
+            hr_redis_reset(redis);
+            goto out_done;
+        }
+        unread_settle(wk, batch);
+        hr_metric_add(st->changes, NULL, (double)wk->pair_ids.n);
+        if (unread_emit(st, wk, w))
+            goto out_done;
+        if (wk->next == batch->n)
+            break;
+        /* A pause redoes the whole batch: the calls are idempotent. */
+        work_start(st, wk, w, batch, wk->next);
     }
-    unread_settle(wk, batch);
-    hr_metric_add(st->changes, NULL, (double)wk->pair_ids.n);
-    if (!unread_emit(st, wk, w))
-        res = HR_BATCH_DONE;
+    res = HR_BATCH_DONE;
 out_done:
     wk->active = false;
     wk->sent = false;

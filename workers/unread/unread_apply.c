@@ -15,6 +15,9 @@
 #include "hr_metrics.h"
 #include "unread_state.h"
 
+/* Recipients plus pairs of one script call (see unread_group). */
+#define UNREAD_CALL_MAX 32768
+
 /* What the arenas keep between batches and events. */
 #define UNREAD_POOL_KEEP    (4 * 1024 * 1024)
 #define UNREAD_SCRATCH_KEEP (256 * 1024)
@@ -198,6 +201,7 @@ pair_of(struct unread_work *wk, const char *user, const char *conv, size_t item)
         pair->conv = conv;
         pair->batch_read = -1;
         pair->next = SIZE_MAX;
+        pair->ref_item = SIZE_MAX;
     }
     wk->pairs[p].cause = item;
     return p;
@@ -218,21 +222,8 @@ static void add_ref(struct unread_work *wk,
     ref->ts = ev->ts_ms;
     ref->msg_id = ev->message_id;
     wk->pairs[pair].nmsg++;
+    wk->pairs[pair].ref_item = item;
     ev->nrefs++;
-}
-
-/* A recipient listed twice in one event counts once; the sender never. */
-static bool recipient_is_new(const struct unread_event *ev, size_t idx)
-{
-    const char *r = ev->recipients[idx];
-
-    if (!strcmp(r, ev->sender_id))
-        return false;
-    for (size_t j = 0; j < idx; j++) {
-        if (!strcmp(r, ev->recipients[j]))
-            return false;
-    }
-    return true;
 }
 
 /*
@@ -273,8 +264,10 @@ out_leave:
     return rc;
 }
 
-void unread_group(struct unread_work *wk, struct hr_batch *batch)
+void unread_group(struct unread_work *wk, struct hr_batch *batch, size_t from)
 {
+    size_t i;
+
     hr_strmap_clear(&wk->users);
     hr_strmap_clear(&wk->pair_ids);
     hr_strmap_clear(&wk->event_ids);
@@ -283,7 +276,11 @@ void unread_group(struct unread_work *wk, struct hr_batch *batch)
         hr_grow(wk->events, &wk->events_cap, batch->n, sizeof(*wk->events), 64);
 
     hr_arena_reset(wk->pool, UNREAD_POOL_KEEP);
-    for (size_t i = 0; i < batch->n; i++) {
+    /* One call's share: up to UNREAD_CALL_MAX recipients and pairs, so a
+     * big group's burst is several calls, not one of millions of
+     * arguments (the last event may pass the bound by its recipients). */
+    for (i = from; i < batch->n && wk->nrefs + wk->pair_ids.n < UNREAD_CALL_MAX;
+         i++) {
         struct hr_item *item = &batch->items[i];
         struct unread_event *ev = &wk->events[i];
         int fresh;
@@ -302,11 +299,16 @@ void unread_group(struct unread_work *wk, struct hr_batch *batch)
                 wk->pairs[p].batch_read = ev->ts_ms;
             continue;
         }
+        /* A recipient listed twice counts once (its pair already has this
+         * item's message); the sender never. */
         for (size_t r = 0; r < ev->nrecipients; r++) {
-            if (recipient_is_new(ev, r))
-                add_ref(wk,
-                        pair_of(wk, ev->recipients[r], ev->conversation_id, i),
-                        i, ev);
+            size_t p;
+
+            if (!strcmp(ev->recipients[r], ev->sender_id))
+                continue;
+            p = pair_of(wk, ev->recipients[r], ev->conversation_id, i);
+            if (wk->pairs[p].ref_item != i)
+                add_ref(wk, p, i, ev);
         }
     }
 
@@ -340,6 +342,8 @@ void unread_group(struct unread_work *wk, struct hr_batch *batch)
         }
         HR_ASSERT(n == wk->pair_ids.n);
     }
+    wk->from = from;
+    wk->next = i;
 }
 
 /* --- the script call ---------------------------------------------------- */
@@ -496,7 +500,7 @@ int unread_apply(struct unread_state *st,
  */
 void unread_settle(struct unread_work *wk, struct hr_batch *batch)
 {
-    for (size_t i = 0; i < batch->n; i++) {
+    for (size_t i = wk->from; i < wk->next; i++) {
         struct hr_item *item = &batch->items[i];
 
         if (item->outcome != HR_OUT_PENDING)

@@ -20,6 +20,7 @@ struct unread_pair {
     size_t nmsg;        /* messages to this user in this conversation */
     size_t first;       /* their first position in the grouped order */
     size_t cause;       /* last item that touched the pair */
+    size_t ref_item;    /* last item that added a message, SIZE_MAX: none */
     size_t next;        /* next pair of the same user, SIZE_MAX: last */
     /* results of the script */
     int64_t count;
@@ -50,6 +51,7 @@ struct unread_args {
  * run in Redis while this one's outputs are produced. */
 struct unread_work {
     const struct hr_batch *batch; /* the batch grouped here, if active */
+    size_t from, next;            /* its items the grouped call covers */
     bool active;                  /* grouped, not yet handled */
     bool sent;                    /* script sent on Redis epoch @epoch */
     uint64_t epoch;
@@ -86,9 +88,10 @@ struct unread_state {
     struct hr_jsonw jw; /* the output being written */
 };
 
-/** Group the batch's valid events into pairs and refs (dead-letters
- *  invalid events and marks in-batch duplicates). */
-void unread_group(struct unread_work *wk, struct hr_batch *batch);
+/** Group the batch's valid events from item @from on into pairs and refs
+ *  (dead-letters invalid events and marks duplicates), as many as one
+ *  script call takes: the call covers items [wk->from, wk->next). */
+void unread_group(struct unread_work *wk, struct hr_batch *batch, size_t from);
 
 /** Build the script's arguments for a grouped batch. */
 void unread_build(struct unread_work *wk,
@@ -112,7 +115,7 @@ int unread_apply(struct unread_state *st,
                  char *errstr,
                  size_t errstr_size);
 
-/** Set the outcome of every grouped event from the script's results. */
+/** Set the outcome of every event of the call from the script's results. */
 void unread_settle(struct unread_work *wk, struct hr_batch *batch);
 
 /** Emit unread.changed and push.requested. Returns 0 or -1 (producer). */
