@@ -43,6 +43,7 @@ demo: release
 # Benchmarks (never part of the test suite).
 bench: release
 	@bash scripts/bench-unread.sh
+	@bash scripts/bench-unread-groups.sh
 	@bash scripts/bench-fanout.sh
 	@bash scripts/bench-guard.sh
 
