@@ -67,7 +67,7 @@ const struct hr_conf_spec hr_worker_common_conf[] = {
                 0,
                 "most events handled in one batch"),
     HR_CONF_INT("HERALD_BATCH_MAX_BYTES",
-                "4194304",
+                "2097152",
                 1,
                 1073741824,
                 0,
