@@ -542,6 +542,12 @@ batch_account(struct hr_worker *w, struct hr_batch *batch, double started)
     w->events_done += batch->n;
 }
 
+/* HERALD_BATCH_MAX and HERALD_BATCH_MAX_BYTES. */
+struct batch_limits {
+    size_t events;
+    size_t bytes;
+};
+
 /* One batch slot of the loop: the consumed messages and their items. */
 struct loop_slot {
     rd_kafka_message_t **msgs;
@@ -564,11 +570,14 @@ static void slot_release(struct loop_slot *slot)
 }
 
 /* Poll up to @max messages into @slot and parse them; 0 when none came. */
-static size_t
-slot_fill(struct hr_worker *w, struct loop_slot *slot, size_t max, int wait_ms)
+/* A batch of at most @lim->events events and about @lim->bytes bytes. */
+static size_t slot_fill(struct hr_worker *w,
+                        struct loop_slot *slot,
+                        const struct batch_limits *lim,
+                        int wait_ms)
 {
     size_t n =
-        hr_source_poll(w->source, slot->msgs, max, w->batch_bytes, wait_ms);
+        hr_source_poll(w->source, slot->msgs, lim->events, lim->bytes, wait_ms);
 
     if (n) {
         struct hr_arena *previous = hr_arena_enter(slot->arena);
@@ -680,7 +689,9 @@ static bool slots_settle(struct hr_worker *w,
  */
 static int run_loop(struct hr_worker *w)
 {
-    size_t max = (size_t)hr_conf_int(w->cfg, "HERALD_BATCH_MAX");
+    const struct batch_limits lim = {
+        (size_t)hr_conf_int(w->cfg, "HERALD_BATCH_MAX"),
+        (size_t)hr_conf_int(w->cfg, "HERALD_BATCH_MAX_BYTES")};
     int wait_ms = (int)hr_conf_int(w->cfg, "HERALD_BATCH_WAIT_MS");
     size_t nslots = w->def->submit ? 3 : 2;
     struct loop_slot slots[3];
@@ -689,14 +700,14 @@ static int run_loop(struct hr_worker *w)
     uint64_t seq = 0;
     int rc = 0;
 
-    w->batch_bytes = (size_t)hr_conf_int(w->cfg, "HERALD_BATCH_MAX_BYTES");
     memset(slots, 0, sizeof(slots));
     for (size_t i = 0; i < nslots; i++) {
-        slots[i].msgs = calloc(max, sizeof(*slots[i].msgs));
-        slots[i].batch.items = calloc(max, sizeof(struct hr_item));
+        slots[i].msgs = calloc(lim.events, sizeof(*slots[i].msgs));
+        slots[i].batch.items = calloc(lim.events, sizeof(struct hr_item));
         slots[i].arena = hr_arena_new();
         if (!slots[i].msgs || !slots[i].batch.items) {
-            hr_log_error("out of memory", HR_LOG_I64("batch_max", max));
+            hr_log_error("out of memory",
+                         HR_LOG_I64("batch_max", (int64_t)lim.events));
             rc = 1;
             goto out_free;
         }
@@ -724,7 +735,7 @@ static int run_loop(struct hr_worker *w)
         if (slot->sealed && !slots_settle(w, slots, nslots, slot))
             break;
         if (!slot->batch.n &&
-            !slot_fill(w, slot, max, wait_ms > 0 ? wait_ms : 1)) {
+            !slot_fill(w, slot, &lim, wait_ms > 0 ? wait_ms : 1)) {
             if (!slots_settle(w, slots, nslots, NULL))
                 break;
             continue;
@@ -733,7 +744,7 @@ static int run_loop(struct hr_worker *w)
             if (next->sealed && !slots_settle(w, slots, nslots, next))
                 break;
             if (!next->batch.n)
-                (void)slot_fill(w, next, max, 0);
+                (void)slot_fill(w, next, &lim, 0);
         }
         if (!batch_run(w, &slot->batch, &slot->epoch)) {
             slot_abandon(w, slot);

@@ -26,7 +26,6 @@ struct hr_worker {
     char pause_reason[256];
     bool produce_failed;
     uint64_t events_done; /* events with a durable outcome, this run */
-    size_t batch_bytes;   /* HERALD_BATCH_MAX_BYTES */
 
     /* SPEC section 6 metrics */
     struct hr_metric *consumed;
