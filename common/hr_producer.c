@@ -199,7 +199,8 @@ int hr_producer_send(struct hr_producer *p,
     if (err) {
         snprintf(errstr, errstr_size, "cannot produce to '%s': %s", topic,
                  rd_kafka_err2str(err));
-        return -1;
+        return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? HR_PRODUCE_REFUSED
+                                                           : -1;
     }
     p->cur->inflight++;
     return 0;

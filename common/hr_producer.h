@@ -29,11 +29,17 @@ hr_producer_new(const struct hr_conf *cfg, char *errstr, size_t errstr_size);
  *  were not delivered (0 on a clean flush). NULL is a no-op returning 0. */
 int hr_producer_free(struct hr_producer *p, int timeout_ms);
 
+/** hr_producer_send()'s answer for a record that no retry can send: it is
+ *  larger than the producer's message.max.bytes. Whatever caused it must
+ *  be dead-lettered; redoing the batch would fail the same way forever. */
+#define HR_PRODUCE_REFUSED (-2)
+
 /**
  * Queue one record; key, value and headers are copied. @hdrs (may be NULL)
  * is taken over on success only (the caller nulls its pointer); on failure
  * the caller still owns it. Waits while the local queue is full.
- * Returns 0, or -1 with @errstr when the record cannot be queued.
+ * Returns 0, HR_PRODUCE_REFUSED, or -1 with @errstr when the record cannot
+ * be queued now.
  */
 int hr_producer_send(struct hr_producer *p,
                      const char *topic,

@@ -83,15 +83,17 @@ int hr_worker_produce(struct hr_worker *w,
                       size_t value_len)
 {
     char errstr[256];
+    int rc = hr_worker_produce_headers(w, topic, key, key_len, value, value_len,
+                                       NULL, errstr, sizeof(errstr));
 
-    if (hr_worker_produce_headers(w, topic, key, key_len, value, value_len,
-                                  NULL, errstr, sizeof(errstr))) {
+    if (rc) {
         hr_log_warn("cannot produce", HR_LOG_STR("topic", topic),
                     HR_LOG_STR("err", errstr));
-        w->produce_failed = true;
-        return -1;
+        /* a refused record fails its cause, not the batch */
+        if (rc != HR_PRODUCE_REFUSED)
+            w->produce_failed = true;
     }
-    return 0;
+    return rc;
 }
 
 int hr_worker_produce_headers(struct hr_worker *w,

@@ -164,8 +164,10 @@ const char *hr_worker_name(const struct hr_worker *w);
 /**
  * Produce one output record (copied). It is part of the current batch: the
  * batch's offsets are stored only after the broker acknowledged it; if it
- * fails for good, the batch is redone. Returns 0, or -1 if the producer
- * queue refused it (the runtime then pauses and redoes the batch).
+ * fails for good, the batch is redone. Returns 0, -1 if the producer queue
+ * refused it (the runtime then pauses and redoes the batch), or
+ * HR_PRODUCE_REFUSED (hr_producer.h) if no producer ever could send it (too
+ * large): the handler dead-letters what caused it and the batch goes on.
  */
 int hr_worker_produce(struct hr_worker *w,
                       const char *topic,

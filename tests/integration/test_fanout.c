@@ -977,21 +977,70 @@ static void test_webhooks_auth_and_failure_classes(void **state)
 
 /* ---- 3. malformed input ------------------------------------------------- */
 
+/* A DynamoDB INSERT into @table whose new image holds the list "ids" of
+ * @n numbers and the string "text" of @text_len bytes (caller frees). */
+static char *big_record(const char *table, size_t n, size_t text_len)
+{
+    json_t *ids = json_array(), *rec;
+    char *text = malloc(text_len + 1), *out;
+
+    assert_non_null(text);
+    memset(text, 'x', text_len);
+    text[text_len] = '\0';
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(ids, json_pack("{s:s}", "N", "7"));
+    rec = json_pack(
+        "{s:s, s:s, s:s, s:s, s:{s:{s:{s:s}}, s:{s:{s:s}, s:{s:o}, s:{s:s}}}}",
+        "eventID", table, "eventName", "INSERT", "eventSource", "aws:dynamodb",
+        "eventSourceARN",
+        table[0] == 'F' ? "arn:aws:dynamodb:eu-west-1:1:table/Fan/stream/x"
+                        : "arn:aws:dynamodb:eu-west-1:1:table/Whole/stream/x",
+        "dynamodb", "Keys", "id", "S", table, "NewImage", "id", "S", table,
+        "ids", "L", ids, "text", "S", text);
+    out = json_dumps(rec, JSON_COMPACT);
+    json_decref(rec);
+    free(text);
+    return out;
+}
+
 static void test_malformed_input_is_dead_lettered(void **state)
 {
     json_t *fx = load_fixture("fanout/e2e/malformed.json");
-    json_t *records = json_object_get(fx, "records"), *rec;
-    char *config =
-        write_json("malformed-rules.json", json_object_get(fx, "rules"));
+    json_t *records = json_object_get(fx, "records"), *rec, *rules;
+    /* Records that parse but cannot be routed, after the oversized one: a
+     * for_each over too many elements, a for_each whose events (each the
+     * whole document) add up to too much, and an event too large to
+     * produce. */
+    const char *unroutable[][2] = {
+        {"Fan-long", "for_each over 10001 elements"},
+        {"Fan-wide", "the record's events add up to more than"},
+        {"Whole", "more than the producer's message.max.bytes"},
+    };
+    const size_t sizes[][2] = {{10001, 10}, {5000, 40000}, {1, 1020000}};
+    char *config;
     const char *big_props[] = {"message.max.bytes", "4000000", NULL};
     rd_kafka_t *rk = hx_producer_new_with(brokers(), big_props);
-    size_t huge_len = 1200000, nbad = json_array_size(records) + 1, i;
+    size_t huge_len = 1200000, i,
+           nbad = json_array_size(records) + 1 + HR_ARRAY_SIZE(unroutable);
     char *huge = malloc(huge_len), *good;
     struct ff_msgs dead, out;
     struct ff_worker *w;
     char id[37];
 
     (void)state;
+    rules = json_object_get(json_object_get(fx, "rules"), "rules");
+    json_array_append_new(
+        rules,
+        json_loads("{\"name\": \"fan\", \"match\": {\"table\": \"Fan\"}, "
+                   "\"emit\": [{\"topic\": \"bad.out\", \"type\": \"fan\", "
+                   "\"for_each\": \"$.new.ids\"}]}",
+                   0, NULL));
+    json_array_append_new(
+        rules, json_loads("{\"name\": \"whole\", \"match\": {\"table\": "
+                          "\"Whole\"}, \"emit\": [{\"topic\": \"bad.out\", "
+                          "\"type\": \"whole\", \"data\": \"$\"}]}",
+                          0, NULL));
+    config = write_json("malformed-rules.json", json_object_get(fx, "rules"));
     assert_non_null(huge);
     /* a valid DynamoDB record, only too large */
     memset(huge, ' ', huge_len);
@@ -1004,6 +1053,13 @@ static void test_malformed_input_is_dead_lettered(void **state)
     }
     assert_int_equal(
         hx_produce(rk, "bad", "same-partition", 14, huge, huge_len, NULL), 0);
+    for (i = 0; i < HR_ARRAY_SIZE(unroutable); i++) {
+        char *v = big_record(unroutable[i][0], sizes[i][0], sizes[i][1]);
+
+        assert_int_equal(
+            hx_produce(rk, "bad", "same-partition", 14, v, strlen(v), NULL), 0);
+        free(v);
+    }
     good = json_dumps(json_object_get(fx, "good"), JSON_COMPACT);
     assert_int_equal(
         hx_produce(rk, "bad", "same-partition", 14, good, strlen(good), NULL),
@@ -1028,11 +1084,12 @@ static void test_malformed_input_is_dead_lettered(void **state)
     assert_int_equal(dead.n, nbad);
     for (i = 0; i < nbad; i++) {
         const struct ff_msg *d = &dead.v[i];
+        size_t nfx = json_array_size(records);
         const char *reason =
-            i + 1 < nbad
-                ? json_string_value(
-                      json_object_get(json_array_get(records, i), "reason"))
-                : json_string_value(json_object_get(fx, "huge_reason"));
+            i < nfx ? json_string_value(
+                          json_object_get(json_array_get(records, i), "reason"))
+            : i == nfx ? json_string_value(json_object_get(fx, "huge_reason"))
+                       : unroutable[i - nfx - 1][1];
 
         assert_string_equal(header(d, "herald-error-class"), "poison");
         assert_string_equal(header(d, "herald-worker"), "fanout");
@@ -1045,8 +1102,9 @@ static void test_malformed_input_is_dead_lettered(void **state)
         assert_non_null(strstr(header(d, "herald-error"), reason));
     }
     /* the oversized value is kept in part, and says so */
-    assert_string_equal(header(&dead.v[nbad - 1], "herald-value-truncated"),
-                        "1200000");
+    assert_string_equal(
+        header(&dead.v[json_array_size(records)], "herald-value-truncated"),
+        "1200000");
     msgs_free(&dead);
 
     /* the good record after all of them was routed */

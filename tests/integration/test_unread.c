@@ -31,7 +31,8 @@
     "midway:4,midway.unread:4,midway.dlq:1,midway.retry:1,"     \
     "prefix:4,prefix.unread:4,prefix.dlq:1,prefix.retry:1,"     \
     "big:4,big.unread:4,big.dlq:1,big.retry:1,"                 \
-    "bytes:2,bytes.unread:2,bytes.dlq:1,bytes.retry:1"
+    "bytes:2,bytes.unread:2,bytes.dlq:1,bytes.retry:1,"         \
+    "pcut:1,pcut.unread:1,pcut.dlq:1,pcut.retry:1,pcut.push:1"
 
 static struct uf_env *env;
 
@@ -665,6 +666,84 @@ static int collect_push(void *opaque, const rd_kafka_message_t *rkm)
     return 0;
 }
 
+struct push_texts {
+    int n;
+    bool cut; /* every title <= 256 and body <= 1024 bytes, ending in "…" */
+};
+
+static int collect_texts(void *opaque, const rd_kafka_message_t *rkm)
+{
+    struct push_texts *t = opaque;
+    json_t *ev = json_loadb(rkm->payload, rkm->len, 0, NULL); /* UTF-8 */
+    json_t *data = json_object_get(ev, "data");
+    const char *title = json_string_value(json_object_get(data, "title"));
+    const char *body = json_string_value(json_object_get(data, "body"));
+    size_t tl = title ? strlen(title) : 0, bl = body ? strlen(body) : 0;
+
+    t->cut = (t->n == 0 || t->cut) && title && body && tl <= 256 && tl > 200 &&
+             bl <= 1024 && bl > 1000 &&
+             !strcmp(body + bl - 3, "\xe2\x80\xa6") &&
+             !strcmp(title + tl - 3, "\xe2\x80\xa6");
+    t->n++;
+    json_decref(ev);
+    return 0;
+}
+
+/* A preview of 900 KB (two-byte characters) and a long sender name: the
+ * push.requested texts are cut at a character, with "…", so the event stays
+ * small (a push carries 4 KB in all) and the producer never refuses it. */
+static void test_push_texts_are_cut(void **state)
+{
+    const char *const props[] = {"message.max.bytes", "2000000", NULL};
+    rd_kafka_t *rk =
+        hx_producer_new_with(hx_broker_bootstraps(env->broker), props);
+    size_t n = 450000;
+    char *preview = malloc(2 * n + 1), *name = malloc(1001), *value;
+    struct push_texts texts = {0};
+    struct uf_worker *w;
+    json_t *ev;
+
+    (void)state;
+    assert_non_null(rk);
+    assert_true(preview && name);
+    for (size_t i = 0; i < n; i++)
+        memcpy(preview + 2 * i, "\xc3\xa9", 2); /* é */
+    preview[2 * n] = '\0';
+    memset(name, 'n', 1000);
+    name[1000] = '\0';
+    ev = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:[s,s], s:s, "
+                   "s:s, s:s}}",
+                   "specversion", "1.0", "id", "long-1", "source", "/chat",
+                   "type", "message.created", "data", "conversation_id", "c1",
+                   "message_id", "m1", "sender_id", "u0", "recipient_ids", "u1",
+                   "u2", "sent_at", "2026-11-22T10:00:00Z", "sender_name", name,
+                   "preview", preview);
+    value = json_dumps(ev, JSON_COMPACT);
+    assert_int_equal(
+        hx_produce(rk, "pcut", "c1", 2, value, strlen(value), NULL), 0);
+    assert_int_equal(hx_producer_flush_free(rk, 30000), 0);
+    flush_redis();
+    w = uf_worker_start(
+        env, "pcut", "g-pcut",
+        (const char *const[]){"HERALD_UNREAD_PUSH_TOPIC=pcut.push",
+                              "HERALD_UNREAD_PUSH_TITLE={{sender_name}}",
+                              "HERALD_UNREAD_PUSH_BODY={{preview}}", NULL});
+    assert_int_equal(uf_wait_processed(w, 1, 60000), 0);
+    assert_int_equal(stop_worker(w, 15000), 0);
+    uf_worker_free(w);
+    assert_int_equal(hx_consume_all(hx_broker_bootstraps(env->broker),
+                                    "pcut.push", 2000, 30000, collect_texts,
+                                    &texts),
+                     2);
+    assert_int_equal(texts.n, 2);
+    assert_true(texts.cut);
+    assert_int_equal(topic_count("pcut.dlq"), 0);
+    json_decref(ev);
+    free(value);
+    free(preview);
+    free(name);
+}
+
 static void test_push_requests_carry_exact_badges(void **state)
 {
     struct chat_opts o = {.seed = 7,
@@ -845,6 +924,7 @@ int main(void)
         cmocka_unit_test(test_sigterm_drains_and_restart_redoes_nothing),
         cmocka_unit_test(test_sigterm_before_the_group_is_joined_exits_cleanly),
         cmocka_unit_test(test_push_requests_carry_exact_badges),
+        cmocka_unit_test(test_push_texts_are_cut),
         cmocka_unit_test(test_spec_metrics_are_exported),
     };
 

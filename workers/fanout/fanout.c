@@ -1,6 +1,7 @@
 /* herald-fanout's lifecycle and batch handler. */
 #include "fanout.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "hr_log.h"
 #include "hr_metrics.h"
 #include "hr_park.h"
+#include "hr_producer.h"
 #include "hr_time.h"
 
 /* Last: it turns banned libc functions into errors. */
@@ -23,6 +25,11 @@
 #define FANOUT_ARENA_KEEP (4 * 1024 * 1024)
 #define FANOUT_EVENT_ID   512
 #define FANOUT_FIRST_WAVE 4 /* calls a webhook gets in its first wave */
+/* What one record may emit: a for_each over a huge list, or one whose every
+ * element carries the whole document ("$", the default data), would
+ * otherwise cost memory and calls by the square of the record's size. */
+#define FANOUT_FOR_EACH_MAX 10000
+#define FANOUT_EMIT_MAX     (16 * 1024 * 1024)
 
 const struct hr_conf_spec fanout_conf[] = {
     HR_CONF_STR("HERALD_FANOUT_SOURCE_PREFIX",
@@ -90,6 +97,8 @@ struct fanout_state {
     struct fanout_carry carry;
     json_t *docs;
     struct hr_arena *arena; /* the JSON of one record's routing */
+    size_t emitted;         /* bytes the current record emitted so far */
+    char refusal[256];      /* why the current record is dead-lettered */
 };
 
 static void carry_clear(struct fanout_carry *carry)
@@ -291,7 +300,40 @@ static struct fanout_call *new_call(struct fanout_state *st)
     return &st->calls[st->ncalls++];
 }
 
-/* Emit what one target asks for one document (once, or per element). */
+/* The current record cannot be routed: returns 1 (see run_target). */
+static int refuse(struct fanout_state *st, const char *fmt, ...)
+    HR_PRINTF(2, 3);
+
+static int refuse(struct fanout_state *st, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(st->refusal, sizeof(st->refusal), fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+/* Count @len more bytes emitted by the current record, refusing it when
+ * @times such events would pass FANOUT_EMIT_MAX: the first element of a
+ * for_each answers for the whole list, before anything is emitted. */
+static int emit_budget(struct fanout_state *st,
+                       const struct fanout_rule *rule,
+                       size_t len,
+                       size_t times)
+{
+    if (len > (FANOUT_EMIT_MAX - st->emitted) / times)
+        return refuse(st,
+                      "rule '%s': the record's events add up to more than "
+                      "%d bytes",
+                      rule->name, FANOUT_EMIT_MAX);
+    st->emitted += len;
+    return 0;
+}
+
+/* Emit what one target asks for one document (once, or per element).
+ * Returns 0, -1 when the batch must pause (producer, memory), or 1 when
+ * the record must be dead-lettered (st->refusal says why). */
 static int run_target(struct fanout_state *st,
                       struct hr_worker *w,
                       size_t item,
@@ -308,6 +350,11 @@ static int run_target(struct fanout_state *st,
     if (t->for_each) {
         list = fanout_value_lookup(t->for_each, &scope);
         count = json_is_array(list) ? json_array_size(list) : 0;
+        if (count > FANOUT_FOR_EACH_MAX)
+            return refuse(st,
+                          "rule '%s' target %zu: for_each over %zu elements, "
+                          "more than %d",
+                          rule->name, tindex, count, FANOUT_FOR_EACH_MAX);
     }
     if (t->webhook < 0)
         snprintf(tname, sizeof(tname), "%s", t->topic);
@@ -342,6 +389,8 @@ static int run_target(struct fanout_state *st,
             json_decref(data);
             if (!call->body)
                 return -1;
+            if (emit_budget(st, rule, call->body_len, i ? 1 : count))
+                return 1;
         } else {
             char type[256];
             size_t len, klen;
@@ -356,10 +405,17 @@ static int run_target(struct fanout_state *st,
                 json_string_value(json_object_get(doc, "table")), data, &len);
             if (!value)
                 return -1;
-            rc = hr_worker_produce(w, t->topic, key, klen, value, len);
+            rc = emit_budget(st, rule, len, i ? 1 : count);
+            if (!rc)
+                rc = hr_worker_produce(w, t->topic, key, klen, value, len);
             free(value);
+            if (rc == HR_PRODUCE_REFUSED)
+                return refuse(st,
+                              "rule '%s' target %zu: an event of %zu bytes, "
+                              "more than the producer's message.max.bytes",
+                              rule->name, tindex, len);
             if (rc)
-                return -1;
+                return rc;
         }
         hr_metric_add(st->routed, (const char *[]){rule->name, tname}, 1);
     }
@@ -393,8 +449,10 @@ static int route_item(struct fanout_state *st,
             for (size_t t = 0; t < rule->ntargets; t++) {
                 if (!target_wanted(st, &rule->targets[t], only))
                     continue;
-                if (run_target(st, w, item, rule, t, doc))
-                    return -1;
+                int rc = run_target(st, w, item, rule, t, doc);
+
+                if (rc)
+                    return rc;
             }
         }
     }
@@ -598,6 +656,8 @@ park_add(struct fanout_state *st, struct hr_worker *w, struct hr_batch *batch)
             item->key && item->key_len &&
             hr_park_event_id(eid, sizeof(eid), hr_worker_name(w), item) >= 0;
 
+        size_t first = c; /* the item's calls are [first, c) */
+
         for (; c < st->ncalls && st->calls[c].item == i; c++) {
             st->calls[c].park = SIZE_MAX;
             if (have_id)
@@ -612,9 +672,8 @@ park_add(struct fanout_state *st, struct hr_worker *w, struct hr_batch *batch)
              k++) {
             bool called = false;
 
-            for (size_t d = 0; d < st->ncalls && !called; d++)
-                called =
-                    st->calls[d].item == i && st->calls[d].webhook == (int)k;
+            for (size_t d = first; d < c && !called; d++)
+                called = st->calls[d].webhook == (int)k;
             if (!called && only_names(only, st->dests[k]))
                 hr_park_release(st->park,
                                 hr_park_add(st->park, st->dests[k], item->key,
@@ -898,14 +957,27 @@ fanout_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
         case FANOUT_NORM_ERROR:
             hr_item_dead(item, HR_ERR_POISON, "%s", errstr);
             break;
-        case FANOUT_NORM_OK:
-            if (route_item(st, w, i, docs, only[0] ? only : NULL, &matched))
+        case FANOUT_NORM_OK: {
+            size_t calls0 = st->ncalls;
+            int rc;
+
+            st->emitted = 0;
+            rc = route_item(st, w, i, docs, only[0] ? only : NULL, &matched);
+            if (rc > 0) {
+                /* none of its calls is made (topic events already queued
+                 * stay: a redrive re-emits them with the same ids) */
+                while (st->ncalls > calls0)
+                    free(st->calls[--st->ncalls].body);
+                hr_item_dead(item, HR_ERR_POISON, "%s", st->refusal);
+            } else if (rc < 0) {
                 res = HR_BATCH_PAUSE;
-            else if (matched)
+            } else if (matched) {
                 hr_item_ok(item);
-            else
+            } else {
                 hr_item_filtered(item);
+            }
             break;
+        }
         }
         json_decref(docs);
         hr_arena_leave(previous);

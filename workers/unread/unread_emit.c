@@ -16,6 +16,11 @@
 #include "hr_banned.h"
 
 #define UNREAD_SOURCE "/herald/unread"
+/* A notification shows a line of title and a few of body, and APNs and FCM
+ * take 4 KB in all: longer renderings are cut (at a character, with "…"),
+ * which also keeps every push.requested far below the producer's limit. */
+#define UNREAD_TITLE_MAX 256
+#define UNREAD_BODY_MAX  1024
 
 /* Produce the event st->jw holds (keyed by @key). */
 static int send_event(struct unread_state *st,
@@ -28,9 +33,24 @@ static int send_event(struct unread_state *st,
     return hr_worker_produce(w, topic, key, strlen(key), st->jw.buf, len);
 }
 
+/* Cut @s (of @len bytes) to at most @max bytes, "…" included, at a UTF-8
+ * character boundary (jansson validated the input). */
+static void cut(char *s, size_t len, size_t max)
+{
+    static const char ellipsis[] = "\xe2\x80\xa6";
+    size_t at = max - (sizeof(ellipsis) - 1);
+
+    if (len <= max)
+        return;
+    while (at && ((unsigned char)s[at] & 0xc0) == 0x80)
+        at--;
+    memcpy(s + at, ellipsis, sizeof(ellipsis));
+}
+
 /* Expand {{sender_name}}, {{preview}} and {{conversation_title}}
- * (unread_validate() already refused unknown placeholders). */
-static char *render(const char *tmpl, const struct unread_event *ev)
+ * (unread_validate() already refused unknown placeholders), cut to @max
+ * bytes. */
+static char *render(const char *tmpl, const struct unread_event *ev, size_t max)
 {
     const char *names[] = {"sender_name", "preview", "conversation_title"};
     const char *values[] = {ev->sender_name, ev->preview,
@@ -71,6 +91,7 @@ static char *render(const char *tmpl, const struct unread_event *ev)
     if (!out)
         return strdup("");
     out[used] = '\0';
+    cut(out, used, max);
     return out;
 }
 
@@ -120,8 +141,8 @@ emit_push(struct unread_state *st, struct unread_work *wk, struct hr_worker *w)
         hr_strmap_put(&sent, id, strlen(id), &fresh);
         if (!fresh)
             continue;
-        title = render(st->set.push_title, ev);
-        body = render(st->set.push_body, ev);
+        title = render(st->set.push_title, ev, UNREAD_TITLE_MAX);
+        body = render(st->set.push_body, ev, UNREAD_BODY_MAX);
         if (!title || !body) {
             rc = -1;
         } else {
