@@ -435,6 +435,35 @@ static void test_more_than_ten_thousand_recipients_are_refused(void **state)
                            "must be an array of at most 10000 strings");
 }
 
+/* The event id names the outputs' cause: 256 bytes pass, 257 do not. */
+static void test_event_ids_over_256_bytes_are_refused(void **state)
+{
+    (void)state;
+    for (size_t len = 256; len <= 257; len++) {
+        char id[258], *text;
+        json_t *root;
+        struct parsed p;
+
+        memset(id, 'e', len);
+        id[len] = '\0';
+        root = json_pack("{s:s, s:s, s:s, s:s, s:o}", "specversion", "1.0",
+                         "id", id, "source", "/chat", "type", "message.created",
+                         "data", load(MESSAGE_DATA));
+        text = json_dumps(root, JSON_COMPACT);
+        json_decref(root);
+        memset(&p, 0, sizeof(p));
+        assert_int_equal(hr_event_parse(&p.ev, text, strlen(text), NULL, NULL,
+                                        p.errstr, sizeof(p.errstr)),
+                         0);
+        free(text);
+        p.rc = unread_event_parse(&p.ev, &p.out, p.errstr, sizeof(p.errstr));
+        assert_int_equal(p.rc, len == 256 ? 0 : -1);
+        if (p.rc)
+            assert_non_null(strstr(p.errstr, "event id over 256 bytes"));
+        parsed_release(&p);
+    }
+}
+
 /* --- times ---------------------------------------------------------------- */
 
 static void test_bad_times_are_refused(void **state)
@@ -819,6 +848,7 @@ int main(void)
         cmocka_unit_test(test_recipients_with_non_strings_are_refused),
         cmocka_unit_test(test_recipients_with_bad_ids_are_refused),
         cmocka_unit_test(test_more_than_ten_thousand_recipients_are_refused),
+        cmocka_unit_test(test_event_ids_over_256_bytes_are_refused),
         cmocka_unit_test(test_bad_times_are_refused),
         cmocka_unit_test(test_times_that_are_not_strings_are_refused),
         cmocka_unit_test(test_ids_with_braces_or_control_chars_are_refused),

@@ -166,6 +166,12 @@ int unread_event_parse(const struct hr_event *ev,
                        size_t errstr_size)
 {
     memset(out, 0, sizeof(*out));
+    /* The id names the outputs' cause: a huge one would make outputs no
+     * producer sends. */
+    if (strlen(ev->id) > UNREAD_ID_MAX) {
+        snprintf(errstr, errstr_size, "event id over %d bytes", UNREAD_ID_MAX);
+        return -1;
+    }
     if (strcmp(ev->type, "message.created") &&
         strcmp(ev->type, "conversation.read")) {
         snprintf(errstr, errstr_size, "unknown event type '%.64s'", ev->type);
