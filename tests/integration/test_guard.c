@@ -30,6 +30,7 @@
     "gd-crash.retry:4,gd-crash.redeliver.push:4,gd-crash.dlq:1,"          \
     "gd-term.retry:4,gd-term.redeliver.push:4,gd-term.dlq:1,"             \
     "gd-full.retry:4,gd-full.redeliver.push:4,gd-full.dlq:1,"             \
+    "gd-big.retry:4,gd-big.redeliver.push:4,gd-big.dlq:1,"                \
     "gd-budget.retry:4,gd-budget.redeliver.email:4,gd-budget.dlq:1,"      \
     "gd-redrive.dlq:2,gd-redrive.redeliver.push:2,"                       \
     "gd-redrive.redeliver.email:2,gd-redrive.other:1"
@@ -597,7 +598,10 @@ static int mark_key(void *opaque, const rd_kafka_message_t *rkm)
 
 /* Produce @n retry records "term-<i>" (origin offset i), due at once, to
  * "<name>.retry" on an empty Redis. */
-static void produce_numbered(const char *name, int n)
+/* @n retry records of @value, due @after_ms (< 0: at once) after their
+ * scheduling, into "<name>.retry", on an empty Redis. */
+static void
+produce_numbered_value(const char *name, int n, const char *value, int after_ms)
 {
     struct retry_rec *recs = calloc((size_t)n, sizeof(*recs));
     char(*keys)[16] = calloc((size_t)n, sizeof(*keys));
@@ -609,13 +613,18 @@ static void produce_numbered(const char *name, int n)
     hx_redis_flushall(redis);
     for (int i = 0; i < n; i++) {
         snprintf(keys[i], sizeof(keys[i]), "term-%d", i);
-        recs[i] = (struct retry_rec){keys[i], "v", "push", "apns", i,
-                                     1,       now, -1,     "t"};
+        recs[i] = (struct retry_rec){keys[i], value, "push",   "apns", i,
+                                     1,       now,   after_ms, "t"};
     }
     snprintf(topic, sizeof(topic), "%s.retry", name);
     produce_retry(topic, recs, (size_t)n);
     free(keys);
     free(recs);
+}
+
+static void produce_numbered(const char *name, int n)
+{
+    produce_numbered_value(name, n, "v", -1);
 }
 
 /* Once the schedule is empty: how many records "<name>.redeliver.push"
@@ -688,6 +697,39 @@ static void test_full_schedule_pauses_and_drains(void **state)
     assert_int_equal(redelivered_numbered("gd-full", N), N);
     /* it did pause: the batch said why */
     assert_true(metric(g, "herald_batch_pauses_total") > 0);
+    assert_int_equal(guard_stop(g), 0);
+    guard_free(g);
+}
+
+/* 5d. Big records piled up in an outage: 48 records of 200 KB due at once
+ *     (a guard stopped while they waited, started again once they are
+ *     due). A take stops at about 4 MiB of records and the next is sent
+ *     ahead at once; every record is redelivered exactly once. */
+static void test_big_records_are_taken_in_slices_of_bytes(void **state)
+{
+    enum { N = 48, SIZE = 200 * 1024 };
+    static const char *const env[] = {"HERALD_GUARD_RETRY_FLOOR_PER_S=100000",
+                                      NULL};
+    char *value = malloc(SIZE + 1);
+    struct zcard_arg all = {N};
+    struct guard_proc *g;
+
+    (void)state;
+    assert_non_null(value);
+    memset(value, 'b', SIZE);
+    value[SIZE] = '\0';
+    produce_numbered_value("gd-big", N, value, 4000);
+    free(value);
+    g = guard_start("gd-big", env);
+    assert_non_null(g);
+    assert_int_equal(hx_wait_until(has_zcard, &all, 30000), 0);
+    assert_int_equal(guard_stop(g), 0);
+    guard_free(g);
+    assert_int_equal(topic_count("gd-big.redeliver.push"), 0);
+    hx_sleep_ms(5000); /* every one is due now */
+    g = guard_start("gd-big", env);
+    assert_non_null(g);
+    assert_int_equal(redelivered_numbered("gd-big", N), N);
     assert_int_equal(guard_stop(g), 0);
     guard_free(g);
 }
@@ -913,6 +955,8 @@ int main(void)
         cmocka_unit_test_teardown(test_sigterm_mid_drain_loses_nothing,
                                   test_teardown),
         cmocka_unit_test_teardown(test_full_schedule_pauses_and_drains,
+                                  test_teardown),
+        cmocka_unit_test_teardown(test_big_records_are_taken_in_slices_of_bytes,
                                   test_teardown),
         cmocka_unit_test_teardown(test_budget_limits_redeliveries_per_second,
                                   test_teardown),

@@ -26,21 +26,22 @@ extern const unsigned long hr_lua_guard_take_len;
 extern const char hr_lua_guard_done[];
 extern const unsigned long hr_lua_guard_done_len;
 
-#define GUARD_ID_MAX    320
-#define GUARD_NAME_MAX  200
-#define GUARD_TICK_MS   25   /* least time between two ticks */
-#define GUARD_BUMP_MS   1000 /* a throttled item asks again this much later */
-#define GUARD_FLUSH_MS  10000
-#define GUARD_LEASE_MS  (GUARD_FLUSH_MS + 5000) /* a taken item's lease */
-#define GUARD_SLICE_MS  200 /* a paused handler drains this long at most */
-#define GUARD_RESCAN    20  /* waiting items looked at again per tick */
-#define GUARD_PEEK_MS   1000
-#define GUARD_PEEK_MAX  256 /* destinations in the circuit gauges */
-#define GUARD_DESTS_MAX 16  /* destinations of one record that park it */
-#define GUARD_WARN_MS   10000
-#define NUM_SIZE        24
-#define GUARD_PENDING   2 /* batches submitted and not handled (hr_worker.h) */
-#define GUARD_FLY       2 /* slices produced and not yet acknowledged */
+#define GUARD_ID_MAX     320
+#define GUARD_NAME_MAX   200
+#define GUARD_TICK_MS    25   /* least time between two ticks */
+#define GUARD_BUMP_MS    1000 /* a throttled item asks again this much later */
+#define GUARD_FLUSH_MS   10000
+#define GUARD_LEASE_MS   (GUARD_FLUSH_MS + 5000) /* a taken item's lease */
+#define GUARD_SLICE_MS   200 /* a paused handler drains this long at most */
+#define GUARD_RESCAN     20  /* waiting items looked at again per tick */
+#define GUARD_PEEK_MS    1000
+#define GUARD_PEEK_MAX   256 /* destinations in the circuit gauges */
+#define GUARD_DESTS_MAX  16  /* destinations of one record that park it */
+#define GUARD_WARN_MS    10000
+#define GUARD_TAKE_BYTES (4 * 1024 * 1024) /* records of one take, about */
+#define NUM_SIZE         24
+#define GUARD_PENDING    2 /* batches submitted and not handled (hr_worker.h) */
+#define GUARD_FLY        2 /* slices produced and not yet acknowledged */
 
 /* The schedule's keys, in the order hr_park_lib.lua and the scripts take. */
 enum { K_DUE, K_WAIT, K_WAITEV, K_QOF, K_ITEMS, K_N };
@@ -896,14 +897,16 @@ static int take_send(struct guard_state *st,
                      char *errstr,
                      size_t errstr_size)
 {
-    char now[NUM_SIZE], limit[NUM_SIZE], lease[NUM_SIZE], rescan[NUM_SIZE];
-    const char *argv[K_N + 4];
-    size_t argvlen[K_N + 4];
+    char now[NUM_SIZE], limit[NUM_SIZE], lease[NUM_SIZE], rescan[NUM_SIZE],
+        bytes[NUM_SIZE];
+    const char *argv[K_N + 5];
+    size_t argvlen[K_N + 5];
 
     snprintf(now, sizeof(now), "%" PRId64, now_ms);
     snprintf(limit, sizeof(limit), "%" PRId64, st->set.tick_max);
     snprintf(lease, sizeof(lease), "%" PRId64, now_ms + GUARD_LEASE_MS);
     snprintf(rescan, sizeof(rescan), "%d", GUARD_RESCAN);
+    snprintf(bytes, sizeof(bytes), "%d", GUARD_TAKE_BYTES);
     for (int k = 0; k < K_N; k++) {
         argv[k] = st->keys[k];
         argvlen[k] = st->key_lens[k];
@@ -912,19 +915,22 @@ static int take_send(struct guard_state *st,
     argv[K_N + 1] = limit;
     argv[K_N + 2] = lease;
     argv[K_N + 3] = rescan;
-    for (int k = K_N; k < K_N + 4; k++)
+    argv[K_N + 4] = bytes;
+    for (int k = K_N; k < K_N + 5; k++)
         argvlen[k] = strlen(argv[k]);
-    return hr_redis_eval_send(st->tick_redis, &st->take, K_N, K_N + 4, argv,
+    return hr_redis_eval_send(st->tick_redis, &st->take, K_N, K_N + 5, argv,
                               argvlen, errstr, errstr_size);
 }
 
 static bool reply_is_take(const redisReply *r)
 {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5 ||
         r->element[0]->type != REDIS_REPLY_INTEGER ||
         r->element[1]->type != REDIS_REPLY_INTEGER ||
         r->element[2]->type != REDIS_REPLY_INTEGER ||
-        r->element[3]->type != REDIS_REPLY_ARRAY || r->element[3]->elements % 2)
+        r->element[3]->type != REDIS_REPLY_ARRAY ||
+        r->element[3]->elements % 2 ||
+        r->element[4]->type != REDIS_REPLY_INTEGER)
         return false;
     for (size_t i = 0; i < r->element[3]->elements; i++) {
         if (r->element[3]->element[i]->type != REDIS_REPLY_STRING)
@@ -1039,7 +1045,8 @@ static int take_read(struct guard_state *st,
                     HR_LOG_I64("count", reply->element[2]->integer));
     list = reply->element[3];
     sl->n = list->elements / 2;
-    sl->full = sl->n >= (size_t)st->set.tick_max;
+    sl->full =
+        sl->n >= (size_t)st->set.tick_max || reply->element[4]->integer == 1;
     if (!sl->n)
         return 0;
     sl->it = calloc(sl->n, sizeof(*sl->it));

@@ -6,21 +6,27 @@
 --          taken items stay in the due set with this due time, so that
 --          the next take (of this or another replica) skips them while
 --          their redelivery travels, and a crash hands them out again
---          after it; ARGV[4] how many waiting items to look at again
+--          after it; ARGV[4] how many waiting items to look at again;
+--          ARGV[5] no more items once their records add up to this many
+--          bytes (at least one is taken): records of hundreds of KB piled
+--          up in an outage must not make a reply of gigabytes
 --
 -- First, up to ARGV[4] waiting items whose time has come are looked at
 -- again: gone (their record vanished) ones are removed, ones that may go
 -- now (a wake-up was missed, or a queue expired) move to the due set, the
 -- others are looked at again a minute later. A due id whose record
 -- vanished is removed too.
--- Returns {due, waiting, removed, {id, encoded record, ...}}.
+-- Returns {due, waiting, removed, {id, encoded record, ...}, cut}: cut is
+-- 1 when the byte bound left due items behind.
 local K_ITEMS = KEYS[5]
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local lease = ARGV[3]
 local rescan = tonumber(ARGV[4])
+local max_bytes = tonumber(ARGV[5])
 local CHUNK = 1000
 local removed = 0
+local bytes, cut = 0, 0
 
 if rescan > 0 then
     local ids = redis.call('ZRANGEBYSCORE', P_WAIT, '-inf', now, 'LIMIT', 0,
@@ -58,11 +64,16 @@ for c = 1, #ids, CHUNK do
     local leased = {}
     for j, id in ipairs(chunk) do
         local b = blobs[j]
+        if bytes >= max_bytes then
+            cut = 1
+            break
+        end
         if b then
             out[#out + 1] = id
             out[#out + 1] = b
             leased[#leased + 1] = lease
             leased[#leased + 1] = id
+            bytes = bytes + #b
         else
             redis.call('ZREM', P_DUE, id)
             removed = removed + 1
@@ -71,5 +82,9 @@ for c = 1, #ids, CHUNK do
     if #leased > 0 then
         redis.call('ZADD', P_DUE, 'XX', unpack(leased))
     end
+    if cut == 1 then
+        break
+    end
 end
-return {redis.call('ZCARD', P_DUE), redis.call('ZCARD', P_WAIT), removed, out}
+return {redis.call('ZCARD', P_DUE), redis.call('ZCARD', P_WAIT), removed, out,
+        cut}
