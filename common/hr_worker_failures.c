@@ -13,9 +13,12 @@
 
 /* A dead letter must always fit the broker's message size limit (about
  * 1 MB by default), or an oversized poison event would block its partition
- * for good: larger values keep their first bytes and say so in a header. */
+ * for good: larger values keep their first bytes and say so in a header,
+ * and an event whose key or headers are too large keeps only the failure
+ * headers, the key's first bytes and no value. */
 #define HR_FAILURE_VALUE_MAX  (512 * 1024)
 #define HR_FAILURE_VALUE_KEEP (64 * 1024)
+#define HR_FAILURE_KEY_KEEP   1024
 
 /* A header of the incoming message as a C string in @buf, or NULL. */
 static const char *
@@ -40,16 +43,17 @@ header_set(rd_kafka_headers_t *hdrs, const char *name, const char *value)
 }
 
 /* Origin, attempt and first failure are kept from a redelivered event so
- * that the guard sees the event's whole history. */
-static rd_kafka_headers_t *failure_headers(struct hr_worker *w,
-                                           struct hr_item *item)
+ * that the guard sees the event's whole history. The event's other
+ * headers are copied too, unless @all is false. */
+static rd_kafka_headers_t *
+failure_headers(struct hr_worker *w, struct hr_item *item, bool all)
 {
     rd_kafka_message_t *rkm = item->priv;
     rd_kafka_headers_t *in = NULL, *hdrs;
     char buf[64], num[32];
     const char *v;
 
-    if (rkm && !rd_kafka_message_headers(rkm, &in) && in)
+    if (rkm && !rd_kafka_message_headers(rkm, &in) && in && all)
         hdrs = rd_kafka_headers_copy(in);
     else
         hdrs = rd_kafka_headers_new(12);
@@ -101,13 +105,14 @@ int hr_worker_send_failures(struct hr_worker *w, struct hr_batch *batch)
         struct hr_item *item = &batch->items[i];
         rd_kafka_headers_t *hdrs;
         const char *topic;
-        char errstr[256];
+        char errstr[256], num[32];
         size_t value_len;
+        int rc;
 
         if (item->outcome != HR_OUT_RETRY && item->outcome != HR_OUT_DEAD)
             continue;
         topic = item->outcome == HR_OUT_RETRY ? retry_topic : dlq_topic;
-        hdrs = failure_headers(w, item);
+        hdrs = failure_headers(w, item, true);
         hr_log_write(item->err_class == HR_ERR_AUTH ? HR_LOG_ERROR
                                                     : HR_LOG_WARN,
                      item->outcome == HR_OUT_RETRY ? "event handed to retry"
@@ -120,16 +125,27 @@ int hr_worker_send_failures(struct hr_worker *w, struct hr_batch *batch)
                      HR_LOG_STR("destination", hr_item_destination(item)),
                      HR_LOG_STR("err", hr_item_reason(item)), HR_LOG_END);
         value_len = item->value_len;
+        snprintf(num, sizeof(num), "%zu", item->value_len);
         if (value_len > HR_FAILURE_VALUE_MAX) {
-            char num[32];
-
-            snprintf(num, sizeof(num), "%zu", item->value_len);
             header_set(hdrs, "herald-value-truncated", num);
             value_len = HR_FAILURE_VALUE_KEEP;
         }
-        if (hr_producer_send(w->producer, topic, item->key, item->key_len,
-                             item->value, value_len, hdrs, errstr,
-                             sizeof(errstr))) {
+        rc = hr_producer_send(w->producer, topic, item->key, item->key_len,
+                              item->value, value_len, hdrs, errstr,
+                              sizeof(errstr));
+        if (rc == HR_PRODUCE_REFUSED) {
+            /* The event's own key or headers are what is too large: keep
+             * the failure headers, the key's first bytes and no value. */
+            rd_kafka_headers_destroy(hdrs);
+            hdrs = failure_headers(w, item, false);
+            header_set(hdrs, "herald-value-truncated", num);
+            rc = hr_producer_send(w->producer, topic, item->key,
+                                  item->key_len < HR_FAILURE_KEY_KEEP
+                                      ? item->key_len
+                                      : HR_FAILURE_KEY_KEEP,
+                                  item->value, 0, hdrs, errstr, sizeof(errstr));
+        }
+        if (rc) {
             rd_kafka_headers_destroy(hdrs);
             hr_log_error("cannot write failure record",
                          HR_LOG_STR("topic", topic), HR_LOG_STR("err", errstr));

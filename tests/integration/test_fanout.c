@@ -1017,11 +1017,15 @@ static void test_malformed_input_is_dead_lettered(void **state)
         {"Whole", "more than the producer's message.max.bytes"},
     };
     const size_t sizes[][2] = {{10001, 10}, {5000, 40000}, {1, 1020000}};
+    /* invalid JSON of 400 KB with a header of 700 KB: the dead letter as
+     * such would pass the producer's limit */
+    size_t junk_len = 400000, tag_len = 700000;
+    char *junk = malloc(junk_len + 1), *tag = malloc(tag_len + 1);
     char *config;
     const char *big_props[] = {"message.max.bytes", "4000000", NULL};
     rd_kafka_t *rk = hx_producer_new_with(brokers(), big_props);
     size_t huge_len = 1200000, i,
-           nbad = json_array_size(records) + 1 + HR_ARRAY_SIZE(unroutable);
+           nbad = json_array_size(records) + 1 + HR_ARRAY_SIZE(unroutable) + 1;
     char *huge = malloc(huge_len), *good;
     struct ff_msgs dead, out;
     struct ff_worker *w;
@@ -1060,6 +1064,16 @@ static void test_malformed_input_is_dead_lettered(void **state)
             hx_produce(rk, "bad", "same-partition", 14, v, strlen(v), NULL), 0);
         free(v);
     }
+    assert_true(junk && tag);
+    memset(junk, '#', junk_len);
+    junk[junk_len] = '\0';
+    memset(tag, 't', tag_len);
+    tag[tag_len] = '\0';
+    assert_int_equal(hx_produce(rk, "bad", "same-partition", 14, junk, junk_len,
+                                (const char *const[]){"x-tag", tag, NULL}),
+                     0);
+    free(junk);
+    free(tag);
     good = json_dumps(json_object_get(fx, "good"), JSON_COMPACT);
     assert_int_equal(
         hx_produce(rk, "bad", "same-partition", 14, good, strlen(good), NULL),
@@ -1089,7 +1103,8 @@ static void test_malformed_input_is_dead_lettered(void **state)
             i < nfx ? json_string_value(
                           json_object_get(json_array_get(records, i), "reason"))
             : i == nfx ? json_string_value(json_object_get(fx, "huge_reason"))
-                       : unroutable[i - nfx - 1][1];
+            : i + 1 < nbad ? unroutable[i - nfx - 1][1]
+                           : "invalid json";
 
         assert_string_equal(header(d, "herald-error-class"), "poison");
         assert_string_equal(header(d, "herald-worker"), "fanout");
@@ -1105,6 +1120,10 @@ static void test_malformed_input_is_dead_lettered(void **state)
     assert_string_equal(
         header(&dead.v[json_array_size(records)], "herald-value-truncated"),
         "1200000");
+    /* the one with the oversized header keeps neither it nor its value */
+    assert_string_equal(header(&dead.v[nbad - 1], "herald-value-truncated"),
+                        "400000");
+    assert_null(header(&dead.v[nbad - 1], "x-tag"));
     msgs_free(&dead);
 
     /* the good record after all of them was routed */
