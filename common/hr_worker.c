@@ -211,12 +211,28 @@ void hr_item_set_destination(struct hr_item *item, const char *destination)
     }
 }
 
+/* Whether the comma-separated @list names @name. */
+static bool listed(const char *list, const char *name, size_t len)
+{
+    for (const char *p = list; p;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+
+        if (n == len && !memcmp(p, name, len))
+            return true;
+        p = comma ? comma + 1 : NULL;
+    }
+    return false;
+}
+
 bool hr_item_add_destination(struct hr_item *item, const char *destination)
 {
     size_t used = item->destination ? strlen(item->destination) : 0;
     size_t len = strlen(destination);
     char *d;
 
+    if (used && listed(item->destination, destination, len))
+        return true;
     if (!used) {
         hr_item_set_destination(item, destination);
         return true;

@@ -231,8 +231,9 @@ void hr_item_retry(struct hr_item *item,
 void hr_item_set_destination(struct hr_item *item, const char *destination);
 
 /** Append ",@destination" to @item's destination list (or set it when
- *  empty); a list that would exceed HR_ITEM_DEST_MAX keeps its first names.
- *  Returns whether it was added. */
+ *  empty) unless the list already names it; a list that would exceed
+ *  HR_ITEM_DEST_MAX keeps its first names. Returns whether the list names
+ *  @destination now. */
 bool hr_item_add_destination(struct hr_item *item, const char *destination);
 
 /** @item's destination, or "" when unset. */
