@@ -1,11 +1,12 @@
 /*
  * The idempotent Kafka producer every worker uses for its outputs and for
- * retry and dead-letter records, with a delivery barrier: the runtime stores
- * a batch's offsets only after hr_producer_barrier() saw every record of the
- * batch acknowledged.
+ * retry and dead-letter records, with delivery epochs: the runtime seals a
+ * batch's records into an epoch and stores the batch's offsets only after
+ * hr_producer_settle() saw every one of them acknowledged.
  *
  * Not thread-safe: used from the worker's loop thread only (delivery reports
- * are served there by hr_producer_poll() and hr_producer_barrier()).
+ * are served there by hr_producer_poll(), hr_producer_settle() and
+ * hr_producer_barrier()).
  */
 #ifndef HR_PRODUCER_H
 #define HR_PRODUCER_H

@@ -211,16 +211,13 @@ void hr_item_set_destination(struct hr_item *item, const char *destination)
     }
 }
 
-/* Whether the comma-separated @list names @name. */
-static bool listed(const char *list, const char *name, size_t len)
+bool hr_destination_listed(const char *list, const char *destination)
 {
-    for (const char *p = list; p;) {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+    size_t len = strlen(destination);
 
-        if (n == len && !memcmp(p, name, len))
+    for (const char *p = list; (p = strstr(p, destination)); p += len) {
+        if ((p == list || p[-1] == ',') && (p[len] == ',' || !p[len]))
             return true;
-        p = comma ? comma + 1 : NULL;
     }
     return false;
 }
@@ -231,7 +228,7 @@ bool hr_item_add_destination(struct hr_item *item, const char *destination)
     size_t len = strlen(destination);
     char *d;
 
-    if (used && listed(item->destination, destination, len))
+    if (used && hr_destination_listed(item->destination, destination))
         return true;
     if (!used) {
         hr_item_set_destination(item, destination);
@@ -587,8 +584,8 @@ static void slot_release(struct loop_slot *slot)
     hr_arena_reset(slot->arena, HR_LOOP_ARENA_KEEP);
 }
 
-/* Poll up to @max messages into @slot and parse them; 0 when none came. */
-/* A batch of at most @lim->events events and about @lim->bytes bytes. */
+/* Poll a batch of at most @lim->events events and about @lim->bytes bytes
+ * into @slot and parse them; 0 when none came. */
 static size_t slot_fill(struct hr_worker *w,
                         struct loop_slot *slot,
                         const struct batch_limits *lim,

@@ -230,6 +230,10 @@ void hr_item_retry(struct hr_item *item,
 /** Set @item's destination (NULL: none). */
 void hr_item_set_destination(struct hr_item *item, const char *destination);
 
+/** Whether the comma-separated destination list @list (a
+ *  herald-destination header) names @destination. */
+bool hr_destination_listed(const char *list, const char *destination);
+
 /** Append ",@destination" to @item's destination list (or set it when
  *  empty) unless the list already names it; a list that would exceed
  *  HR_ITEM_DEST_MAX keeps its first names. Returns whether the list names

@@ -253,21 +253,10 @@ static bool target_wanted(const struct fanout_state *st,
                           const struct fanout_target *t,
                           const char *only)
 {
-    char want[160];
-    size_t len;
-    const char *p;
-
     if (!only)
         return true;
-    if (t->webhook < 0)
-        return false;
-    len = (size_t)snprintf(want, sizeof(want), "webhook:%s",
-                           fanout_webhook_name(st->webhooks, t->webhook));
-    for (p = only; (p = strstr(p, want)); p += len) {
-        if ((p == only || p[-1] == ',') && (p[len] == ',' || !p[len]))
-            return true;
-    }
-    return false;
+    return t->webhook >= 0 &&
+           hr_destination_listed(only, st->dests[t->webhook]);
 }
 
 static const char *or_default(const json_t *s, const char *def)
@@ -345,7 +334,8 @@ static int run_target(struct fanout_state *st,
     struct fanout_scope scope = {.doc = doc};
     const json_t *list = NULL;
     size_t count = 1;
-    char tbuf[256], tname[200], source[300];
+    char tbuf[256], source[300];
+    const char *tname;
 
     if (t->for_each) {
         list = fanout_value_lookup(t->for_each, &scope);
@@ -356,11 +346,8 @@ static int run_target(struct fanout_state *st,
                           "more than %d",
                           rule->name, tindex, count, FANOUT_FOR_EACH_MAX);
     }
-    if (t->webhook < 0)
-        snprintf(tname, sizeof(tname), "%s", t->topic);
-    else
-        snprintf(tname, sizeof(tname), "webhook:%s",
-                 fanout_webhook_name(st->webhooks, t->webhook));
+    /* the routed metric's target: the topic, or "webhook:<name>" */
+    tname = t->webhook < 0 ? t->topic : st->dests[t->webhook];
     snprintf(source, sizeof(source), "%s/%s", st->source_prefix, rule->name);
     for (size_t i = 0; i < count; i++) {
         char index[24], id[37], key[FANOUT_KEY_MAX];
@@ -611,19 +598,6 @@ static bool carry_restore(struct fanout_state *st, const struct hr_batch *batch)
 /* --- per-key ordering and waves --------------------------------------------
  */
 
-/* Whether webhook @name is named in the herald-destination list @only. */
-static bool only_names(const char *only, const char *dest)
-{
-    size_t len = strlen(dest);
-    const char *p;
-
-    for (p = only; (p = strstr(p, dest)); p += len) {
-        if ((p == only || p[-1] == ',') && (p[len] == ',' || !p[len]))
-            return true;
-    }
-    return false;
-}
-
 /* The herald-destination list of a redelivered record into @only, or "". */
 static void redelivered_only(struct hr_item *item, char *only, size_t size)
 {
@@ -674,7 +648,7 @@ park_add(struct fanout_state *st, struct hr_worker *w, struct hr_batch *batch)
 
             for (size_t d = first; d < c && !called; d++)
                 called = st->calls[d].webhook == (int)k;
-            if (!called && only_names(only, st->dests[k]))
+            if (!called && hr_destination_listed(only, st->dests[k]))
                 hr_park_release(st->park,
                                 hr_park_add(st->park, st->dests[k], item->key,
                                             item->key_len, eid));
