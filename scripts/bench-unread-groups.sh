@@ -30,8 +30,7 @@ rss=$(peak_rss_mb "$WORKER_PID")
 batches=$(metric "$METRICS" herald_batches_total)
 cpu="worker $(cpu_s "$WORKER_PID"), redis $(cpu_s "${PIDS[0]}"), devbroker $(cpu_s "${PIDS[1]}")"
 kill -TERM "$WORKER_PID"; wait "$WORKER_PID" || true
-read -r calls usec < <(redis-cli -s "$REDIS_SOCK" info commandstats |
-    awk -F'[=,:]' '/cmdstat_evalsha/ { print $3, $5 }')
+read -r calls usec < <(script_stats)
 redis_peak=$(redis-cli -s "$REDIS_SOCK" info memory |
     awk -F: '/^used_memory_peak_human/ { sub("\r", "", $2); print $2 }')
 verify=$("$BIN/herald-chatgen" verify --redis "$REDIS_URL" "${GEN[@]}")

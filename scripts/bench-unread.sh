@@ -48,8 +48,7 @@ rate=$(echo "$N / ($t1 - $t0)" | bc)
 
 # Redis time the batch script needs per event (its own share of Redis's
 # single core), and so the rate Redis alone could sustain.
-read -r calls usec < <(redis-cli -s "$REDIS_SOCK" info commandstats |
-    awk -F'[=,:]' '/cmdstat_evalsha/ { print $3, $5 }')
+read -r calls usec < <(script_stats)
 script_us=$(echo "scale=2; $usec / $N" | bc)
 script_rate=$(echo "$N * 1000000 / $usec" | bc)
 

@@ -112,6 +112,13 @@ json_rate() {
         "$BIN/herald-chatgen" jsonrate | awk '{ print $5 }')
 }
 
+# script_stats: "calls usec" of EVALSHA on our Redis (its own time in the
+# worker's scripts).
+script_stats() {
+    redis-cli -s "$REDIS_SOCK" info commandstats |
+        awk -F'[=,:]' '/cmdstat_evalsha/ { print $3, $5 }'
+}
+
 # redis_rate N: redis-benchmark's pipelined (x64) SET rate on our Redis.
 redis_rate() {
     redis-benchmark -s "$REDIS_SOCK" -n "$1" -P 64 -t set -q --csv 2>/dev/null |

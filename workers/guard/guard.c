@@ -83,12 +83,8 @@ struct sched_batch {
     bool write;     /* something for the script */
     bool sent;      /* its request waits for its reply on the connection */
     uint64_t epoch; /* of the connection it was sent on */
-    enum {
-        ANSWER_NONE,
-        ANSWER_ADMITTED,
-        ANSWER_FULL
-    } answer; /* its
-reply, when it was read early (sched_collect) */
+    /* its reply, when it was read early (sched_collect) */
+    enum { ANSWER_NONE, ANSWER_ADMITTED, ANSWER_FULL } answer;
     const char **argv;
     size_t *argvlen;
     size_t argc;
@@ -119,7 +115,8 @@ struct slice {
     struct due_item *it;
     size_t n;
     struct gbuf b;
-    bool full; /* it took tick_max items: more may be due */
+    bool full; /* it took tick_max items or was cut at GUARD_TAKE_BYTES:
+                  more may be due */
     int64_t now_ms;
     int64_t taken_ms; /* monotonic */
     uint64_t epoch;   /* its records, once produced */
