@@ -10,7 +10,7 @@
 
 #include "hr_redis.h"
 #include "hr_strmap.h"
-#include "hr_worker.h"
+#include "hr_msg.h"
 
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
@@ -103,19 +103,19 @@ int hr_park_event_id_from(char *buf,
 int hr_park_event_id(char *buf,
                      size_t size,
                      const char *worker,
-                     struct hr_item *item)
+                     const struct hr_msg *msg)
 {
     size_t tlen = 0, plen = 0, olen = 0;
-    const char *t = hr_item_header(item, "herald-origin-topic", &tlen);
-    const char *p = hr_item_header(item, "herald-origin-partition", &plen);
-    const char *o = hr_item_header(item, "herald-origin-offset", &olen);
+    const char *t = hr_msg_header(msg, "herald-origin-topic", &tlen);
+    const char *p = hr_msg_header(msg, "herald-origin-partition", &plen);
+    const char *o = hr_msg_header(msg, "herald-origin-offset", &olen);
     int64_t part, off;
 
     if (t && tlen && !parse_i64(p, plen, &part) && !parse_i64(o, olen, &off))
         return hr_park_event_id_from(buf, size, worker, t, tlen, part, off);
-    return hr_park_event_id_from(buf, size, worker, item->topic,
-                                 strlen(item->topic), item->partition,
-                                 item->offset);
+    return hr_park_event_id_from(buf, size, worker, msg->topic,
+                                 strlen(msg->topic), msg->partition,
+                                 msg->offset);
 }
 
 /* "<strlen(destination)>:<destination>:" (the key follows). */

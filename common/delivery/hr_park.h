@@ -42,7 +42,7 @@
 
 #include "hr_compat.h"
 
-struct hr_item;
+struct hr_msg;
 struct hr_redis;
 struct hr_script;
 
@@ -69,7 +69,7 @@ struct hr_script;
 #define HR_PARK_QUEUE_TTL_MS (INT64_C(2) * 86400 * 1000)
 
 /**
- * The id parking gives the event of @item handled by @worker:
+ * The id parking gives the event of message @msg handled by @worker:
  * "<worker>/<origin topic>/<origin partition>/<origin offset>", from the
  * herald-origin-* headers of a redelivered record, else the record's own
  * position, as hr_worker_failures.c writes the origin of a retry record,
@@ -79,7 +79,7 @@ struct hr_script;
 int hr_park_event_id(char *buf,
                      size_t size,
                      const char *worker,
-                     struct hr_item *item);
+                     const struct hr_msg *msg);
 
 /** The same id from its parts (the guard's side). Returns the length or -1. */
 int hr_park_event_id_from(char *buf,

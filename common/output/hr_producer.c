@@ -5,9 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hr_banned.h"
+#include "hr_conf.h"
+#include "hr_hdrs.h"
 #include "hr_kafka.h"
 #include "hr_time.h"
+
+/* Last: it turns banned libc functions into errors. */
+#include "hr_banned.h"
 
 /* Records of one epoch: queued, and failed for good. */
 struct hr_epoch {
@@ -27,12 +31,13 @@ struct hr_epoch {
 #define HR_TOPICS 64
 
 struct hr_producer {
-    rd_kafka_t *rk;
+    rd_kafka_t *rk; /* NULL: no brokers, records are discarded */
     uint64_t current;     /* the epoch new records join */
     struct hr_epoch *cur; /* its slot */
     struct hr_epoch epochs[HR_EPOCHS];
     rd_kafka_topic_t *topics[HR_TOPICS];
     size_t ntopics;
+    uint64_t discarded;
 };
 
 /*
@@ -127,6 +132,9 @@ hr_producer_new(const struct hr_conf *cfg, char *errstr, size_t errstr_size)
         snprintf(errstr, errstr_size, "out of memory");
         return NULL;
     }
+    epoch_open(p, 1);
+    if (!hr_conf_str(cfg, "HERALD_KAFKA_BROKERS"))
+        return p; /* discarding: an SQS worker without Kafka */
     conf = hr_kafka_conf_new(cfg, defaults, errstr, errstr_size);
     if (!conf)
         goto out_free;
@@ -138,7 +146,6 @@ hr_producer_new(const struct hr_conf *cfg, char *errstr, size_t errstr_size)
         goto out_free;
     }
     conf = NULL; /* owned by p->rk now */
-    epoch_open(p, 1);
     return p;
 out_free:
     free(p);
@@ -151,6 +158,10 @@ int hr_producer_free(struct hr_producer *p, int timeout_ms)
 
     if (!p)
         return 0;
+    if (!p->rk) {
+        free(p);
+        return 0;
+    }
     rd_kafka_flush(p->rk, timeout_ms);
     left = rd_kafka_outq_len(p->rk);
     for (size_t i = 0; i < p->ntopics; i++)
@@ -171,9 +182,16 @@ int hr_producer_send(struct hr_producer *p,
                      size_t errstr_size)
 {
     int64_t deadline = hr_time_mono_ms() + 30000;
-    rd_kafka_topic_t *rkt = topic_of(p, topic), *tmp = NULL;
+    rd_kafka_topic_t *rkt, *tmp = NULL;
     rd_kafka_resp_err_t err;
 
+    if (!p->rk) {
+        if (hdrs) /* taken over: this is a success */
+            rd_kafka_headers_destroy(hdrs);
+        p->discarded++;
+        return 0;
+    }
+    rkt = topic_of(p, topic);
     if (!rkt)
         rkt = tmp = rd_kafka_topic_new(p->rk, topic, NULL);
     if (!rkt) {
@@ -223,6 +241,8 @@ epoch_wait(struct hr_producer *p, const struct hr_epoch *e, int64_t deadline)
 {
     int64_t left;
 
+    if (!p->rk)
+        return;
     rd_kafka_poll(p->rk, 0);
     while (e->inflight > 0 && (left = deadline - hr_time_mono_ms()) > 0)
         rd_kafka_poll(p->rk, left < 10 ? (int)left : 10);
@@ -250,6 +270,8 @@ int hr_producer_settle(struct hr_producer *p,
     struct hr_epoch *e = epoch_of(p, epoch);
 
     HR_ASSERT(e && epoch != p->current);
+    if (!p->rk)
+        return epoch_release(e, errstr, errstr_size);
     if (timeout_ms > 0)
         epoch_wait(p, e, hr_time_mono_ms() + timeout_ms);
     else
@@ -288,7 +310,30 @@ int hr_producer_barrier(struct hr_producer *p,
 
 void hr_producer_poll(struct hr_producer *p)
 {
-    rd_kafka_poll(p->rk, 0);
+    if (p->rk)
+        rd_kafka_poll(p->rk, 0);
+}
+
+bool hr_producer_is_discarding(const struct hr_producer *p)
+{
+    return !p->rk;
+}
+
+uint64_t hr_producer_discarded(const struct hr_producer *p)
+{
+    return p->discarded;
+}
+
+rd_kafka_headers_t *hr_producer_headers(const struct hr_hdrs *hdrs)
+{
+    rd_kafka_headers_t *out = rd_kafka_headers_new(hr_hdrs_count(hdrs) + 1);
+    const char *name;
+    const void *value;
+    size_t len;
+
+    for (size_t i = 0; !hr_hdrs_at(hdrs, i, &name, &value, &len); i++)
+        rd_kafka_header_add(out, name, -1, value, (ssize_t)len);
+    return out;
 }
 
 rd_kafka_t *hr_producer_handle(struct hr_producer *p)

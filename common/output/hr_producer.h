@@ -11,6 +11,7 @@
 #ifndef HR_PRODUCER_H
 #define HR_PRODUCER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,10 +20,16 @@
 #include "hr_compat.h"
 
 struct hr_conf;
+struct hr_hdrs;
 struct hr_producer;
 
-/** Create the producer (enable.idempotence=true, lz4, linger 5 ms, then
- *  HERALD_KAFKA_PROPERTIES). Returns NULL with @errstr on failure. */
+/**
+ * Create the producer (enable.idempotence=true, lz4, linger 5 ms, then
+ * HERALD_KAFKA_PROPERTIES). Without HERALD_KAFKA_BROKERS (a worker that
+ * reads SQS and has no Kafka) it discards every record: sends succeed,
+ * count in hr_producer_discarded() and every epoch settles at once.
+ * Returns NULL with @errstr on failure.
+ */
 struct hr_producer *
 hr_producer_new(const struct hr_conf *cfg, char *errstr, size_t errstr_size);
 
@@ -96,7 +103,18 @@ int hr_producer_barrier(struct hr_producer *p,
 /** Serve delivery reports without blocking. */
 void hr_producer_poll(struct hr_producer *p);
 
-/** The underlying handle (borrowed), e.g. for metadata. */
+/** Whether @p discards its records (no brokers). */
+bool hr_producer_is_discarding(const struct hr_producer *p);
+
+/** Records discarded so far. */
+uint64_t hr_producer_discarded(const struct hr_producer *p);
+
+/** Kafka headers holding a copy of @hdrs (new; the caller destroys them or
+ *  hands them to hr_producer_send()). */
+rd_kafka_headers_t *hr_producer_headers(const struct hr_hdrs *hdrs);
+
+/** The underlying handle (borrowed), e.g. for metadata; NULL when
+ *  discarding. */
 rd_kafka_t *hr_producer_handle(struct hr_producer *p);
 
 #endif

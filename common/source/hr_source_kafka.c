@@ -6,15 +6,26 @@
 
 #include <jansson.h>
 
-#include "hr_banned.h"
 #include "hr_conf.h"
 #include "hr_kafka.h"
 #include "hr_log.h"
 #include "hr_metrics.h"
-#include "hr_source.h"
+#include "hr_msg.h"
+#include "hr_source_impl.h"
 #include "hr_time.h"
 
-struct hr_source {
+/* Last: it turns banned libc functions into errors. */
+#include "hr_banned.h"
+
+/* A consumed record behind its neutral view; kept on a free list. */
+struct kmsg {
+    struct hr_msg msg; /* first: the runtime's pointer is this one's */
+    rd_kafka_message_t *rkm;
+    struct kmsg *next_free;
+};
+
+struct kafka_source {
+    struct hr_source base; /* first */
     rd_kafka_t *rk;
     rd_kafka_topic_partition_list_t *assigned; /* current assignment */
     struct hr_metric *lag;
@@ -28,6 +39,7 @@ struct hr_source {
     rd_kafka_queue_t *cq; /* the consumer queue, for its length */
     size_t peak;          /* the queue's length since the last nudge */
     struct hr_metric *nudged;
+    struct kmsg *free_msgs;
 };
 
 /* librdkafka 2.2 made the fetcher's back-off on a full queue a setting. */
@@ -39,7 +51,7 @@ struct hr_source {
 #define NUDGE_GROUP    "herald-fetch-nudge.no-such-group"
 
 /* Assignment bookkeeping: the cooperative protocol hands out increments. */
-static void assignment_add(struct hr_source *src,
+static void assignment_add(struct kafka_source *src,
                            const rd_kafka_topic_partition_list_t *parts)
 {
     for (int i = 0; i < parts->cnt; i++) {
@@ -52,7 +64,7 @@ static void assignment_add(struct hr_source *src,
     }
 }
 
-static void assignment_remove(struct hr_source *src,
+static void assignment_remove(struct kafka_source *src,
                               const rd_kafka_topic_partition_list_t *parts)
 {
     for (int i = 0; i < parts->cnt; i++) {
@@ -71,7 +83,7 @@ static void rebalance_cb(rd_kafka_t *rk,
                          rd_kafka_topic_partition_list_t *parts,
                          void *opaque)
 {
-    struct hr_source *src = opaque;
+    struct kafka_source *src = opaque;
     bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t ret = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -115,7 +127,7 @@ static void rebalance_cb(rd_kafka_t *rk,
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-    struct hr_source *src = opaque;
+    struct kafka_source *src = opaque;
 
     hr_metric_add(src->errors, NULL, 1);
     snprintf(src->last_error, sizeof(src->last_error), "%s", reason);
@@ -138,7 +150,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
  * partitions without a known lag are skipped). */
 static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
 {
-    struct hr_source *src = opaque;
+    struct kafka_source *src = opaque;
     json_t *root, *topics, *topic, *parts, *part;
     const char *tname, *pname;
 
@@ -196,8 +208,10 @@ static rd_kafka_topic_partition_list_t *topic_list(const char *topics)
     return list;
 }
 
-struct hr_source *hr_source_new(const struct hr_conf *cfg,
-                                const char *topics,
+static const struct hr_source_ops kafka_ops;
+
+struct hr_source *hr_source_kafka_new(const struct hr_conf *cfg,
+                                      const char *topics,
                                 struct hr_metrics *reg,
                                 char *errstr,
                                 size_t errstr_size)
@@ -235,7 +249,7 @@ struct hr_source *hr_source_new(const struct hr_conf *cfg,
         NULL,
         NULL,
     };
-    struct hr_source *src = calloc(1, sizeof(*src));
+    struct kafka_source *src = calloc(1, sizeof(*src));
     rd_kafka_topic_partition_list_t *subs;
     rd_kafka_conf_t *conf;
     rd_kafka_resp_err_t err;
@@ -295,7 +309,8 @@ struct hr_source *hr_source_new(const struct hr_conf *cfg,
     }
     if (rd_kafka_version() < FETCH_QUEUE_BACKOFF_VERSION)
         src->cq = rd_kafka_queue_get_consumer(src->rk);
-    return src;
+    src->base.ops = &kafka_ops;
+    return &src->base;
 out_free:
     rd_kafka_topic_partition_list_destroy(src->assigned);
     free(src);
@@ -317,7 +332,7 @@ out_free:
  * trip; the asynchronous admin variant did not wake the fetchers in
  * 2.0.2), at most NUDGE_WAIT_MS. 2.2 and later: fetch.queue.backoff.ms.
  */
-static void fetch_nudge(struct hr_source *src)
+static void fetch_nudge(struct kafka_source *src)
 {
     const struct rd_kafka_group_list *groups = NULL;
     size_t len;
@@ -336,12 +351,79 @@ static void fetch_nudge(struct hr_source *src)
         rd_kafka_group_list_destroy(groups);
 }
 
-size_t hr_source_poll(struct hr_source *src,
-                      rd_kafka_message_t **msgs,
-                      size_t max,
-                      size_t max_bytes,
-                      int wait_ms)
+/* Header access through the record's own headers. */
+static const void *
+kmsg_header(const struct hr_msg *msg, const char *name, size_t *len)
 {
+    const struct kmsg *km = (const struct kmsg *)msg;
+    rd_kafka_headers_t *hdrs;
+    const void *val;
+
+    if (rd_kafka_message_headers(km->rkm, &hdrs) ||
+        rd_kafka_header_get_last(hdrs, name, &val, len))
+        return NULL;
+    return val;
+}
+
+static int kmsg_header_at(const struct hr_msg *msg,
+                          size_t idx,
+                          const char **name,
+                          const void **value,
+                          size_t *len)
+{
+    const struct kmsg *km = (const struct kmsg *)msg;
+    rd_kafka_headers_t *hdrs;
+
+    if (rd_kafka_message_headers(km->rkm, &hdrs) ||
+        rd_kafka_header_get_all(hdrs, idx, name, value, len))
+        return -1;
+    return 0;
+}
+
+static const struct hr_msg_ops kmsg_ops = {kmsg_header, kmsg_header_at};
+
+static struct kmsg *kmsg_wrap(struct kafka_source *src,
+                              rd_kafka_message_t *rkm)
+{
+    struct kmsg *km = src->free_msgs;
+
+    if (km)
+        src->free_msgs = km->next_free;
+    else
+        km = malloc(sizeof(*km));
+    HR_ASSERT(km);
+    memset(km, 0, sizeof(*km));
+    km->rkm = rkm;
+    km->msg.topic = rd_kafka_topic_name(rkm->rkt);
+    km->msg.partition = rkm->partition;
+    km->msg.offset = rkm->offset;
+    km->msg.key = rkm->key;
+    km->msg.key_len = rkm->key_len;
+    km->msg.value = rkm->payload;
+    km->msg.value_len = rkm->len;
+    km->msg.timestamp_ms = rd_kafka_message_timestamp(rkm, NULL);
+    km->msg.ops = &kmsg_ops;
+    return km;
+}
+
+static void kmsg_free(struct kafka_source *src, struct hr_msg *msg)
+{
+    struct kmsg *km = (struct kmsg *)msg;
+
+    rd_kafka_message_destroy(km->rkm);
+    km->rkm = NULL;
+    km->next_free = src->free_msgs;
+    src->free_msgs = km;
+}
+
+static size_t kafka_poll(struct hr_source *base,
+                         struct hr_msg **msgs,
+                         size_t max,
+                         size_t max_bytes,
+                         int wait_ms)
+{
+    struct kafka_source *src = (struct kafka_source *)base;
+
     int64_t deadline = hr_time_mono_ms() + wait_ms;
     size_t n = 0, bytes = 0;
 
@@ -374,7 +456,7 @@ size_t hr_source_poll(struct hr_source *src,
          * most @wait_ms once data flows. */
         if (!n)
             deadline = hr_time_mono_ms() + wait_ms;
-        msgs[n++] = rkm;
+        msgs[n++] = &kmsg_wrap(src, rkm)->msg;
         bytes += rkm->len;
         if (!(n % 256))
             fetch_nudge(src);
@@ -383,24 +465,31 @@ size_t hr_source_poll(struct hr_source *src,
     return n;
 }
 
-void hr_source_serve(struct hr_source *src)
+static void kafka_serve(struct hr_source *base)
 {
+    struct kafka_source *src = (struct kafka_source *)base;
+
     rd_kafka_poll(src->rk, 0);
 }
 
-bool hr_source_owns(struct hr_source *src, const rd_kafka_message_t *rkm)
+/* Whether @rkm's partition is still assigned to this consumer (after a
+ * rebalance during a long pause it may not be). */
+static bool owns(struct kafka_source *src, const rd_kafka_message_t *rkm)
 {
     return rd_kafka_topic_partition_list_find(src->assigned,
                                               rd_kafka_topic_name(rkm->rkt),
                                               rkm->partition) != NULL;
 }
 
-int hr_source_store(struct hr_source *src,
-                    rd_kafka_message_t *const *msgs,
-                    size_t n,
-                    char *errstr,
-                    size_t errstr_size)
+/* Store, for each partition still assigned, the highest offset + 1 of
+ * @msgs, then free them. */
+static int kafka_ack(struct hr_source *base,
+                     struct hr_msg *const *msgs,
+                     size_t n,
+                     char *errstr,
+                     size_t errstr_size)
 {
+    struct kafka_source *src = (struct kafka_source *)base;
     rd_kafka_topic_partition_list_t *list;
     rd_kafka_resp_err_t err;
     int rc = 0;
@@ -411,18 +500,20 @@ int hr_source_store(struct hr_source *src,
     /* A batch holds runs of one partition's messages: the lists are
      * searched (linearly) once per run, not per message. */
     for (size_t i = 0, j; i < n; i = j) {
-        const rd_kafka_message_t *rkm = msgs[i];
+        const rd_kafka_message_t *rkm = ((struct kmsg *)msgs[i])->rkm;
         const char *topic = rd_kafka_topic_name(rkm->rkt);
         int64_t next = rkm->offset + 1;
         rd_kafka_topic_partition_t *tp;
 
-        for (j = i + 1; j < n && msgs[j]->rkt == rkm->rkt &&
-                        msgs[j]->partition == rkm->partition;
-             j++) {
-            if (msgs[j]->offset + 1 > next)
-                next = msgs[j]->offset + 1;
+        for (j = i + 1; j < n; j++) {
+            const rd_kafka_message_t *o = ((struct kmsg *)msgs[j])->rkm;
+
+            if (o->rkt != rkm->rkt || o->partition != rkm->partition)
+                break;
+            if (o->offset + 1 > next)
+                next = o->offset + 1;
         }
-        if (!hr_source_owns(src, rkm))
+        if (!owns(src, rkm))
             continue;
         tp = rd_kafka_topic_partition_list_find(list, topic, rkm->partition);
         if (!tp)
@@ -439,11 +530,27 @@ int hr_source_store(struct hr_source *src,
         }
     }
     rd_kafka_topic_partition_list_destroy(list);
+    for (size_t i = 0; i < n; i++)
+        kmsg_free(src, msgs[i]);
     return rc;
 }
 
-bool hr_source_is_ready(struct hr_source *src, char *reason, size_t reason_size)
+/* Kafka gives back what is not stored by itself (after a rebalance or a
+ * restart, from the committed offset). */
+static void
+kafka_abandon(struct hr_source *base, struct hr_msg *const *msgs, size_t n)
 {
+    struct kafka_source *src = (struct kafka_source *)base;
+
+    for (size_t i = 0; i < n; i++)
+        kmsg_free(src, msgs[i]);
+}
+
+static bool
+kafka_is_ready(struct hr_source *base, char *reason, size_t reason_size)
+{
+    struct kafka_source *src = (struct kafka_source *)base;
+
     if (src->fatal) {
         snprintf(reason, reason_size, "kafka fatal error");
         return false;
@@ -460,9 +567,9 @@ bool hr_source_is_ready(struct hr_source *src, char *reason, size_t reason_size)
     return true;
 }
 
-bool hr_source_is_fatal(const struct hr_source *src)
+static bool kafka_is_fatal(const struct hr_source *base)
 {
-    return src->fatal;
+    return ((const struct kafka_source *)base)->fatal;
 }
 
 static bool commit_is_retriable(rd_kafka_resp_err_t err)
@@ -484,7 +591,7 @@ static bool commit_is_retriable(rd_kafka_resp_err_t err)
 
 /* A consumer left open at shutdown (see hr_source_close()), kept reachable:
  * the process is about to exit anyway. */
-static struct hr_source *left_open;
+static struct kafka_source *left_open;
 
 /* rd_kafka_consumer_close() on its own thread; @done says it returned. */
 struct closer {
@@ -566,15 +673,30 @@ static rd_kafka_resp_err_t commit_within(rd_kafka_t *rk, int64_t deadline_ms)
     return err;
 }
 
-int hr_source_close(struct hr_source *src, int64_t deadline_ms)
+static void free_msgs(struct kafka_source *src)
 {
+    while (src->free_msgs) {
+        struct kmsg *km = src->free_msgs;
+
+        src->free_msgs = km->next_free;
+        free(km);
+    }
+}
+
+/*
+ * Commit stored offsets synchronously, retrying retriable errors
+ * (REBALANCE_IN_PROGRESS, coordinator moves) until @deadline_ms, then leave
+ * the group and destroy the consumer.
+ */
+static int kafka_close(struct hr_source *base, int64_t deadline_ms)
+{
+    struct kafka_source *src = (struct kafka_source *)base;
     /* the last 1.5 s are for the group's leaving and the producer's flush */
     int64_t commit_deadline = deadline_ms - 1500;
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
     int attempt = 0;
 
-    if (!src)
-        return 0;
+    free_msgs(src);
     for (;;) {
         err = commit_within(src->rk, commit_deadline);
         if (err == RD_KAFKA_RESP_ERR__NO_OFFSET || !err)
@@ -623,3 +745,14 @@ int hr_source_close(struct hr_source *src, int64_t deadline_ms)
     free(src);
     return err && err != RD_KAFKA_RESP_ERR__NO_OFFSET ? -1 : 0;
 }
+
+static const struct hr_source_ops kafka_ops = {
+    .kind = "kafka",
+    .poll = kafka_poll,
+    .serve = kafka_serve,
+    .ack = kafka_ack,
+    .abandon = kafka_abandon,
+    .is_ready = kafka_is_ready,
+    .is_fatal = kafka_is_fatal,
+    .close = kafka_close,
+};

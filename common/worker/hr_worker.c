@@ -10,21 +10,49 @@
 #include <unistd.h>
 
 #include "hr_arena.h"
+#include "hr_failure.h"
+#include "hr_hdrs.h"
 #include "hr_httpd.h"
-#include "hr_kafka.h"
+#include "hr_item.h"
 #include "hr_log.h"
 #include "hr_metrics.h"
+#include "hr_msg.h"
 #include "hr_producer.h"
 #include "hr_redis.h"
 #include "hr_source.h"
 #include "hr_time.h"
 #include "hr_worker_conf.h"
-#include "hr_worker_priv.h"
 
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
 
 #define HR_PAUSE_MAX_MS 5000
+
+struct hr_worker {
+    const struct hr_worker_def *def;
+    struct hr_conf *cfg;
+    struct hr_metrics *metrics;
+    struct hr_httpd *httpd;
+    struct hr_redis *redis;
+    struct hr_source *source;
+    struct hr_producer *producer;
+    struct hr_failure_route route; /* where failures go */
+    void *state;
+    char topics[1024];
+    char pause_reason[256];
+    bool produce_failed;
+    uint64_t events_done; /* events with a durable outcome, this run */
+
+    /* SPEC section 6 metrics */
+    struct hr_metric *consumed;
+    struct hr_metric *processed;
+    struct hr_metric *latency;
+    struct hr_metric *redis_errors;
+    struct hr_metric *paused;
+    struct hr_metric *batches;
+    struct hr_metric *discarded;
+    struct hr_metric *build_info;
+};
 
 static volatile sig_atomic_t stop_signal;
 /* When the first signal came (monotonic ms): the drain budget counts from
@@ -106,8 +134,13 @@ int hr_worker_produce_headers(struct hr_worker *w,
                               char *errstr,
                               size_t errstr_size)
 {
-    return hr_producer_send(w->producer, topic, key, key_len, value, value_len,
-                            hdrs, errstr, errstr_size);
+    uint64_t discarded = hr_producer_discarded(w->producer);
+    int rc = hr_producer_send(w->producer, topic, key, key_len, value,
+                              value_len, hdrs, errstr, errstr_size);
+
+    if (hr_producer_discarded(w->producer) != discarded)
+        hr_metric_add(w->discarded, (const char *[]){topic}, 1);
+    return rc;
 }
 
 struct hr_producer *hr_worker_producer(struct hr_worker *w)
@@ -124,136 +157,6 @@ void hr_worker_set_pause_reason(struct hr_worker *w, const char *fmt, ...)
     va_end(ap);
 }
 
-void hr_item_ok(struct hr_item *item)
-{
-    item->outcome = HR_OUT_OK;
-}
-
-void hr_item_duplicate(struct hr_item *item)
-{
-    item->outcome = HR_OUT_DUPLICATE;
-}
-
-void hr_item_filtered(struct hr_item *item)
-{
-    item->outcome = HR_OUT_FILTERED;
-}
-
-static void item_set_reason(struct hr_item *item, const char *fmt, va_list ap)
-    HR_PRINTF(2, 0);
-
-static void item_set_reason(struct hr_item *item, const char *fmt, va_list ap)
-{
-    char buf[HR_ITEM_REASON_MAX];
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    size_t len = n < 0                     ? 0
-                 : (size_t)n < sizeof(buf) ? (size_t)n
-                                           : sizeof(buf) - 1;
-
-    free(item->reason);
-    item->reason = malloc(len + 1);
-    HR_ASSERT(item->reason);
-    memcpy(item->reason, buf, len);
-    item->reason[len] = '\0';
-}
-
-/* Forget what an item's outcome carried. */
-static void item_forget(struct hr_item *item)
-{
-    free(item->destination);
-    free(item->reason);
-    item->destination = item->reason = NULL;
-}
-
-void hr_item_dead(struct hr_item *item,
-                  enum hr_err_class cls,
-                  const char *fmt,
-                  ...)
-{
-    va_list ap;
-
-    item->outcome = HR_OUT_DEAD;
-    item->err_class = cls;
-    va_start(ap, fmt);
-    item_set_reason(item, fmt, ap);
-    va_end(ap);
-}
-
-void hr_item_retry(struct hr_item *item,
-                   enum hr_err_class cls,
-                   const char *destination,
-                   int64_t retry_after_ms,
-                   const char *fmt,
-                   ...)
-{
-    va_list ap;
-
-    item->outcome = HR_OUT_RETRY;
-    item->err_class = cls;
-    item->retry_after_ms = retry_after_ms;
-    hr_item_set_destination(item, destination);
-    va_start(ap, fmt);
-    item_set_reason(item, fmt, ap);
-    va_end(ap);
-}
-
-void hr_item_set_destination(struct hr_item *item, const char *destination)
-{
-    free(item->destination);
-    item->destination = NULL;
-    if (destination && *destination) {
-        size_t len = strnlen(destination, HR_ITEM_DEST_MAX - 1);
-
-        item->destination = malloc(len + 1);
-        HR_ASSERT(item->destination);
-        memcpy(item->destination, destination, len);
-        item->destination[len] = '\0';
-    }
-}
-
-bool hr_destination_listed(const char *list, const char *destination)
-{
-    size_t len = strlen(destination);
-
-    for (const char *p = list; (p = strstr(p, destination)); p += len) {
-        if ((p == list || p[-1] == ',') && (p[len] == ',' || !p[len]))
-            return true;
-    }
-    return false;
-}
-
-bool hr_item_add_destination(struct hr_item *item, const char *destination)
-{
-    size_t used = item->destination ? strlen(item->destination) : 0;
-    size_t len = strlen(destination);
-    char *d;
-
-    if (used && hr_destination_listed(item->destination, destination))
-        return true;
-    if (!used) {
-        hr_item_set_destination(item, destination);
-        return true;
-    }
-    if (used + 1 + len >= HR_ITEM_DEST_MAX)
-        return false;
-    d = realloc(item->destination, used + 1 + len + 1);
-    HR_ASSERT(d);
-    d[used] = ',';
-    memcpy(d + used + 1, destination, len + 1);
-    item->destination = d;
-    return true;
-}
-
-const char *hr_item_destination(const struct hr_item *item)
-{
-    return item->destination ? item->destination : "";
-}
-
-const char *hr_item_reason(const struct hr_item *item)
-{
-    return item->reason ? item->reason : "";
-}
-
 /* --- configuration ----------------------------------------------------- */
 
 static void usage_line(const struct hr_worker_def *def, char *buf, size_t size)
@@ -267,16 +170,10 @@ static void usage_line(const struct hr_worker_def *def, char *buf, size_t size)
 /* Settings that depend on each other or on the worker. */
 static void validate_common(struct hr_conf *cfg)
 {
-    const char *source = hr_conf_str(cfg, "HERALD_SOURCE");
     const char *url = hr_conf_str(cfg, "HERALD_REDIS_URL");
     char errstr[256];
 
-    if (source && !strcmp(source, "sqs"))
-        hr_conf_add_error(cfg, "HERALD_SOURCE: the sqs source is not "
-                               "available in this release; use kafka");
-    else if (!hr_conf_str(cfg, "HERALD_KAFKA_BROKERS"))
-        hr_conf_add_error(cfg, "HERALD_KAFKA_BROKERS: required with the "
-                               "kafka source");
+    hr_source_validate(cfg);
     if (url) {
         struct hr_redis *redis = hr_redis_new(url, "", errstr, sizeof(errstr));
 
@@ -284,7 +181,6 @@ static void validate_common(struct hr_conf *cfg)
             hr_conf_add_error(cfg, "HERALD_REDIS_URL: %s", errstr);
         hr_redis_free(redis);
     }
-    hr_kafka_validate(cfg);
 }
 
 /* Effective configuration for --check-config, with the password of the
@@ -347,6 +243,11 @@ static void declare_metrics(struct hr_worker *w)
     w->paused = hr_metrics_counter(
         w->metrics, "herald_batch_pauses_total",
         "Batches redone because own state was unavailable", NULL);
+    w->discarded = hr_metrics_counter(
+        w->metrics, "herald_outputs_discarded_total",
+        "Outputs dropped because no Kafka brokers are configured (an SQS "
+        "worker without Kafka)",
+        "topic");
     w->build_info = hr_metrics_gauge(w->metrics, "herald_build_info",
                                      "Build information", "version");
     hr_metric_set(w->build_info, (const char *[]){HERALD_VERSION}, 1);
@@ -374,32 +275,24 @@ static const char *outcome_label(enum hr_outcome outcome)
 }
 
 /* Fill the batch's items from the consumed messages; unparseable events
- * are dead-lettered here, before the handler sees the batch. */
+ * (and messages their source refused) are dead-lettered here, before the
+ * handler sees the batch. */
 static void items_fill(struct hr_worker *w,
                        struct hr_batch *batch,
-                       rd_kafka_message_t **msgs,
+                       struct hr_msg **msgs,
                        size_t n)
 {
-    memset(batch->items, 0, sizeof(*batch->items) * n);
     batch->n = n;
     for (size_t i = 0; i < n; i++) {
         struct hr_item *item = &batch->items[i];
-        rd_kafka_message_t *rkm = msgs[i];
         char errstr[256];
 
-        item->priv = rkm;
-        item->topic = rd_kafka_topic_name(rkm->rkt);
-        item->partition = rkm->partition;
-        item->offset = rkm->offset;
-        item->key = rkm->key;
-        item->key_len = rkm->key_len;
-        item->value = rkm->payload;
-        item->value_len = rkm->len;
-        item->retry_after_ms = -1;
-        item->timestamp_ms = rd_kafka_message_timestamp(rkm, NULL);
-        if (w->def->cloudevents &&
-            hr_event_parse(&item->ev, rkm->payload, rkm->len, hr_item_header,
-                           item, errstr, sizeof(errstr)))
+        hr_item_init(item, msgs[i]);
+        if (msgs[i]->refused)
+            hr_item_dead(item, HR_ERR_POISON, "%s", msgs[i]->refused);
+        else if (w->def->cloudevents &&
+                 hr_event_parse(&item->ev, item->value, item->value_len,
+                                hr_item_header, item, errstr, sizeof(errstr)))
             hr_item_dead(item, HR_ERR_POISON, "%s", errstr);
     }
 }
@@ -409,22 +302,25 @@ static void items_reset(struct hr_batch *batch)
 {
     for (size_t i = 0; i < batch->n; i++) {
         struct hr_item *item = &batch->items[i];
+        struct hr_msg *msg = (struct hr_msg *)(uintptr_t)item->msg;
 
+        msg->fate = HR_MSG_DONE;
+        hr_hdrs_free(msg->dead);
+        msg->dead = NULL;
         if (item->outcome == HR_OUT_DEAD && item->err_class == HR_ERR_POISON &&
             !item->ev.root && item->reason && item->reason[0])
             continue;
         item->outcome = HR_OUT_PENDING;
-        item_forget(item);
+        hr_item_forget(item);
         item->retry_after_ms = -1;
     }
 }
 
-static void items_release(struct hr_batch *batch, rd_kafka_message_t **msgs)
+static void items_release(struct hr_batch *batch)
 {
     for (size_t i = 0; i < batch->n; i++) {
         hr_event_release(&batch->items[i].ev);
-        item_forget(&batch->items[i]);
-        rd_kafka_message_destroy(msgs[i]);
+        hr_item_forget(&batch->items[i]);
     }
     batch->n = 0;
 }
@@ -473,7 +369,7 @@ batch_run(struct hr_worker *w, struct hr_batch *batch, uint64_t *epoch)
                                  "handler left no outcome");
                 }
             }
-            if (hr_worker_send_failures(w, batch))
+            if (hr_failure_hand_off(&w->route, batch))
                 w->produce_failed = true;
         }
         if (res == HR_BATCH_DONE && !w->produce_failed && epoch) {
@@ -565,7 +461,7 @@ struct batch_limits {
 
 /* One batch slot of the loop: the consumed messages and their items. */
 struct loop_slot {
-    rd_kafka_message_t **msgs;
+    struct hr_msg **msgs;
     struct hr_batch batch;
     struct hr_arena *arena; /* the batch's parsed events */
     double started;
@@ -578,9 +474,18 @@ struct loop_slot {
  * so its pages are reused, without pinning a huge one's. */
 #define HR_LOOP_ARENA_KEEP (16 * 1024 * 1024)
 
-static void slot_release(struct loop_slot *slot)
+/* Free a slot's batch: its messages are acknowledged to the source
+ * (@ack) or given back to it. */
+static void slot_release(struct hr_worker *w, struct loop_slot *slot, bool ack)
 {
-    items_release(&slot->batch, slot->msgs);
+    size_t n = slot->batch.n;
+    char errstr[256];
+
+    items_release(&slot->batch);
+    if (!ack)
+        hr_source_abandon(w->source, slot->msgs, n);
+    else if (hr_source_ack(w->source, slot->msgs, n, errstr, sizeof(errstr)))
+        hr_log_warn("acknowledgement failed", HR_LOG_STR("err", errstr));
     hr_arena_reset(slot->arena, HR_LOOP_ARENA_KEEP);
 }
 
@@ -606,16 +511,11 @@ static size_t slot_fill(struct hr_worker *w,
     return n;
 }
 
-/* Store a durable slot's offsets, account its batch and free it. */
+/* Account a durable slot's batch, acknowledge it and free it. */
 static void slot_store(struct hr_worker *w, struct loop_slot *slot)
 {
-    char errstr[256];
-
-    if (hr_source_store(w->source, slot->msgs, slot->batch.n, errstr,
-                        sizeof(errstr)))
-        hr_log_warn("offset store failed", HR_LOG_STR("err", errstr));
     batch_account(w, &slot->batch, slot->started);
-    slot_release(slot);
+    slot_release(w, slot, true);
 }
 
 static void slot_abandon(struct hr_worker *w, struct loop_slot *slot)
@@ -627,7 +527,7 @@ static void slot_abandon(struct hr_worker *w, struct loop_slot *slot)
     if (slot->sealed)
         hr_producer_forget(w->producer, slot->epoch);
     slot->sealed = false;
-    slot_release(slot);
+    slot_release(w, slot, false);
 }
 
 /*
@@ -821,14 +721,30 @@ static int start_clients(struct hr_worker *w)
         hr_log_error("cannot create producer", HR_LOG_STR("err", errstr));
         return -1;
     }
+    if (hr_producer_is_discarding(w->producer))
+        hr_log_warn("no kafka brokers: outputs to topics are discarded "
+                    "(counted in herald_outputs_discarded_total)");
     w->source =
         hr_source_new(w->cfg, w->topics, w->metrics, errstr, sizeof(errstr));
     if (!w->source) {
         hr_log_error("cannot create consumer", HR_LOG_STR("err", errstr));
         return -1;
     }
-    hr_log_info("consuming", HR_LOG_STR("topics", w->topics),
-                HR_LOG_STR("group", hr_conf_str(w->cfg, "HERALD_KAFKA_GROUP")));
+    w->route = (struct hr_failure_route){
+        .worker = w->def->name,
+        .retry_topic = hr_conf_str(w->cfg, "HERALD_RETRY_TOPIC"),
+        .dlq_topic = hr_conf_str(w->cfg, "HERALD_DLQ_TOPIC"),
+        .producer = w->producer,
+        .source = w->source,
+    };
+    if (!strcmp(hr_source_kind(w->source), "sqs"))
+        hr_log_info("consuming",
+                    HR_LOG_STR("queue",
+                               hr_conf_str(w->cfg, "HERALD_SQS_QUEUE_URL")));
+    else
+        hr_log_info(
+            "consuming", HR_LOG_STR("topics", w->topics),
+            HR_LOG_STR("group", hr_conf_str(w->cfg, "HERALD_KAFKA_GROUP")));
     return 0;
 }
 
@@ -922,6 +838,7 @@ int hr_worker_main(const struct hr_worker_def *def, int argc, char **argv)
     hr_log_setup(def->name, HR_LOG_INFO, true);
     w.cfg = hr_conf_new();
     hr_conf_add_specs(w.cfg, hr_worker_common_conf);
+    hr_conf_add_specs(w.cfg, hr_source_conf);
     if (def->conf)
         hr_conf_add_specs(w.cfg, def->conf);
     snprintf(group, sizeof(group), "herald-%s", def->name);

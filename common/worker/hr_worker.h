@@ -12,10 +12,11 @@
  *   }
  *
  * hr_worker_main() owns flags, configuration, logging, signals, /metrics
- * and health, the Kafka consumer and producer, Redis, and shutdown. The
- * handler receives batches of events and sets one outcome per event; the
- * runtime writes retry and dead-letter records, waits until every output of
- * the batch is acknowledged by the broker, and only then stores offsets.
+ * and health, the source (Kafka or SQS, source/hr_source.h), the producer,
+ * Redis, and shutdown. The handler receives batches of events and sets one
+ * outcome per event; the runtime hands failures off (worker/hr_failure.h),
+ * waits until every output of the batch is acknowledged by the broker, and
+ * only then acknowledges the batch to its source.
  */
 #ifndef HR_WORKER_H
 #define HR_WORKER_H
@@ -43,11 +44,15 @@ enum hr_outcome {
     HR_OUT_DEAD,  /* -> herald.dlq with SPEC section 7 headers */
 };
 
-/** One consumed event. Source fields are borrowed for the batch's life. */
+/** One consumed event: its source message (base/hr_msg.h) and copies of
+ *  the fields handlers use most, borrowed for the batch's life. */
 #define HR_ITEM_DEST_MAX   96
 #define HR_ITEM_REASON_MAX 256
 
+struct hr_msg;
+
 struct hr_item {
+    const struct hr_msg *msg; /* the source's message */
     const char *topic;
     int32_t partition;
     int64_t offset;
@@ -71,8 +76,6 @@ struct hr_item {
      * that a batch slot stays small); NULL when unset. */
     char *destination; /* at most HR_ITEM_DEST_MAX - 1 bytes */
     char *reason;      /* at most HR_ITEM_REASON_MAX - 1 bytes */
-
-    void *priv; /* runtime-private (the source message) */
 };
 
 struct hr_batch {
@@ -206,9 +209,10 @@ void hr_worker_set_pause_reason(struct hr_worker *w, const char *fmt, ...)
     HR_PRINTF(2, 3);
 
 /**
- * The value of the last Kafka header @name of @item (an hr_item, passed as
- * void * so that this matches hr_event_header_fn), not NUL-terminated, and
- * its length; NULL when absent. Borrowed for the batch's life.
+ * The value of the last header @name of @item's message (an hr_item,
+ * passed as void * so that this matches hr_event_header_fn): a Kafka
+ * header or an SQS message attribute, not NUL-terminated, and its length;
+ * NULL when absent. Borrowed for the batch's life.
  */
 const char *hr_item_header(void *item, const char *name, size_t *len);
 

@@ -40,9 +40,6 @@ const struct hr_conf_spec hr_worker_common_conf[] = {
                  0,
                  "minimum log level"),
     HR_CONF_ENUM("HERALD_LOG_FORMAT", "json", "json|text", 0, "log format"),
-    HR_CONF_ENUM("HERALD_SOURCE", "kafka", "kafka|sqs", 0, "event source"),
-    HR_CONF_URL(
-        "HERALD_SQS_QUEUE_URL", NULL, 0, "input queue URL with the sqs source"),
     HR_CONF_INT("HERALD_IDEMPOTENCY_TTL",
                 "604800",
                 1,

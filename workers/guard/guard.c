@@ -11,6 +11,7 @@
 #include "hr_circuit.h"
 #include "hr_log.h"
 #include "hr_metrics.h"
+#include "hr_msg.h"
 #include "hr_park.h"
 #include "hr_producer.h"
 #include "hr_redis.h"
@@ -364,13 +365,12 @@ struct origin {
 };
 
 static bool
-header_is(const rd_kafka_headers_t *hdrs, const char *name, const char *value)
+header_is(const struct hr_msg *msg, const char *name, const char *value)
 {
-    const void *v;
     size_t len;
+    const void *v = hr_msg_header(msg, name, &len);
 
-    return hdrs && !rd_kafka_header_get_last(hdrs, name, &v, &len) && v &&
-           len == strlen(value) && !memcmp(v, value, len);
+    return v && len == strlen(value) && !memcmp(v, value, len);
 }
 
 static bool spent_no_attempt(const rd_kafka_headers_t *hdrs)
@@ -411,12 +411,16 @@ header_copy(struct hr_item *item, const char *name, char *buf, size_t size)
     return true;
 }
 
-static rd_kafka_headers_t *item_headers(struct hr_item *item)
+/* A copy of @item's headers (NULL values kept), for a record of its own. */
+static rd_kafka_headers_t *item_headers(const struct hr_item *item)
 {
-    rd_kafka_headers_t *hdrs = NULL;
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(8);
+    const char *name;
+    const void *val;
+    size_t len;
 
-    if (!item->priv || rd_kafka_message_headers(item->priv, &hdrs))
-        return NULL;
+    for (size_t i = 0; !hr_msg_header_at(item->msg, i, &name, &val, &len); i++)
+        rd_kafka_header_add(hdrs, name, -1, val, val ? (ssize_t)len : 0);
     return hdrs;
 }
 
@@ -435,7 +439,6 @@ static void sched_prepare(struct guard_state *st,
                        .partition = item->partition,
                        .offset = item->offset};
     int64_t attempt, first, retry_after, due;
-    rd_kafka_headers_t *hdrs = item_headers(item);
     struct guard_item gi;
     char *hblob;
     size_t hlen;
@@ -482,7 +485,7 @@ static void sched_prepare(struct guard_state *st,
     }
     /* Parked behind an earlier event: it owes no backoff; it waits for its
      * turn in the schedule (hr_park_lib.lua). */
-    if (header_is(hdrs, "herald-error", HR_PARK_REASON))
+    if (header_is(item->msg, "herald-error", HR_PARK_REASON))
         due = now_ms;
     else
         due = guard_due_ms(&st->set, attempt, retry_after, now_ms,
@@ -490,7 +493,7 @@ static void sched_prepare(struct guard_state *st,
     snprintf(si->due, sizeof(si->due), "%" PRId64, due);
     snprintf(topic, sizeof(topic), "%s%s", st->set.redeliver_prefix, o.worker);
     si->id = gbuf_str(b, id, (size_t)idlen);
-    hblob = guard_hdrs_encode(hdrs, &hlen);
+    hblob = guard_hdrs_encode(item->msg, &hlen);
     HR_ASSERT(hblob);
     gi = (struct guard_item){
         .topic = topic,
@@ -838,7 +841,7 @@ guard_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
         struct hr_item *item = &batch->items[i];
         const struct sched_item *si = &sb->si[i];
         const char *reason = guard_verdict_reason(si->verdict);
-        rd_kafka_headers_t *in, *hdrs;
+        rd_kafka_headers_t *hdrs;
 
         if (item->outcome != HR_OUT_PENDING)
             continue;
@@ -850,8 +853,7 @@ guard_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
             hr_item_ok(item);
             continue;
         }
-        in = item_headers(item);
-        hdrs = in ? rd_kafka_headers_copy(in) : rd_kafka_headers_new(4);
+        hdrs = item_headers(item);
         if (send_dead(w, st, hdrs, item->key, item->key_len, item->value,
                       item->value_len, reason, errstr, sizeof(errstr))) {
             rd_kafka_headers_destroy(hdrs);

@@ -101,11 +101,12 @@ int guard_item_id(char *buf,
 int guard_parse_i64(const char *val, size_t len, int64_t *out);
 
 /**
- * Serialize @hdrs (may be NULL) into a malloc'd binary-safe blob (*@len
- * bytes; caller frees). Each header: 4-byte big-endian name length, name,
- * 4-byte value length (0xffffffff for a NULL value), value. NULL on OOM.
+ * Serialize the headers of @msg (may be NULL: none) into a malloc'd
+ * binary-safe blob (*@len bytes; caller frees). Each header: 4-byte
+ * big-endian name length, name, 4-byte value length (0xffffffff for a NULL
+ * value), value. NULL on OOM.
  */
-char *guard_hdrs_encode(const rd_kafka_headers_t *hdrs, size_t *len);
+char *guard_hdrs_encode(const struct hr_msg *msg, size_t *len);
 
 /** The headers of a blob from guard_hdrs_encode() (new; caller destroys),
  *  or NULL when the blob is malformed. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "guard.h"
+#include "hr_msg.h"
 
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
@@ -103,21 +104,19 @@ static uint32_t get_u32(const char *p)
            (uint32_t)u[3];
 }
 
-char *guard_hdrs_encode(const rd_kafka_headers_t *hdrs, size_t *len)
+char *guard_hdrs_encode(const struct hr_msg *msg, size_t *len)
 {
     const char *name;
     const void *val;
     size_t vlen, total = 0, off = 0;
     char *blob;
 
-    for (size_t i = 0;
-         hdrs && !rd_kafka_header_get_all(hdrs, i, &name, &val, &vlen); i++)
+    for (size_t i = 0; !hr_msg_header_at(msg, i, &name, &val, &vlen); i++)
         total += 8 + strlen(name) + (val ? vlen : 0);
     blob = malloc(total ? total : 1);
     if (!blob)
         return NULL;
-    for (size_t i = 0;
-         hdrs && !rd_kafka_header_get_all(hdrs, i, &name, &val, &vlen); i++) {
+    for (size_t i = 0; !hr_msg_header_at(msg, i, &name, &val, &vlen); i++) {
         size_t nlen = strlen(name);
 
         put_u32(blob + off, (uint32_t)nlen);
