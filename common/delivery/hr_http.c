@@ -5,11 +5,6 @@
  */
 #include "hr_http.h"
 
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +15,7 @@
 #include "hr_log.h"
 #include "hr_retry.h"
 #include "hr_time.h"
+#include "hr_tls.h"
 
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
@@ -39,19 +35,11 @@ struct hr_http_slot {
 struct hr_http {
     CURLM *multi;
     int max_concurrent;
-    STACK_OF(X509) * cas; /* extra trusted CAs, or NULL */
+    struct hr_tls *tls; /* verification and HERALD_TLS_CA_FILE */
     struct hr_http_slot *slots;
     struct hr_http_slot **free_slots; /* stack of free slots */
     int n_free;
 };
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_result = CURLE_FAILED_INIT;
-
-static void curl_init(void)
-{
-    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 const char *hr_http_url_redact(const char *url, char *buf, size_t size)
 {
@@ -80,73 +68,13 @@ const char *hr_http_url_redact(const char *url, char *buf, size_t size)
     return buf;
 }
 
-/* Load every certificate of the PEM file @path. */
-static STACK_OF(X509) *
-    ca_load(const char *path, char *errstr, size_t errstr_size)
-{
-    STACK_OF(X509) * cas;
-    X509 *x;
-    BIO *bio;
-
-    bio = BIO_new_file(path, "r");
-    if (!bio) {
-        snprintf(errstr, errstr_size, "cannot open ca file '%s'", path);
-        ERR_clear_error();
-        return NULL;
-    }
-    cas = sk_X509_new_null();
-    if (!cas) {
-        BIO_free(bio);
-        snprintf(errstr, errstr_size,
-                 "cannot load ca file '%s': out of "
-                 "memory",
-                 path);
-        return NULL;
-    }
-    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
-        if (!sk_X509_push(cas, x)) {
-            X509_free(x);
-            break;
-        }
-    }
-    /* The loop ends with a "no start line" error at end of file. */
-    ERR_clear_error();
-    BIO_free(bio);
-    if (sk_X509_num(cas) == 0) {
-        sk_X509_free(cas);
-        snprintf(errstr, errstr_size, "ca file '%s' holds no PEM certificate",
-                 path);
-        return NULL;
-    }
-    return cas;
-}
-
-/*
- * CURLOPT_SSL_CTX_FUNCTION: curl has loaded its default CA store into the
- * context by the time this runs; add the extra CAs to it. A certificate
- * that is already there (the store may be curl's cached one, shared by the
- * connections of this multi handle) is not an error.
- */
-static CURLcode ssl_ctx_add_cas(CURL *easy, void *ssl_ctx, void *userptr)
-{
-    struct hr_http *http = userptr;
-    X509_STORE *store = SSL_CTX_get_cert_store(ssl_ctx);
-
-    (void)easy;
-    if (!store)
-        return CURLE_SSL_CACERT_BADFILE;
-    for (int i = 0; i < sk_X509_num(http->cas); i++)
-        X509_STORE_add_cert(store, sk_X509_value(http->cas, i));
-    ERR_clear_error();
-    return CURLE_OK;
-}
-
 struct hr_http *hr_http_new(const char *ca_file,
                             int max_concurrent,
                             char *errstr,
                             size_t errstr_size)
 {
     const curl_version_info_data *info;
+    struct hr_tls *tls;
     struct hr_http *http;
 
     if (max_concurrent < 1 || max_concurrent > HR_HTTP_MAX_CONCURRENT) {
@@ -155,31 +83,23 @@ struct hr_http *hr_http_new(const char *ca_file,
                  max_concurrent, HR_HTTP_MAX_CONCURRENT);
         return NULL;
     }
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_result != CURLE_OK) {
-        snprintf(errstr, errstr_size, "cannot initialize libcurl: %s",
-                 curl_easy_strerror(curl_init_result));
+    tls = hr_tls_new(ca_file, errstr, errstr_size);
+    if (!tls)
         return NULL;
-    }
     info = curl_version_info(CURLVERSION_NOW);
-    if (!(info->features & CURL_VERSION_SSL) ||
-        !(info->features & CURL_VERSION_HTTP2)) {
-        snprintf(errstr, errstr_size, "libcurl %s lacks TLS or HTTP/2 support",
+    if (!(info->features & CURL_VERSION_HTTP2)) {
+        snprintf(errstr, errstr_size, "libcurl %s lacks HTTP/2 support",
                  info->version);
-        return NULL;
-    }
-    /* The extra CAs are added through OpenSSL's SSL_CTX. */
-    if (ca_file && (!info->ssl_version ||
-                    strncmp(info->ssl_version, "OpenSSL/", 8) != 0)) {
-        snprintf(errstr, errstr_size,
-                 "libcurl's TLS backend '%s' cannot take extra CAs",
-                 info->ssl_version ? info->ssl_version : "none");
+        hr_tls_free(tls);
         return NULL;
     }
 
     http = calloc(1, sizeof(*http));
-    if (!http)
+    if (!http) {
+        hr_tls_free(tls);
         goto out_oom;
+    }
+    http->tls = tls;
     http->max_concurrent = max_concurrent;
     http->slots = calloc((size_t)max_concurrent, sizeof(*http->slots));
     http->free_slots =
@@ -190,10 +110,6 @@ struct hr_http *hr_http_new(const char *ca_file,
     for (int i = max_concurrent - 1; i >= 0; i--) {
         http->slots[i].http = http;
         http->free_slots[http->n_free++] = &http->slots[i];
-    }
-    if (ca_file && !(http->cas = ca_load(ca_file, errstr, errstr_size))) {
-        hr_http_free(http);
-        return NULL;
     }
     /* Many streams over one connection per host rather than many
      * connections: the way APNs and FCM want to be spoken to. */
@@ -305,12 +221,8 @@ static CURLcode slot_setup(struct hr_http *http,
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS, timeout < HR_HTTP_CONNECT_TIMEOUT_MS
                                           ? timeout
                                           : HR_HTTP_CONNECT_TIMEOUT_MS);
-    SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
-    SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
-    if (http->cas) {
-        SETOPT(CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_add_cas);
-        SETOPT(CURLOPT_SSL_CTX_DATA, http);
-    }
+    if ((res = hr_tls_apply(http->tls, easy)) != CURLE_OK)
+        return res;
     SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
     SETOPT(CURLOPT_USERAGENT, "herald/" HERALD_VERSION);
     SETOPT(CURLOPT_WRITEFUNCTION, body_write);
@@ -564,8 +476,7 @@ void hr_http_free(struct hr_http *http)
     }
     if (http->multi)
         curl_multi_cleanup(http->multi);
-    if (http->cas)
-        sk_X509_pop_free(http->cas, X509_free);
+    hr_tls_free(http->tls);
     free(http->slots);
     free(http->free_slots);
     free(http);

@@ -15,6 +15,51 @@ const struct hr_conf_spec hr_source_conf[] = {
     HR_CONF_ENUM("HERALD_SOURCE", "kafka", "kafka|sqs", 0, "event source"),
     HR_CONF_URL(
         "HERALD_SQS_QUEUE_URL", NULL, 0, "input queue URL with the sqs source"),
+    HR_CONF_URL("HERALD_SQS_DLQ_URL",
+                NULL,
+                0,
+                "where the sqs source dead-letters (the original body, the "
+                "failure headers as message attributes); unset: herald.dlq "
+                "on Kafka when brokers are set, else the queue's own "
+                "redrive policy"),
+    HR_CONF_INT("HERALD_SQS_RECEIVERS",
+                "4",
+                1,
+                64,
+                0,
+                "ReceiveMessage long polls kept in flight"),
+    HR_CONF_INT("HERALD_SQS_WAIT_SECONDS",
+                "20",
+                0,
+                20,
+                0,
+                "long-poll wait of each ReceiveMessage"),
+    HR_CONF_INT("HERALD_SQS_VISIBILITY_TIMEOUT",
+                "60",
+                5,
+                43200,
+                0,
+                "seconds a received message stays invisible; extended while "
+                "the worker holds it (a paused batch keeps its messages)"),
+    HR_CONF_MS("HERALD_SQS_RETRY_BASE_MS",
+               "1000",
+               0,
+               "first delay of a retried message (visibility), doubling per "
+               "receive"),
+    HR_CONF_MS("HERALD_SQS_RETRY_MAX_MS",
+               "300000",
+               0,
+               "longest delay of a retried message"),
+    HR_CONF_ENUM("HERALD_SQS_ENVELOPE",
+                 "auto",
+                 "auto|sns|raw",
+                 0,
+                 "SNS envelopes: auto unwraps them when present, sns "
+                 "requires them, raw never unwraps"),
+    HR_CONF_MS("HERALD_SQS_LAG_INTERVAL_MS",
+               "10000",
+               0,
+               "how often the queue's depth is read (GetQueueAttributes)"),
     HR_CONF_END,
 };
 
@@ -28,8 +73,7 @@ static bool is_sqs(const struct hr_conf *cfg)
 void hr_source_validate(struct hr_conf *cfg)
 {
     if (is_sqs(cfg))
-        hr_conf_add_error(cfg, "HERALD_SOURCE: the sqs source is not "
-                               "available in this release; use kafka");
+        hr_source_sqs_validate(cfg);
     else if (!hr_conf_str(cfg, "HERALD_KAFKA_BROKERS"))
         hr_conf_add_error(cfg, "HERALD_KAFKA_BROKERS: required with the "
                                "kafka source");

@@ -38,6 +38,9 @@ struct hr_source *hr_source_kafka_new(const struct hr_conf *cfg,
                                       char *errstr,
                                       size_t errstr_size);
 
+/* The SQS source's settings (hr_source_conf) are checked here. */
+void hr_source_sqs_validate(struct hr_conf *cfg);
+
 struct hr_source *hr_source_sqs_new(const struct hr_conf *cfg,
                                     struct hr_metrics *reg,
                                     char *errstr,

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "hr_arena.h"
+#include "hr_aws.h"
 #include "hr_failure.h"
 #include "hr_hdrs.h"
 #include "hr_httpd.h"
@@ -839,6 +840,7 @@ int hr_worker_main(const struct hr_worker_def *def, int argc, char **argv)
     w.cfg = hr_conf_new();
     hr_conf_add_specs(w.cfg, hr_worker_common_conf);
     hr_conf_add_specs(w.cfg, hr_source_conf);
+    hr_conf_add_specs(w.cfg, hr_aws_conf);
     if (def->conf)
         hr_conf_add_specs(w.cfg, def->conf);
     snprintf(group, sizeof(group), "herald-%s", def->name);
