@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "hr_compat.h"
 
@@ -27,8 +28,8 @@ void *hr_base64_decode(const char *src, size_t len, size_t *out_len)
     size_t pad = 0;
     int n;
 
-    while (len && (*src == ' ' || *src == '\n' || *src == '\r' ||
-                   *src == '\t')) {
+    while (len &&
+           (*src == ' ' || *src == '\n' || *src == '\r' || *src == '\t')) {
         src++;
         len--;
     }
@@ -39,6 +40,10 @@ void *hr_base64_decode(const char *src, size_t len, size_t *out_len)
         return NULL;
     for (size_t i = len; i > 0 && pad < 2 && src[i - 1] == '='; i--)
         pad++;
+    /* EVP_DecodeBlock reads '=' anywhere as a zero digit: padding is only
+     * allowed as the last one or two characters. */
+    if (len > pad && memchr(src, '=', len - pad))
+        return NULL;
     out = malloc(len / 4 * 3 + 1);
     HR_ASSERT(out);
     /* EVP_DecodeBlock counts padding as zero bytes: they are taken off. */

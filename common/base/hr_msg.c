@@ -5,7 +5,8 @@
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
 
-const void *hr_msg_header(const struct hr_msg *msg, const char *name, size_t *len)
+const void *
+hr_msg_header(const struct hr_msg *msg, const char *name, size_t *len)
 {
     if (!msg || !msg->ops)
         return NULL;

@@ -80,7 +80,8 @@ struct hr_msg {
 
 /** The last header @name of @msg and its length, or NULL (also when @msg
  *  is NULL). Not NUL-terminated. */
-const void *hr_msg_header(const struct hr_msg *msg, const char *name, size_t *len);
+const void *
+hr_msg_header(const struct hr_msg *msg, const char *name, size_t *len);
 
 /** The @idx-th header of @msg; returns 0, or -1 past the last. */
 int hr_msg_header_at(const struct hr_msg *msg,

@@ -21,8 +21,11 @@
 
 const struct hr_conf_spec hr_aws_conf[] = {
     HR_CONF_STR("AWS_REGION", NULL, 0, "AWS region (SQS, SES)"),
-    HR_CONF_STR("AWS_DEFAULT_REGION", NULL, 0, "AWS region, when AWS_REGION "
-                                               "is unset"),
+    HR_CONF_STR("AWS_DEFAULT_REGION",
+                NULL,
+                0,
+                "AWS region, when AWS_REGION "
+                "is unset"),
     HR_CONF_STR("AWS_ACCESS_KEY_ID",
                 NULL,
                 HR_CONF_SECRET,
@@ -35,10 +38,8 @@ const struct hr_conf_spec hr_aws_conf[] = {
                 NULL,
                 HR_CONF_SECRET,
                 "static AWS credentials: the session token, if temporary"),
-    HR_CONF_STR("AWS_ROLE_ARN",
-                NULL,
-                0,
-                "web identity (EKS IRSA): the role to assume"),
+    HR_CONF_STR(
+        "AWS_ROLE_ARN", NULL, 0, "web identity (EKS IRSA): the role to assume"),
     HR_CONF_PATH("AWS_WEB_IDENTITY_TOKEN_FILE",
                  NULL,
                  0,
@@ -47,9 +48,14 @@ const struct hr_conf_spec hr_aws_conf[] = {
                 NULL,
                 0,
                 "web identity: session name (default herald-<epoch>)"),
-    HR_CONF_URL("AWS_ENDPOINT_URL", NULL, 0, "endpoint for every AWS service "
-                                             "(emulators)"),
+    HR_CONF_URL("AWS_ENDPOINT_URL",
+                NULL,
+                0,
+                "endpoint for every AWS service "
+                "(emulators)"),
     HR_CONF_URL("AWS_ENDPOINT_URL_SQS", NULL, 0, "SQS endpoint (emulators)"),
+    HR_CONF_URL(
+        "AWS_ENDPOINT_URL_SESV2", NULL, 0, "SES v2 endpoint (emulators)"),
     HR_CONF_URL("AWS_ENDPOINT_URL_STS",
                 NULL,
                 0,
@@ -104,14 +110,14 @@ void hr_aws_validate(struct hr_conf *cfg, const char *hint, const char *what)
     const char *region = hr_aws_region_of(cfg, hint);
 
     if (!region)
-        hr_conf_add_error(cfg, "AWS_REGION: required with %s (the URL does "
-                               "not name a region)",
+        hr_conf_add_error(cfg,
+                          "AWS_REGION: required with %s (the URL does "
+                          "not name a region)",
                           what);
-    else if (strlen(region) >= 64 || strspn(region, "abcdefghijklmnopqrstuvwx"
-                                                    "yz0123456789-") !=
-                                         strlen(region))
-        hr_conf_add_error(cfg, "AWS_REGION: '%s' is not a region name",
-                          region);
+    else if (strlen(region) >= 64 ||
+             strspn(region, "abcdefghijklmnopqrstuvwx"
+                            "yz0123456789-") != strlen(region))
+        hr_conf_add_error(cfg, "AWS_REGION: '%s' is not a region name", region);
     if (has_static(cfg)) {
         if (!hr_conf_str(cfg, "AWS_ACCESS_KEY_ID"))
             hr_conf_add_error(cfg, "AWS_ACCESS_KEY_ID: required with "
@@ -194,11 +200,27 @@ struct hr_aws *hr_aws_new(const struct hr_conf *cfg,
         return aws;
     }
     aws->role_arn = dup_or_null(hr_conf_str(cfg, "AWS_ROLE_ARN"));
-    aws->token_file = dup_or_null(hr_conf_str(cfg, "AWS_WEB_IDENTITY_TOKEN_FILE"));
+    aws->token_file =
+        dup_or_null(hr_conf_str(cfg, "AWS_WEB_IDENTITY_TOKEN_FILE"));
     aws->session_name = dup_or_null(hr_conf_str(cfg, "AWS_ROLE_SESSION_NAME"));
     snprintf(fallback, sizeof(fallback), "https://sts.%s.amazonaws.com",
              aws->region);
     hr_aws_endpoint(cfg, "STS", fallback, aws->sts_url, sizeof(aws->sts_url));
+    return aws;
+}
+
+struct hr_aws *hr_aws_new_static(const char *region,
+                                 const char *key_id,
+                                 const char *secret,
+                                 const char *token)
+{
+    struct hr_aws *aws = calloc(1, sizeof(*aws));
+
+    HR_ASSERT(aws);
+    snprintf(aws->region, sizeof(aws->region), "%s", region);
+    snprintf(aws->key_id, sizeof(aws->key_id), "%s", key_id);
+    snprintf(aws->secret, sizeof(aws->secret), "%s", secret);
+    aws->token = token && *token ? dup_or_null(token) : NULL;
     return aws;
 }
 
@@ -233,10 +255,8 @@ void hr_aws_expire(struct hr_aws *aws)
 
 /* --- XML --------------------------------------------------------------- */
 
-const char *hr_aws_xml_text(const char *xml,
-                            const char *tag,
-                            char *buf,
-                            size_t size)
+const char *
+hr_aws_xml_text(const char *xml, const char *tag, char *buf, size_t size)
 {
     static const struct {
         const char *ent;
@@ -329,8 +349,7 @@ static char *read_token(const char *path, char *errstr, size_t errstr_size)
         len--;
     buf[len] = '\0';
     if (len < 4) {
-        snprintf(errstr, errstr_size, "web identity token '%s' is empty",
-                 path);
+        snprintf(errstr, errstr_size, "web identity token '%s' is empty", path);
         free(buf);
         return NULL;
     }
@@ -338,8 +357,8 @@ static char *read_token(const char *path, char *errstr, size_t errstr_size)
 }
 
 /* Append "&name=<value, URL-encoded>" to @form. */
-static int form_add(CURL *easy, struct body *form, const char *name,
-                    const char *value)
+static int
+form_add(CURL *easy, struct body *form, const char *name, const char *value)
 {
     char *esc = curl_easy_escape(easy, value, 0);
     char head[64];
@@ -402,8 +421,7 @@ static int sts_take(struct hr_aws *aws,
                  hr_aws_xml_text(xml, "Code", code, sizeof(code))
                      ? code
                      : "no error code",
-                 hr_aws_xml_text(xml, "Message", msg, sizeof(msg)) ? msg
-                                                                   : "");
+                 hr_aws_xml_text(xml, "Message", msg, sizeof(msg)) ? msg : "");
         free(token);
         return -1;
     }
@@ -500,8 +518,7 @@ int hr_aws_refresh(struct hr_aws *aws, char *errstr, size_t errstr_size)
         aws->failures++;
         aws->refresh_at_ms =
             now + hr_retry_cap_ms(aws->failures - 1, 1000, AWS_RETRY_MAX_MS);
-        hr_log_warn("aws credentials not refreshed",
-                    HR_LOG_STR("err", err),
+        hr_log_warn("aws credentials not refreshed", HR_LOG_STR("err", err),
                     HR_LOG_I64("attempt", aws->failures),
                     HR_LOG_BOOL("still_valid", usable));
         snprintf(errstr, errstr_size, "%s", err);

@@ -72,6 +72,13 @@ struct hr_aws *hr_aws_new(const struct hr_conf *cfg,
                           char *errstr,
                           size_t errstr_size);
 
+/** Static credentials (@token may be NULL) for @region, without a
+ *  configuration: for tools and tests. Never NULL. */
+struct hr_aws *hr_aws_new_static(const char *region,
+                                 const char *key_id,
+                                 const char *secret,
+                                 const char *token);
+
 /** Free @aws. NULL is a no-op. */
 void hr_aws_free(struct hr_aws *aws);
 
@@ -112,9 +119,7 @@ int hr_aws_sign(const struct hr_aws *aws,
  * &amp; &lt; &gt; &quot; &apos; decoded) into @buf; NULL when absent or
  * longer than @size - 1. For the few fields read from STS's XML answers.
  */
-const char *hr_aws_xml_text(const char *xml,
-                            const char *tag,
-                            char *buf,
-                            size_t size);
+const char *
+hr_aws_xml_text(const char *xml, const char *tag, char *buf, size_t size);
 
 #endif

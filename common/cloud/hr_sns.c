@@ -59,15 +59,24 @@ static int attrs_check(json_t *attrs, char *why, size_t why_size)
                      name);
             return -1;
         }
+        if (!strcmp(type, "Binary")) {
+            size_t len;
+            void *bin = hr_base64_decode(
+                value, json_string_length(json_object_get(a, "Value")), &len);
+
+            if (!bin) {
+                snprintf(why, why_size,
+                         "sns message attribute '%.64s' is not base64", name);
+                return -1;
+            }
+            free(bin);
+        }
     }
     return 0;
 }
 
-static int attrs_give(json_t *attrs,
-                      hr_sns_attr_fn *fn,
-                      void *opaque,
-                      char *why,
-                      size_t why_size)
+static int attrs_give(
+    json_t *attrs, hr_sns_attr_fn *fn, void *opaque, char *why, size_t why_size)
 {
     const char *name;
     json_t *a;

@@ -20,10 +20,8 @@ enum hr_sns_result {
 
 /** Called for each message attribute of a notification; @value (@len
  *  bytes, Binary ones decoded) is borrowed for the call. */
-typedef void hr_sns_attr_fn(void *opaque,
-                            const char *name,
-                            const void *value,
-                            size_t len);
+typedef void
+hr_sns_attr_fn(void *opaque, const char *name, const void *value, size_t len);
 
 /**
  * Look at @body (@len bytes). An envelope is a JSON object with string

@@ -204,7 +204,8 @@ static int setup(struct hr_sqs *sqs, struct call *c, long timeout_ms)
         curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, header_seen) ||
         curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, c) ||
         curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c) ||
-        curl_easy_setopt(c->easy, CURLOPT_USERAGENT, "herald/" HERALD_VERSION) ||
+        curl_easy_setopt(c->easy, CURLOPT_USERAGENT,
+                         "herald/" HERALD_VERSION) ||
         hr_tls_apply(sqs->tls, c->easy))
         return -1;
     return 0;
@@ -259,10 +260,15 @@ static bool code_in(const char *code, const char *const *list)
 /* research/aws.md §1.4: throttling and credentials by code. */
 static int classify(long status, const char *code)
 {
-    static const char *const throttled[] = {
-        "RequestThrottled", "ThrottlingException", "Throttling", "OverLimit",
-        "KmsThrottled",     "KMS.ThrottlingException", "TooManyRequestsException",
-        "SlowDown",         NULL};
+    static const char *const throttled[] = {"RequestThrottled",
+                                            "ThrottlingException",
+                                            "Throttling",
+                                            "OverLimit",
+                                            "KmsThrottled",
+                                            "KMS.ThrottlingException",
+                                            "TooManyRequestsException",
+                                            "SlowDown",
+                                            NULL};
     static const char *const auth[] = {"InvalidClientTokenId",
                                        "SignatureDoesNotMatch",
                                        "AccessDenied",
@@ -421,6 +427,7 @@ void hr_sqs_free(struct hr_sqs *sqs)
 const char *hr_sqs_queue_name(const char *queue_url, char *buf, size_t size)
 {
     const char *end = queue_url + strcspn(queue_url, "?#");
+    const char *scheme = strstr(queue_url, "://");
     const char *slash;
 
     while (end > queue_url && end[-1] == '/')
@@ -428,8 +435,9 @@ const char *hr_sqs_queue_name(const char *queue_url, char *buf, size_t size)
     slash = end;
     while (slash > queue_url && slash[-1] != '/')
         slash--;
-    if (slash == end || (size_t)(end - slash) >= size ||
-        slash < queue_url + 3 || strstr(queue_url, "://") + 3 >= slash)
+    /* The last segment of a path: after the host, not in it. */
+    if (slash == end || (size_t)(end - slash) >= size || !scheme ||
+        scheme + 3 >= slash)
         return NULL;
     snprintf(buf, size, "%.*s", (int)(end - slash), slash);
     return buf;
@@ -457,7 +465,9 @@ const char *hr_sqs_queue_region(const char *queue_url, char *buf, size_t size)
             return NULL;
         r = host;
     }
-    if (!len || len >= size)
+    /* a region name ("us-east-1") has a dash and ends in a digit */
+    if (!len || len >= size || !memchr(r, '-', len) || r[len - 1] < '0' ||
+        r[len - 1] > '9')
         return NULL;
     snprintf(buf, size, "%.*s", (int)len, r);
     return buf;

@@ -88,16 +88,14 @@ void hr_sqs_free(struct hr_sqs *sqs);
  * The queue name of @queue_url (its last path segment) into @buf; NULL
  * when the URL has none.
  */
-const char *
-hr_sqs_queue_name(const char *queue_url, char *buf, size_t size);
+const char *hr_sqs_queue_name(const char *queue_url, char *buf, size_t size);
 
 /**
  * The region named by @queue_url's host ("sqs.<region>.amazonaws.com",
  * "sqs.<region>.localhost:4566", or "<region>.queue.amazonaws.com") into
  * @buf; NULL when it names none.
  */
-const char *
-hr_sqs_queue_region(const char *queue_url, char *buf, size_t size);
+const char *hr_sqs_queue_region(const char *queue_url, char *buf, size_t size);
 
 /** Whether @queue_url names a FIFO queue (its name ends in ".fifo"). */
 bool hr_sqs_queue_is_fifo(const char *queue_url);

@@ -8,9 +8,9 @@
 
 #include <hiredis/hiredis.h>
 
+#include "hr_msg.h"
 #include "hr_redis.h"
 #include "hr_strmap.h"
-#include "hr_msg.h"
 
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
@@ -113,6 +113,8 @@ int hr_park_event_id(char *buf,
 
     if (t && tlen && !parse_i64(p, plen, &part) && !parse_i64(o, olen, &off))
         return hr_park_event_id_from(buf, size, worker, t, tlen, part, off);
+    if (msg->offset < 0)
+        return -1; /* no log position (SQS): not parked */
     return hr_park_event_id_from(buf, size, worker, msg->topic,
                                  strlen(msg->topic), msg->partition,
                                  msg->offset);

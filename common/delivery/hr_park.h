@@ -74,7 +74,9 @@ struct hr_script;
  * herald-origin-* headers of a redelivered record, else the record's own
  * position, as hr_worker_failures.c writes the origin of a retry record,
  * so that the worker and the guard name the event alike. Writes a C string
- * into @buf; returns its length, or -1 when it does not fit.
+ * into @buf; returns its length, or -1 when it does not fit or the message
+ * has no log position (an SQS message: SQS orders a FIFO group itself, and
+ * no guard releases a park queue for it, so it is not parked).
  */
 int hr_park_event_id(char *buf,
                      size_t size,

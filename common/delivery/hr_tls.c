@@ -134,8 +134,8 @@ CURLcode hr_tls_apply(const struct hr_tls *tls, CURL *easy)
         return res;
     if (!tls || !tls->cas)
         return CURLE_OK;
-    if ((res = curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION,
-                                ssl_ctx_add_cas)))
+    if ((res =
+             curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_add_cas)))
         return res;
     return curl_easy_setopt(easy, CURLOPT_SSL_CTX_DATA, tls);
 }

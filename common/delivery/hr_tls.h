@@ -20,7 +20,8 @@ struct hr_tls;
  * OpenSSL while a CA file is given; an unreadable file or one without a
  * certificate; out of memory).
  */
-struct hr_tls *hr_tls_new(const char *ca_file, char *errstr, size_t errstr_size);
+struct hr_tls *
+hr_tls_new(const char *ca_file, char *errstr, size_t errstr_size);
 
 /** Set @easy's TLS options: verification on, the extra CAs when any.
  *  @tls must outlive the transfer. */

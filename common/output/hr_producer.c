@@ -31,7 +31,7 @@ struct hr_epoch {
 #define HR_TOPICS 64
 
 struct hr_producer {
-    rd_kafka_t *rk; /* NULL: no brokers, records are discarded */
+    rd_kafka_t *rk;       /* NULL: no brokers, records are discarded */
     uint64_t current;     /* the epoch new records join */
     struct hr_epoch *cur; /* its slot */
     struct hr_epoch epochs[HR_EPOCHS];

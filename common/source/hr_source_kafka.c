@@ -212,9 +212,9 @@ static const struct hr_source_ops kafka_ops;
 
 struct hr_source *hr_source_kafka_new(const struct hr_conf *cfg,
                                       const char *topics,
-                                struct hr_metrics *reg,
-                                char *errstr,
-                                size_t errstr_size)
+                                      struct hr_metrics *reg,
+                                      char *errstr,
+                                      size_t errstr_size)
 {
     const char *defaults[] = {
         "group.id",
@@ -382,8 +382,7 @@ static int kmsg_header_at(const struct hr_msg *msg,
 
 static const struct hr_msg_ops kmsg_ops = {kmsg_header, kmsg_header_at};
 
-static struct kmsg *kmsg_wrap(struct kafka_source *src,
-                              rd_kafka_message_t *rkm)
+static struct kmsg *kmsg_wrap(struct kafka_source *src, rd_kafka_message_t *rkm)
 {
     struct kmsg *km = src->free_msgs;
 

@@ -54,9 +54,9 @@
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
 
-#define HR_SQS_BATCH    10  /* entries per batch call (the SQS limit) */
-#define HR_SQS_OPS_MAX  16  /* acknowledgement calls in flight */
-#define HR_SQS_OP_TRIES 6   /* attempts of one acknowledgement call */
+#define HR_SQS_BATCH    10 /* entries per batch call (the SQS limit) */
+#define HR_SQS_OPS_MAX  16 /* acknowledgement calls in flight */
+#define HR_SQS_OP_TRIES 6  /* attempts of one acknowledgement call */
 #define HR_SQS_OP_MS    10000L
 #define HR_SQS_ATTRS    10 /* message attributes per message */
 #define HR_SQS_MSG_MAX  (1024 * 1024)
@@ -226,7 +226,8 @@ static int smsg_header_at(const struct hr_msg *msg,
 
 static const struct hr_msg_ops smsg_ops = {smsg_header, smsg_header_at};
 
-static void attr_add(void *opaque, const char *name, const void *value, size_t len)
+static void
+attr_add(void *opaque, const char *name, const void *value, size_t len)
 {
     struct smsg *m = opaque;
     struct attr *a;
@@ -242,7 +243,8 @@ static void attr_add(void *opaque, const char *name, const void *value, size_t l
     a->len = len;
 }
 
-/* --- settings -------------------------------------------------------------- */
+/* --- settings --------------------------------------------------------------
+ */
 
 /* The queue URL's shape: http(s)://host/<account>/<name>. */
 static void check_url(struct hr_conf *cfg, const char *name, const char *url)
@@ -255,10 +257,11 @@ static void check_url(struct hr_conf *cfg, const char *name, const char *url)
              strspn(buf, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                          "0123456789-_.") != strlen(buf) ||
              strlen(buf) > 80)
-        hr_conf_add_error(cfg,
-                          "%s: '%s' does not end in a queue name "
-                          "(https://sqs.<region>.amazonaws.com/<account>/<name>)",
-                          name, url);
+        hr_conf_add_error(
+            cfg,
+            "%s: '%s' does not end in a queue name "
+            "(https://sqs.<region>.amazonaws.com/<account>/<name>)",
+            name, url);
 }
 
 void hr_source_sqs_validate(struct hr_conf *cfg)
@@ -285,13 +288,13 @@ void hr_source_sqs_validate(struct hr_conf *cfg)
         hr_conf_int(cfg, "HERALD_SQS_RETRY_MAX_MS"))
         hr_conf_add_error(cfg, "HERALD_SQS_RETRY_BASE_MS: above "
                                "HERALD_SQS_RETRY_MAX_MS");
-    hr_aws_validate(cfg,
-                    url ? hr_sqs_queue_region(url, region, sizeof(region))
-                        : NULL,
-                    "the sqs source");
+    hr_aws_validate(
+        cfg, url ? hr_sqs_queue_region(url, region, sizeof(region)) : NULL,
+        "the sqs source");
 }
 
-/* --- calls ------------------------------------------------------------------ */
+/* --- calls ------------------------------------------------------------------
+ */
 
 static void count_call(struct sqs_source *src,
                        const char *action,
@@ -360,7 +363,8 @@ static struct smsg *smsg_from(struct sqs_source *src, json_t *j)
     json_t *body = json_object_get(j, "Body");
     json_t *sys = json_object_get(j, "Attributes");
     json_t *attrs = json_object_get(j, "MessageAttributes");
-    const char *group = json_string_value(json_object_get(sys, "MessageGroupId"));
+    const char *group =
+        json_string_value(json_object_get(sys, "MessageGroupId"));
     const char *v, *name;
     struct smsg *m;
     json_t *a;
@@ -434,7 +438,8 @@ static struct smsg *smsg_from(struct sqs_source *src, json_t *j)
     return m;
 }
 
-static void give_back(struct sqs_source *src, const char *receipt, int timeout_s);
+static void
+give_back(struct sqs_source *src, const char *receipt, int timeout_s);
 
 static void receive_done(void *opaque, const struct hr_sqs_reply *reply)
 {
@@ -456,10 +461,10 @@ static void receive_done(void *opaque, const struct hr_sqs_reply *reply)
                          HR_LOG_STR("queue", src->queue_url));
             src->fatal = true;
         }
-        src->receive_after =
-            now + hr_retry_backoff_ms(src->receive_failures++, 200, 20000,
-                                      hr_retry_random()) +
-            100;
+        src->receive_after = now +
+                             hr_retry_backoff_ms(src->receive_failures++, 200,
+                                                 20000, hr_retry_random()) +
+                             100;
         return;
     }
     src->receive_failures = 0;
@@ -505,8 +510,8 @@ static void receive_more(struct sqs_source *src)
                             json_pack("[s]", "All"));
         /* the older name, for emulators that predate the new one */
         json_object_set_new(req, "AttributeNames", json_pack("[s]", "All"));
-        if (call(src, "ReceiveMessage", req,
-                 (long)(src->wait_s + 10) * 1000, receive_done, src)) {
+        if (call(src, "ReceiveMessage", req, (long)(src->wait_s + 10) * 1000,
+                 receive_done, src)) {
             src->receive_after = now + 1000;
             return;
         }
@@ -514,7 +519,8 @@ static void receive_more(struct sqs_source *src)
     }
 }
 
-/* --- acknowledgements ------------------------------------------------------ */
+/* --- acknowledgements ------------------------------------------------------
+ */
 
 static const char *op_action(enum op_kind kind)
 {
@@ -583,7 +589,8 @@ static void op_add(struct sqs_source *src,
         op_seal(src, kind);
 }
 
-static void give_back(struct sqs_source *src, const char *receipt, int timeout_s)
+static void
+give_back(struct sqs_source *src, const char *receipt, int timeout_s)
 {
     op_add(src, OP_VISIBILITY, receipt, timeout_s, NULL);
 }
@@ -592,8 +599,8 @@ static void op_done(void *opaque, const struct hr_sqs_reply *reply);
 
 static json_t *op_request(const struct sqs_source *src, const struct op *op)
 {
-    json_t *req = request_for(op->kind == OP_SEND_DLQ ? src->dlq_url
-                                                      : src->queue_url);
+    json_t *req =
+        request_for(op->kind == OP_SEND_DLQ ? src->dlq_url : src->queue_url);
     json_t *entries = json_array();
     char id[24];
 
@@ -672,11 +679,11 @@ static void dlq_sent(struct sqs_source *src, struct op *op, json_t *ok)
     json_array_foreach(ok, i, s)
     {
         const char *id = json_string_value(json_object_get(s, "Id"));
-        size_t k = id && id[0] == 'm' ? strtoul(id + 1, NULL, 10) : HR_SQS_BATCH;
+        size_t k =
+            id && id[0] == 'm' ? strtoul(id + 1, NULL, 10) : HR_SQS_BATCH;
 
         if (k < op->n && op->e[k].receipt) {
-            hr_metric_add(src->messages, (const char *[]){"dead_lettered"},
-                          1);
+            hr_metric_add(src->messages, (const char *[]){"dead_lettered"}, 1);
             op_add(src, OP_DELETE, op->e[k].receipt, 0, NULL);
             free(op->e[k].receipt);
             op->e[k].receipt = NULL; /* done with */
@@ -686,7 +693,8 @@ static void dlq_sent(struct sqs_source *src, struct op *op, json_t *ok)
 
 /* What failed of a batch call: retryable entries stay in @op (compacted),
  * the others are dropped. Returns how many stay. */
-static size_t op_keep_failed(struct sqs_source *src, struct op *op, json_t *failed)
+static size_t
+op_keep_failed(struct sqs_source *src, struct op *op, json_t *failed)
 {
     bool keep[HR_SQS_BATCH] = {false};
     size_t i, n = 0;
@@ -696,20 +704,19 @@ static size_t op_keep_failed(struct sqs_source *src, struct op *op, json_t *fail
     {
         const char *id = json_string_value(json_object_get(f, "Id"));
         const char *code = json_string_value(json_object_get(f, "Code"));
-        size_t k = id && id[0] == 'm' ? strtoul(id + 1, NULL, 10) : HR_SQS_BATCH;
+        size_t k =
+            id && id[0] == 'm' ? strtoul(id + 1, NULL, 10) : HR_SQS_BATCH;
 
         if (k >= op->n)
             continue;
         /* the sender's fault (an expired or invalid receipt handle) is not
          * fixed by trying again: the message simply comes back */
         keep[k] = !json_is_true(json_object_get(f, "SenderFault"));
-        hr_log_write(keep[k] ? HR_LOG_WARN : HR_LOG_INFO,
-                     "sqs batch entry failed",
-                     HR_LOG_STR("action", op_action(op->kind)),
-                     HR_LOG_STR("code", code),
-                     HR_LOG_STR("err", json_string_value(
-                                           json_object_get(f, "Message"))),
-                     HR_LOG_BOOL("retried", keep[k]), HR_LOG_END);
+        hr_log_write(
+            keep[k] ? HR_LOG_WARN : HR_LOG_INFO, "sqs batch entry failed",
+            HR_LOG_STR("action", op_action(op->kind)), HR_LOG_STR("code", code),
+            HR_LOG_STR("err", json_string_value(json_object_get(f, "Message"))),
+            HR_LOG_BOOL("retried", keep[k]), HR_LOG_END);
         hr_metric_add(src->errors, NULL, 1);
     }
     for (i = 0; i < op->n; i++) {
@@ -762,9 +769,8 @@ static void op_done(void *opaque, const struct hr_sqs_reply *reply)
         op_free(op);
         return;
     }
-    op->due = hr_time_mono_ms() + hr_retry_backoff_ms(op->tries, 200, 5000,
-                                                      hr_retry_random()) +
-              50;
+    op->due = hr_time_mono_ms() +
+              hr_retry_backoff_ms(op->tries, 200, 5000, hr_retry_random()) + 50;
     op_queue(src, op);
 }
 
@@ -779,8 +785,10 @@ static void ops_seal_all(struct sqs_source *src)
 static int again_seconds(const struct sqs_source *src, const struct smsg *m)
 {
     unsigned attempt = m->msg.attempt > 1 ? (unsigned)m->msg.attempt - 1 : 0;
-    int64_t cap = hr_retry_cap_ms(attempt, src->retry_base_ms, src->retry_max_ms);
-    int64_t ms = cap / 2 + (int64_t)(hr_retry_random() % (uint64_t)(cap / 2 + 1));
+    int64_t cap =
+        hr_retry_cap_ms(attempt, src->retry_base_ms, src->retry_max_ms);
+    int64_t ms =
+        cap / 2 + (int64_t)(hr_retry_random() % (uint64_t)(cap / 2 + 1));
 
     if (m->msg.again_ms > ms)
         ms = m->msg.again_ms;
@@ -804,7 +812,8 @@ static json_t *dlq_entry(struct sqs_source *src, struct smsg *m)
              i++) {
             bool ours = !strncmp(name, "herald-", 7);
 
-            if (ours != (pass == 0) || json_object_size(attrs) >= HR_SQS_ATTRS ||
+            if (ours != (pass == 0) ||
+                json_object_size(attrs) >= HR_SQS_ATTRS ||
                 json_object_get(attrs, name) || !len)
                 continue;
             if (!json_object_get(attrs, name)) {
@@ -833,9 +842,9 @@ static json_t *dlq_entry(struct sqs_source *src, struct smsg *m)
         while (body_len && ((unsigned char)m->body[body_len] & 0xc0) == 0x80)
             body_len--;
         snprintf(num, sizeof(num), "%zu", m->body_len);
-        json_object_set_new(attrs, "herald-value-truncated",
-                            json_pack("{s:s, s:s}", "DataType", "Number",
-                                      "StringValue", num));
+        json_object_set_new(
+            attrs, "herald-value-truncated",
+            json_pack("{s:s, s:s}", "DataType", "Number", "StringValue", num));
     }
     json_object_set_new(e, "MessageBody", json_stringn(m->body, body_len));
     json_object_set_new(e, "MessageAttributes", attrs);
@@ -917,7 +926,8 @@ sqs_abandon(struct hr_source *base, struct hr_msg *const *msgs, size_t n)
     ops_send(src);
 }
 
-/* --- keeping messages, lag ------------------------------------------------- */
+/* --- keeping messages, lag -------------------------------------------------
+ */
 
 /* Extend the visibility of every held message that runs out within a
  * third of the visibility timeout. */
@@ -950,8 +960,8 @@ static void lag_done(void *opaque, const struct hr_sqs_reply *reply)
 {
     struct sqs_source *src = opaque;
     json_t *attrs = json_object_get(reply->body, "Attributes");
-    const char *v =
-        json_string_value(json_object_get(attrs, "ApproximateNumberOfMessages"));
+    const char *v = json_string_value(
+        json_object_get(attrs, "ApproximateNumberOfMessages"));
     const char *nv = json_string_value(
         json_object_get(attrs, "ApproximateNumberOfMessagesNotVisible"));
 
@@ -964,9 +974,9 @@ static void lag_done(void *opaque, const struct hr_sqs_reply *reply)
     if (src->receive_failures == 0)
         src->not_ready[0] = '\0';
     if (v)
-        hr_metric_set(src->lag, (const char *[]){src->queue_name, "0"},
-                      (double)(strtoll(v, NULL, 10) +
-                               (nv ? strtoll(nv, NULL, 10) : 0)));
+        hr_metric_set(
+            src->lag, (const char *[]){src->queue_name, "0"},
+            (double)(strtoll(v, NULL, 10) + (nv ? strtoll(nv, NULL, 10) : 0)));
 }
 
 static void lag_poll(struct sqs_source *src, int64_t now)
@@ -998,6 +1008,8 @@ static void service(struct sqs_source *src, int wait_ms)
     heartbeat(src, now);
     lag_poll(src, now);
     receive_more(src);
+    /* what callbacks added (deletes after dead letters) goes out too */
+    ops_seal_all(src);
     ops_send(src);
     hr_sqs_run(src->sqs, wait_ms);
 }
@@ -1210,14 +1222,14 @@ struct hr_source *hr_source_sqs_new(const struct hr_conf *cfg,
     src->ready_max = (size_t)src->receivers * HR_SQS_BATCH * 4;
     snprintf(src->not_ready, sizeof(src->not_ready), "connecting to sqs");
 
-    src->tls = hr_tls_new(hr_conf_str(cfg, "HERALD_TLS_CA_FILE"), errstr,
-                          errstr_size);
+    src->tls =
+        hr_tls_new(hr_conf_str(cfg, "HERALD_TLS_CA_FILE"), errstr, errstr_size);
     if (!src->tls)
         goto out_free;
-    src->aws = hr_aws_new(cfg,
-                          hr_aws_region_of(cfg, hr_sqs_queue_region(
-                                                    url, region, sizeof(region))),
-                          src->tls, errstr, errstr_size);
+    src->aws = hr_aws_new(
+        cfg,
+        hr_aws_region_of(cfg, hr_sqs_queue_region(url, region, sizeof(region))),
+        src->tls, errstr, errstr_size);
     if (!src->aws)
         goto out_free;
     /* Without an override, the queue URL's own origin (what the SDKs do:

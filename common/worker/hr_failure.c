@@ -148,9 +148,9 @@ static int send_record(const struct hr_failure_route *route,
     }
     khdrs = hr_producer_headers(hdrs);
     hr_hdrs_free(hdrs);
-    rc = hr_producer_send(route->producer, topic, item->key, item->key_len,
-                          item->value, value_len, khdrs, errstr,
-                          sizeof(errstr));
+    rc =
+        hr_producer_send(route->producer, topic, item->key, item->key_len,
+                         item->value, value_len, khdrs, errstr, sizeof(errstr));
     if (rc == HR_PRODUCE_REFUSED) {
         /* The event's own key or headers are what is too large: keep the
          * failure headers, the key's first bytes and no value. */

@@ -161,4 +161,3 @@ const char *hr_item_reason(const struct hr_item *item)
 {
     return item->reason ? item->reason : "";
 }
-

@@ -739,9 +739,9 @@ static int start_clients(struct hr_worker *w)
         .source = w->source,
     };
     if (!strcmp(hr_source_kind(w->source), "sqs"))
-        hr_log_info("consuming",
-                    HR_LOG_STR("queue",
-                               hr_conf_str(w->cfg, "HERALD_SQS_QUEUE_URL")));
+        hr_log_info(
+            "consuming",
+            HR_LOG_STR("queue", hr_conf_str(w->cfg, "HERALD_SQS_QUEUE_URL")));
     else
         hr_log_info(
             "consuming", HR_LOG_STR("topics", w->topics),

@@ -295,6 +295,10 @@ int hx_topic_partitions(const char *brokers, const char *topic);
  */
 int hx_http_get(const char *url, long *status, char **body);
 
+/** Like hx_http_get() without a body, and silent on a transport failure
+ *  (for waiting until a server listens). */
+int hx_http_probe(const char *url, long *status);
+
 /** GET http://127.0.0.1:@port/metrics: the body (malloc'd, caller frees),
  *  or NULL unless the answer was 200. */
 char *hx_metrics_get(int port);

@@ -287,7 +287,7 @@ static int read_port(const struct hx_fake_http *f)
 struct hx_fake_http *hx_fake_http_start(const struct hx_fake_http_opts *opts)
 {
     static const struct hx_fake_http_opts none = {0};
-    const char *argv[16];
+    const char *argv[32];
     struct hx_fake_http *f;
     int64_t deadline;
     size_t n = 0;
@@ -316,7 +316,8 @@ struct hx_fake_http *hx_fake_http_start(const struct hx_fake_http_opts *opts)
         goto out_free;
 
     argv[n++] = "node";
-    argv[n++] = HX_SOURCE_DIR "/tests/harness/fake_http.js";
+    argv[n++] =
+        opts->js ? opts->js : HX_SOURCE_DIR "/tests/harness/fake_http.js";
     argv[n++] = "--port";
     argv[n++] = "0";
     if (opts->tls_cert) {
@@ -330,6 +331,8 @@ struct hx_fake_http *hx_fake_http_start(const struct hx_fake_http_opts *opts)
         argv[n++] = "--script";
         argv[n++] = opts->script;
     }
+    for (size_t i = 0; opts->args && opts->args[i] && n < 30; i++)
+        argv[n++] = opts->args[i];
     argv[n] = NULL;
     f->proc = hx_proc_spawn(argv, NULL, f->out_path, f->err_path);
     if (!f->proc)
@@ -506,4 +509,15 @@ void hx_fake_http_free(struct hx_fake_http *f)
     free(f->err_path);
     free(f->ca_file);
     free(f);
+}
+
+json_t *hx_fake_http_get(struct hx_fake_http *f, const char *path)
+{
+    return control(f, "GET", path, NULL);
+}
+
+json_t *
+hx_fake_http_post(struct hx_fake_http *f, const char *path, const char *json)
+{
+    return control(f, "POST", path, json);
 }

@@ -44,6 +44,10 @@ struct hx_fake_http_opts {
     const char *tls_key;  /* http/1.1 through ALPN); both NULL: plain    */
     const char *ca_file;  /* CA of tls_cert, for the control calls       */
     const char *script;   /* {"routes": [...]} loaded at start, or NULL   */
+    const char *js; /* another server with the same start protocol ("listening
+                       <port>" on stdout) and /_control/ calls, e.g.
+                       tests/node/fake_sts.js; NULL: fake_http.js */
+    const char *const *args; /* extra arguments, NULL-terminated, or NULL */
 };
 
 /** Whether `node` is on PATH. When it is not, the test should print why
@@ -83,6 +87,15 @@ int hx_fake_http_reset(struct hx_fake_http *f);
  * reference, caller json_decref()s), or NULL on failure.
  */
 json_t *hx_fake_http_requests(struct hx_fake_http *f, const char *path);
+
+/** GET @path (e.g. "/_control/exchanges"): the JSON answer of a 200 (new
+ *  reference), or NULL (printed). */
+json_t *hx_fake_http_get(struct hx_fake_http *f, const char *path);
+
+/** POST @json to @path: the JSON answer of a 200 (new reference), or NULL
+ *  (printed). */
+json_t *
+hx_fake_http_post(struct hx_fake_http *f, const char *path, const char *json);
 
 /** Kill the server, remove its directory, free @f. NULL is a no-op. */
 void hx_fake_http_free(struct hx_fake_http *f);

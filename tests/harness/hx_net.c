@@ -47,7 +47,7 @@ static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-int hx_http_get(const char *url, long *status, char **body)
+static int http_get(const char *url, long *status, char **body, bool quiet)
 {
     static bool curl_ready;
     struct body_buf buf = {0};
@@ -73,7 +73,9 @@ int hx_http_get(const char *url, long *status, char **body)
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &buf);
     result = curl_easy_perform(curl);
     if (result != CURLE_OK) {
-        fprintf(stderr, "hx: GET %s: %s\n", url, curl_easy_strerror(result));
+        if (!quiet)
+            fprintf(stderr, "hx: GET %s: %s\n", url,
+                    curl_easy_strerror(result));
         curl_easy_cleanup(curl);
         free(buf.data);
         return -1;
@@ -88,6 +90,16 @@ int hx_http_get(const char *url, long *status, char **body)
         free(buf.data);
     }
     return 0;
+}
+
+int hx_http_get(const char *url, long *status, char **body)
+{
+    return http_get(url, status, body, false);
+}
+
+int hx_http_probe(const char *url, long *status)
+{
+    return http_get(url, status, NULL, true);
 }
 
 int hx_free_port(void)

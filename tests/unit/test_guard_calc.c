@@ -12,9 +12,9 @@
 #include <cmocka.h>
 
 #include "guard.h"
-#include "hr_msg.h"
 #include "hr_circuit.h"
 #include "hr_conf.h"
+#include "hr_msg.h"
 
 static const struct guard_settings set = {
     .max_attempts = 8,

@@ -15,10 +15,16 @@ struct gen_args {
     const char *prefix;
     int64_t max;
     int table;
-    size_t batch;      /* scriptrate: events per batch */
-    size_t partitions; /* scriptrate: partitions of the topic */
-    size_t chunk;      /* scriptrate: events taken from one partition */
+    size_t batch;          /* scriptrate: events per batch */
+    size_t partitions;     /* scriptrate: partitions of the topic */
+    size_t chunk;          /* scriptrate: events taken from one partition */
+    const char *queue_url; /* sqs: the queue */
+    size_t concurrency;    /* sqs: SendMessageBatch calls in flight */
 };
+
+/** Send the scenario to the SQS queue a->queue_url (sqs_send.c). Returns 0,
+ *  or 1 when any event could not be sent. */
+int sqs_send(const struct gen_args *a, const struct chat_scenario *s);
 
 /**
  * Apply the scenario to Redis with herald-unread's own grouping and batch

@@ -29,7 +29,7 @@ static void usage(FILE *out)
 {
     fprintf(
         out,
-        "usage: herald-chatgen produce|verify [options]\n"
+        "usage: herald-chatgen produce|sqs|verify [options]\n"
         "       herald-chatgen jsonrate < values (one JSON per line)\n"
         "       herald-chatgen scriptrate --redis URL [options]: apply\n"
         "                   the scenario with herald-unread's batch script\n"
@@ -49,6 +49,10 @@ static void usage(FILE *out)
         "  --partitions N   scriptrate: partitions (128); a batch takes\n"
         "  --chunk N        runs of N events (1000) from one partition\n"
         "                   after another, as a consumer's fetches do\n"
+        "  --queue-url URL  sqs: send the events to this queue instead\n"
+        "                   (AWS_* credentials and endpoint from the\n"
+        "                   environment; FIFO: grouped by conversation)\n"
+        "  --concurrency N  sqs: SendMessageBatch calls in flight (8)\n"
         "  --dynamodb       produce DynamoDB Streams records of the app's\n"
         "                   Messages and ReadReceipts tables (for\n"
         "                   herald-fanout) instead of CloudEvents\n");
@@ -57,16 +61,17 @@ static void usage(FILE *out)
 static int parse_args(int argc, char **argv, struct gen_args *a)
 {
     static const struct option longopts[] = {
-        {"brokers", 1, 0, 'b'},  {"topic", 1, 0, 't'},
-        {"redis", 1, 0, 'r'},    {"prefix", 1, 0, 'p'},
-        {"max", 1, 0, 'x'},      {"users", 1, 0, 'u'},
-        {"convs", 1, 0, 'c'},    {"members", 1, 0, 'm'},
-        {"messages", 1, 0, 'n'}, {"reads", 1, 0, 'R'},
-        {"dups", 1, 0, 'D'},     {"window", 1, 0, 'w'},
-        {"seed", 1, 0, 's'},     {"table", 1, 0, 'T'},
-        {"help", 0, 0, 'h'},     {"dynamodb", 0, 0, 'Y'},
-        {"batch", 1, 0, 'B'},    {"partitions", 1, 0, 'P'},
-        {"chunk", 1, 0, 'C'},    {0, 0, 0, 0},
+        {"brokers", 1, 0, 'b'},     {"topic", 1, 0, 't'},
+        {"redis", 1, 0, 'r'},       {"prefix", 1, 0, 'p'},
+        {"max", 1, 0, 'x'},         {"users", 1, 0, 'u'},
+        {"convs", 1, 0, 'c'},       {"members", 1, 0, 'm'},
+        {"messages", 1, 0, 'n'},    {"reads", 1, 0, 'R'},
+        {"dups", 1, 0, 'D'},        {"window", 1, 0, 'w'},
+        {"seed", 1, 0, 's'},        {"table", 1, 0, 'T'},
+        {"help", 0, 0, 'h'},        {"dynamodb", 0, 0, 'Y'},
+        {"batch", 1, 0, 'B'},       {"partitions", 1, 0, 'P'},
+        {"chunk", 1, 0, 'C'},       {"queue-url", 1, 0, 'Q'},
+        {"concurrency", 1, 0, 'K'}, {0, 0, 0, 0},
     };
     int c;
 
@@ -140,6 +145,12 @@ static int parse_args(int argc, char **argv, struct gen_args *a)
             break;
         case 'C':
             a->chunk = strtoul(optarg, NULL, 10);
+            break;
+        case 'Q':
+            a->queue_url = optarg;
+            break;
+        case 'K':
+            a->concurrency = strtoul(optarg, NULL, 10);
             break;
         case 'h':
             usage(stdout);
@@ -347,7 +358,7 @@ int main(int argc, char **argv)
     if (argc == 2 && !strcmp(argv[1], "jsonrate"))
         return jsonrate();
     if (argc < 2 || (strcmp(argv[1], "produce") && strcmp(argv[1], "verify") &&
-                     strcmp(argv[1], "scriptrate"))) {
+                     strcmp(argv[1], "scriptrate") && strcmp(argv[1], "sqs"))) {
         usage(argc > 1 && !strcmp(argv[1], "--help") ? stdout : stderr);
         return argc > 1 && !strcmp(argv[1], "--help") ? 0 : 2;
     }
@@ -357,6 +368,8 @@ int main(int argc, char **argv)
     s = chat_generate(&a.opts);
     if (!strcmp(argv[1], "produce"))
         rc = produce(&a, s);
+    else if (!strcmp(argv[1], "sqs"))
+        rc = sqs_send(&a, s);
     else if (!strcmp(argv[1], "scriptrate"))
         rc = scriptrate(&a, s) || verify(&a, s);
     else

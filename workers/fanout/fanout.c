@@ -626,9 +626,9 @@ park_add(struct fanout_state *st, struct hr_worker *w, struct hr_batch *batch)
     hr_park_reset(st->park);
     for (size_t i = 0; i < batch->n; i++) {
         struct hr_item *item = &batch->items[i];
-        bool have_id =
-            item->key && item->key_len &&
-            hr_park_event_id(eid, sizeof(eid), hr_worker_name(w), item->msg) >= 0;
+        bool have_id = item->key && item->key_len &&
+                       hr_park_event_id(eid, sizeof(eid), hr_worker_name(w),
+                                        item->msg) >= 0;
 
         size_t first = c; /* the item's calls are [first, c) */
 
