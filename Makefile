@@ -46,6 +46,7 @@ bench: release
 	@bash scripts/bench-unread-groups.sh
 	@bash scripts/bench-fanout.sh
 	@bash scripts/bench-guard.sh
+	@bash scripts/bench-sqs.sh
 
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i

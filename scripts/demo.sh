@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The Herald demo: a throw-away Redis, herald-devbroker and two fake APIs;
-# the fleet (herald-fanout, herald-unread, herald-guard) on top; a chat
-# app's DynamoDB change records fed through it; and a summary of what
-# happened. The legacy API fails with 503 for a while and then recovers;
-# the trust-and-safety API refuses our credentials (401). Every process is
-# cleaned up on exit.
+# The Herald demo: a throw-away Redis, herald-devbroker, an SQS emulator
+# (fauxqs) and two fake APIs; the fleet (herald-fanout, herald-unread,
+# herald-guard) on top; a chat app's DynamoDB change records fed through it
+# — the abuse reports through an SQS queue, some of them wrapped by SNS,
+# read by a second herald-fanout with HERALD_SOURCE=sqs — and a summary of
+# what happened. The legacy API fails with 503 for a while and then
+# recovers; the trust-and-safety API refuses our credentials (401). Every
+# process is cleaned up on exit.
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
@@ -38,16 +40,38 @@ node tests/harness/fake_http.js --port "$legacy_port" --script "$WORK/legacy.jso
 PIDS+=($!)
 sed "s#http://127.0.0.1:1808[01]#http://127.0.0.1:$legacy_port#" \
     workers/fanout/examples/chat-rules.json >"$WORK/rules.json"
+# The SQS leg: fauxqs (npm, installed by scripts/deps.sh) and a queue the
+# app's report service writes to.
+sqs_port=$(free_port)
+FAUXQS_PORT=$sqs_port node tests/node/node_modules/fauxqs/dist/cli.js \
+    >/dev/null 2>"$WORK/fauxqs.log" &
+PIDS+=($!)
+export AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$sqs_port AWS_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo
+for _ in $(seq 200); do curl -sf "$AWS_ENDPOINT_URL_SQS/health" >/dev/null && break; sleep 0.05; done
+sqs() {
+    curl -sf --aws-sigv4 aws:amz:us-east-1:sqs -u demo:demo \
+        -H 'Content-Type: application/x-amz-json-1.0' \
+        -H "X-Amz-Target: AmazonSQS.$1" -d "$2" "$AWS_ENDPOINT_URL_SQS/"
+}
+REPORTS=$(sqs CreateQueue '{"QueueName":"herald-reports"}' |
+    sed 's/.*"QueueUrl":"\([^"]*\)".*/\1/')
 echo "redis:      $REDIS_URL"
 echo "broker:     $BROKERS"
 echo "fake APIs:  http://127.0.0.1:$legacy_port (legacy: checks every JWT, 503 then 201;"
 echo "            trust-and-safety: 401)"
+echo "sqs:        $AWS_ENDPOINT_URL_SQS (fauxqs), queue $REPORTS"
 
 say "starting herald-fanout (workers/fanout/examples/chat-rules.json)"
 # Small circuit settings so that the demo shows it opening and closing.
 CIRCUIT=(HERALD_GUARD_CIRCUIT_MIN_CALLS=3 HERALD_GUARD_CIRCUIT_OPEN_MS=1500)
 start_worker fanout "$WORK/fanout.log" "${CIRCUIT[@]}" -- --config "$WORK/rules.json"
 FANOUT=$METRICS FANOUT_PID=$WORKER_PID
+say "starting a second herald-fanout reading the SQS queue herald-reports"
+start_worker fanout "$WORK/fanout-sqs.log" "${CIRCUIT[@]}" HERALD_SOURCE=sqs \
+    HERALD_SQS_QUEUE_URL="$REPORTS" HERALD_SQS_WAIT_SECONDS=1 \
+    -- --config "$WORK/rules.json"
+FANOUT_SQS=$METRICS FANOUT_SQS_PID=$WORKER_PID
 say "starting herald-unread (push.requested enabled, exact badges)"
 start_worker unread "$WORK/unread.log" HERALD_UNREAD_PUSH_TOPIC=herald.push
 UNREAD=$METRICS UNREAD_PID=$WORKER_PID
@@ -60,15 +84,28 @@ say "feeding the app's change records to herald.changes"
 "$BIN/herald-chatgen" produce --brokers "$BROKERS" --topic herald.changes \
     --dynamodb "${GEN[@]}"
 # Six new conversations (the rules call the legacy API for these), four
-# abuse reports (the trust-and-safety API), and three records no producer
-# should ever send.
+# abuse reports (the trust-and-safety API, through SQS below), and three
+# records no producer should ever send.
 arn='arn:aws:dynamodb:eu-west-1:123456789012:table'
 for i in 1 2 3 4 5 6; do
     printf '%s\n' "c10$i|{\"eventID\":\"conv-$i\",\"eventName\":\"INSERT\",\"eventSourceARN\":\"$arn/Conversations/stream/x\",\"dynamodb\":{\"Keys\":{\"conversation_id\":{\"S\":\"c10$i\"}},\"NewImage\":{\"conversation_id\":{\"S\":\"c10$i\"},\"title\":{\"S\":\"Project $i\"},\"member_ids\":{\"SS\":[\"u1\",\"u2\"]},\"created_at\":{\"S\":\"2026-11-22T09:0$i:00Z\"}}}}"
 done | kcat -P -b "$BROKERS" -t herald.changes -K '|'
-for i in 1 2 3 4; do
-    printf '%s\n' "r$i|{\"eventID\":\"report-$i\",\"eventName\":\"INSERT\",\"eventSourceARN\":\"$arn/Reports/stream/x\",\"dynamodb\":{\"Keys\":{\"report_id\":{\"S\":\"r$i\"}},\"NewImage\":{\"report_id\":{\"S\":\"r$i\"},\"message_id\":{\"S\":\"m$i\"},\"reason\":{\"S\":\"spam\"},\"reporter_id\":{\"S\":\"u$i\"}}}}"
-done | kcat -P -b "$BROKERS" -t herald.changes -K '|'
+# The four abuse reports go to SQS: two as they are, two wrapped by an SNS
+# topic (raw delivery off), as a report service on AWS would send them.
+report() {
+    printf '{"eventID":"report-%s","eventName":"INSERT","eventSourceARN":"%s/Reports/stream/x","dynamodb":{"Keys":{"report_id":{"S":"r%s"}},"NewImage":{"report_id":{"S":"r%s"},"message_id":{"S":"m%s"},"reason":{"S":"spam"},"reporter_id":{"S":"u%s"}}}}' \
+        "$1" "$arn" "$1" "$1" "$1" "$1"
+}
+sns() {
+    node -e 'console.log(JSON.stringify({Type: "Notification",
+        MessageId: "sns-" + process.argv[2], TopicArn: "arn:aws:sns:us-east-1:000000000000:reports",
+        Message: process.argv[1], Timestamp: new Date().toISOString(),
+        SignatureVersion: "1", Signature: "EXAMPLE"}))' "$1" "$2"
+}
+entries=$(node -e 'console.log(JSON.stringify(process.argv.slice(1).map(
+    (b, i) => ({Id: "r" + i, MessageBody: b}))))' \
+    "$(report 1)" "$(report 2)" "$(sns "$(report 3)" 3)" "$(sns "$(report 4)" 4)")
+sqs SendMessageBatch "{\"QueueUrl\":\"$REPORTS\",\"Entries\":$entries}" >/dev/null
 printf '%s\n' \
     'c0|{"eventID":"bad-1","eventName":"INSERT","eventSourceARN":"'"$arn"'/Messages/stream/x","dynamodb":{"NewImage":{"n":{"Q":"1"}}}}' \
     'c0|{"op":"x","before":null,"after":{},"source":{"table":"t"}}' \
@@ -79,6 +116,8 @@ changes=$(count herald.changes)
 say "waiting for the fleet to handle all $changes change records"
 wait_metric "$FANOUT" 'herald_events_processed_total{' "$changes" 60 ||
     { echo "timed out; fanout log:"; tail -20 "$WORK/fanout.log"; exit 1; }
+wait_metric "$FANOUT_SQS" 'herald_events_processed_total{' 4 60 ||
+    { echo "timed out; fanout (sqs) log:"; tail -20 "$WORK/fanout-sqs.log"; exit 1; }
 messages=$(count herald.messages)
 wait_metric "$UNREAD" 'herald_events_processed_total{' "$messages" 60 ||
     { echo "timed out; unread log:"; tail -20 "$WORK/unread.log"; exit 1; }
@@ -109,6 +148,15 @@ say "herald-fanout: $changes change records in"
 curl -sf "$FANOUT/metrics" |
     grep -E '^herald_(events_processed_total|fanout_routed_total|fanout_webhook_responses_total)' |
     sed 's/worker="fanout",//; s/{}//; s/^/  /'
+say "herald-fanout with HERALD_SOURCE=sqs: the abuse reports from SQS"
+echo "  queue herald-reports: 4 messages sent, 2 of them SNS envelopes (unwrapped)"
+curl -sf "$FANOUT_SQS/metrics" |
+    grep -E '^herald_(events_processed_total|sqs_messages_total|consumer_lag)' |
+    grep -v ' 0$' | sed 's/worker="fanout",//; s/{}//; s/^/  /'
+depth=$(sqs GetQueueAttributes "{\"QueueUrl\":\"$REPORTS\",\"AttributeNames\":[\"All\"]}" |
+    node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const a=JSON.parse(s).Attributes;
+        console.log(+a.ApproximateNumberOfMessages + +a.ApproximateNumberOfMessagesNotVisible)})')
+echo "  left in the queue: $depth (each report deleted once its dead letter was durable on herald.dlq)"
 say "herald-unread: $messages events in (message.created, conversation.read)"
 curl -sf "$UNREAD/metrics" |
     grep -E '^herald_(events_processed_total|unread_pairs_updated_total|batch_pauses_total)' |
@@ -156,15 +204,15 @@ echo "  probe succeeds (fix the token, then herald-guard redrive --from herald.d
 
 say "dead letters on herald.dlq (reason in the herald-error header)"
 kcat -C -b "$BROKERS" -t herald.dlq -o beginning -e -q -f '%h\n' |
-    sed -E 's/.*herald-worker=([^,]*).*herald-error-class=([^,]*),herald-error=(.*)/  \1 \2: \3/' |
-    cut -c1-110
+    sed -E 's/.*herald-origin-topic=([^,]*).*herald-worker=([^,]*).*herald-error-class=([^,]*),herald-error=(.*)/  \2 (from \1) \3: \4/' |
+    cut -c1-120
 
 say "graceful shutdown (SIGTERM)"
-kill -TERM "$FANOUT_PID" "$UNREAD_PID" "$GUARD_PID"
-for name in fanout unread guard; do
+kill -TERM "$FANOUT_PID" "$FANOUT_SQS_PID" "$UNREAD_PID" "$GUARD_PID"
+for name in fanout fanout_sqs unread guard; do
     pid=${name^^}_PID
     status=0
     wait "${!pid}" || status=$?
-    line=$(grep -o '"msg":"stopped".*' "$WORK/$name.log" || true)
-    echo "  herald-$name exited $status: $line"
+    line=$(grep -o '"msg":"stopped".*' "$WORK/${name/_/-}.log" || true)
+    echo "  herald-${name/_sqs/ (sqs)} exited $status: $line"
 done
