@@ -929,6 +929,11 @@ static int check_config(const char *const *envp, char **err)
     return status;
 }
 
+static int check_config(const char *const *envp, char **err)
+{
+    return check_config_of("herald-unread", envp, err);
+}
+
 static void test_check_config_validates_sqs_settings(void **state)
 {
     const char *const good[] = {
@@ -949,6 +954,16 @@ static void test_check_config_validates_sqs_settings(void **state)
     assert_non_null(strstr(err, "HERALD_SQS_DLQ_URL"));
     assert_non_null(strstr(err, "AWS_SECRET_ACCESS_KEY"));
     assert_non_null(strstr(err, "AWS_REGION"));
+    free(err);
+    /* the guard reads herald.retry, which only Kafka has */
+    assert_int_equal(
+        check_config_of(
+            "herald-guard",
+            (const char *const[]){good[0], good[1], good[2], good[3],
+                                  "HERALD_KAFKA_BROKERS=127.0.0.1:1", NULL},
+            &err),
+        2);
+    assert_non_null(strstr(err, "herald-guard reads herald.retry on Kafka"));
     free(err);
 }
 

@@ -88,7 +88,15 @@ void guard_validate(struct hr_conf *cfg)
     struct hr_circuit_conf cc;
     char errstr[256];
     const char *prefix = hr_conf_str(cfg, "HERALD_GUARD_REDELIVER_PREFIX");
+    const char *source = hr_conf_str(cfg, "HERALD_SOURCE");
 
+    /* Retry records exist only on Kafka: an SQS worker's retries are
+     * paced by its queue's visibility timeout instead. */
+    if (source && strcmp(source, "kafka"))
+        hr_conf_add_error(cfg, "HERALD_SOURCE: herald-guard reads %s on "
+                               "Kafka; '%s' is not supported (an SQS "
+                               "worker's retries are paced by its queue)",
+                          "herald.retry", source);
     if (hr_conf_int(cfg, "HERALD_GUARD_BASE_DELAY_MS") >
         hr_conf_int(cfg, "HERALD_GUARD_MAX_DELAY_MS"))
         hr_conf_add_error(cfg, "HERALD_GUARD_BASE_DELAY_MS: larger than "
