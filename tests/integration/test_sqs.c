@@ -912,16 +912,15 @@ static void test_sns_envelopes_unwrapped_and_strays_dead_lettered(void **state)
 
 /* --- 8. --check-config ---------------------------------------------------- */
 
-static int check_config(const char *const *envp, char **err)
+static int check_config_of(const char *bin, const char *const *envp, char **err)
 {
     char path[512];
     int status = -1;
     struct hx_proc *p;
 
     snprintf(path, sizeof(path), "%s/check.err", F.env->dir);
-    p = hx_proc_spawn(
-        (const char *[]){hx_bin("herald-unread"), "--check-config", NULL}, envp,
-        "/dev/null", path);
+    p = hx_proc_spawn((const char *[]){hx_bin(bin), "--check-config", NULL},
+                      envp, "/dev/null", path);
     assert_non_null(p);
     assert_int_equal(hx_proc_wait(p, 10000, &status), 0);
     hx_proc_free(p);
