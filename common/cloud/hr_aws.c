@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hr_buf.h"
 #include "hr_log.h"
 #include "hr_retry.h"
 #include "hr_time.h"
@@ -305,27 +306,12 @@ hr_aws_xml_text(const char *xml, const char *tag, char *buf, size_t size)
 
 /* --- STS AssumeRoleWithWebIdentity --------------------------------------- */
 
-struct body {
-    char *p;
-    size_t len;
-};
-
+/* CURLOPT_WRITEFUNCTION: a bigger answer fails the transfer. */
 static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
-    struct body *b = userdata;
-    size_t n = size * nmemb;
-    char *grown;
-
-    if (b->len + n > AWS_BODY_MAX)
-        return 0; /* too large: fail the transfer */
-    grown = realloc(b->p, b->len + n + 1);
-    if (!grown)
-        return 0;
-    b->p = grown;
-    memcpy(b->p + b->len, ptr, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return n;
+    return hr_buf_append(userdata, ptr, size * nmemb, AWS_BODY_MAX)
+               ? 0
+               : size * nmemb;
 }
 
 /* The token file's contents without trailing white space, malloc'd. */
@@ -358,25 +344,25 @@ static char *read_token(const char *path, char *errstr, size_t errstr_size)
 
 /* Append "&name=<value, URL-encoded>" to @form. */
 static int
-form_add(CURL *easy, struct body *form, const char *name, const char *value)
+form_add(CURL *easy, struct hr_buf *form, const char *name, const char *value)
 {
     char *esc = curl_easy_escape(easy, value, 0);
     char head[64];
-    int ok;
+    int rc;
 
     if (!esc)
         return -1;
     snprintf(head, sizeof(head), "&%s=", name);
-    ok = body_write(head, 1, strlen(head), form) == strlen(head) &&
-         body_write(esc, 1, strlen(esc), form) == strlen(esc);
+    rc = hr_buf_append(form, head, strlen(head), AWS_BODY_MAX) ||
+         hr_buf_append(form, esc, strlen(esc), AWS_BODY_MAX);
     curl_free(esc);
-    return ok ? 0 : -1;
+    return rc ? -1 : 0;
 }
 
 /* Fill @form with the request; -1 with @errstr. */
 static int sts_form(struct hr_aws *aws,
                     CURL *easy,
-                    struct body *form,
+                    struct hr_buf *form,
                     char *errstr,
                     size_t errstr_size)
 {
@@ -393,8 +379,8 @@ static int sts_form(struct hr_aws *aws,
     else
         snprintf(session, sizeof(session), "herald-%lld",
                  (long long)(hr_time_now_ms() / 1000));
-    body_write((char *)(uintptr_t)head, 1, sizeof(head) - 1, form);
-    rc = form_add(easy, form, "RoleArn", aws->role_arn) ||
+    rc = hr_buf_append(form, head, sizeof(head) - 1, AWS_BODY_MAX) ||
+         form_add(easy, form, "RoleArn", aws->role_arn) ||
          form_add(easy, form, "RoleSessionName", session) ||
          form_add(easy, form, "WebIdentityToken", token);
     memset(token, 0, strlen(token));
@@ -450,7 +436,7 @@ static int sts_fetch(struct hr_aws *aws, char *errstr, size_t errstr_size)
 {
     CURL *easy = curl_easy_init();
     struct curl_slist *hdrs = NULL;
-    struct body form = {0}, answer = {0};
+    struct hr_buf form = {0}, answer = {0};
     char url[600], curl_err[CURL_ERROR_SIZE] = "";
     long status = 0;
     CURLcode res;
@@ -490,10 +476,8 @@ static int sts_fetch(struct hr_aws *aws, char *errstr, size_t errstr_size)
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
     rc = sts_take(aws, status, answer.p ? answer.p : "", errstr, errstr_size);
 out:
-    if (form.p)
-        memset(form.p, 0, form.len); /* it holds the identity token */
-    free(form.p);
-    free(answer.p);
+    hr_buf_release(&form, 1); /* it holds the identity token */
+    hr_buf_release(&answer, 1);
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(easy);
     return rc;

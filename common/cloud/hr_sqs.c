@@ -14,6 +14,8 @@
 
 #include "hr_arena.h"
 #include "hr_aws.h"
+#include "hr_buf.h"
+#include "hr_list.h"
 #include "hr_log.h"
 #include "hr_retry.h"
 #include "hr_tls.h"
@@ -30,15 +32,15 @@ struct call {
     struct curl_slist *hdrs;
     char *req; /* the request body */
     size_t req_len;
-    char *resp; /* the answer's body */
-    size_t resp_len, resp_cap;
+    struct hr_buf resp; /* the answer's body */
     bool resp_too_large;
     char query_error[128]; /* x-amzn-query-error */
     char action[48];
     char curl_err[CURL_ERROR_SIZE];
     hr_sqs_done_fn *done;
     void *opaque;
-    struct call *prev, *next; /* in flight, or the free list (next) */
+    struct hr_list_node node; /* in flight */
+    struct call *next_spare;  /* on the free list */
 };
 
 struct hr_sqs {
@@ -46,9 +48,8 @@ struct hr_sqs {
     const struct hr_tls *tls;
     CURLM *multi;
     char url[512];
-    struct call *live; /* in flight */
+    struct hr_list live; /* in flight */
     struct call *spare;
-    size_t n_live;
 };
 
 struct hr_sqs *hr_sqs_new(struct hr_aws *aws,
@@ -73,28 +74,12 @@ struct hr_sqs *hr_sqs_new(struct hr_aws *aws,
 static size_t resp_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     struct call *c = userdata;
-    size_t n = size * nmemb;
 
-    if (c->resp_len + n > SQS_BODY_MAX) {
+    if (hr_buf_append(&c->resp, ptr, size * nmemb, SQS_BODY_MAX)) {
         c->resp_too_large = true;
         return 0;
     }
-    if (c->resp_len + n + 1 > c->resp_cap) {
-        size_t cap = c->resp_cap ? c->resp_cap : 4096;
-        char *grown;
-
-        while (cap < c->resp_len + n + 1)
-            cap *= 2;
-        grown = realloc(c->resp, cap);
-        if (!grown)
-            return 0;
-        c->resp = grown;
-        c->resp_cap = cap;
-    }
-    memcpy(c->resp + c->resp_len, ptr, n);
-    c->resp_len += n;
-    c->resp[c->resp_len] = '\0';
-    return n;
+    return size * nmemb;
 }
 
 static size_t header_seen(char *line, size_t size, size_t nitems, void *ud)
@@ -119,7 +104,7 @@ static struct call *call_take(struct hr_sqs *sqs)
     struct call *c = sqs->spare;
 
     if (c) {
-        sqs->spare = c->next;
+        sqs->spare = c->next_spare;
         curl_easy_reset(c->easy);
     } else {
         c = calloc(1, sizeof(*c));
@@ -128,8 +113,7 @@ static struct call *call_take(struct hr_sqs *sqs)
         HR_ASSERT(c->easy);
     }
     c->sqs = sqs;
-    c->prev = c->next = NULL;
-    c->resp_len = 0;
+    hr_buf_clear(&c->resp);
     c->resp_too_large = false;
     c->query_error[0] = c->curl_err[0] = '\0';
     return c;
@@ -142,29 +126,8 @@ static void call_put(struct hr_sqs *sqs, struct call *c)
     c->hdrs = NULL;
     free(c->req);
     c->req = NULL;
-    c->next = sqs->spare;
+    c->next_spare = sqs->spare;
     sqs->spare = c;
-}
-
-static void live_add(struct hr_sqs *sqs, struct call *c)
-{
-    c->prev = NULL;
-    c->next = sqs->live;
-    if (sqs->live)
-        sqs->live->prev = c;
-    sqs->live = c;
-    sqs->n_live++;
-}
-
-static void live_remove(struct hr_sqs *sqs, struct call *c)
-{
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        sqs->live = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    sqs->n_live--;
 }
 
 static int setup(struct hr_sqs *sqs, struct call *c, long timeout_ms)
@@ -244,7 +207,7 @@ int hr_sqs_call(struct hr_sqs *sqs,
         call_put(sqs, c);
         return -1;
     }
-    live_add(sqs, c);
+    hr_list_push(&sqs->live, &c->node);
     return 0;
 }
 
@@ -307,7 +270,7 @@ static void finish(struct hr_sqs *sqs, struct call *c, CURLcode res)
                                    : curl_easy_strerror(res));
         reply.cls = HR_ERR_TRANSIENT;
     } else {
-        body = c->resp_len ? json_loadb(c->resp, c->resp_len, 0, NULL)
+        body = c->resp.len ? json_loadb(c->resp.p, c->resp.len, 0, NULL)
                            : json_object();
         if (reply.status == 200 && !json_is_object(body)) {
             snprintf(msg, sizeof(msg), "%s answer is not JSON", c->action);
@@ -365,7 +328,7 @@ static int reap(struct hr_sqs *sqs)
             continue;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
         curl_multi_remove_handle(sqs->multi, m->easy_handle);
-        live_remove(sqs, c);
+        hr_list_unlink(&sqs->live, &c->node);
         finish(sqs, c, m->data.result);
         finished++;
     }
@@ -376,7 +339,7 @@ int hr_sqs_run(struct hr_sqs *sqs, int wait_ms)
 {
     int finished = reap(sqs);
 
-    if (finished || wait_ms <= 0 || !sqs->n_live)
+    if (finished || wait_ms <= 0 || !sqs->live.n)
         return finished;
     /* one wait (curl wakes earlier for its own timers), then report what
      * it brought */
@@ -386,19 +349,21 @@ int hr_sqs_run(struct hr_sqs *sqs, int wait_ms)
 
 size_t hr_sqs_in_flight(const struct hr_sqs *sqs)
 {
-    return sqs->n_live;
+    return sqs->live.n;
 }
 
 size_t hr_sqs_abort(struct hr_sqs *sqs, const char *action)
 {
     size_t n = 0;
 
-    for (struct call *c = sqs->live, *next; c; c = next) {
-        next = c->next;
+    for (struct hr_list_node *node = sqs->live.head, *next; node; node = next) {
+        struct call *c = HR_LIST_ENTRY(node, struct call, node);
+
+        next = node->next;
         if (action && strcmp(c->action, action))
             continue;
         curl_multi_remove_handle(sqs->multi, c->easy);
-        live_remove(sqs, c);
+        hr_list_unlink(&sqs->live, &c->node);
         call_put(sqs, c);
         n++;
     }
@@ -413,9 +378,9 @@ void hr_sqs_free(struct hr_sqs *sqs)
     while (sqs->spare) {
         struct call *c = sqs->spare;
 
-        sqs->spare = c->next;
+        sqs->spare = c->next_spare;
         curl_easy_cleanup(c->easy);
-        free(c->resp);
+        hr_buf_release(&c->resp, 0);
         free(c);
     }
     curl_multi_cleanup(sqs->multi);

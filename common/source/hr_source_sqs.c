@@ -40,6 +40,7 @@
 #include "hr_base64.h"
 #include "hr_conf.h"
 #include "hr_hdrs.h"
+#include "hr_list.h"
 #include "hr_log.h"
 #include "hr_metrics.h"
 #include "hr_msg.h"
@@ -81,14 +82,11 @@ struct smsg {
     char refused[160];
     struct attr *attrs;
     size_t nattrs, cap;
-    int64_t visible_until; /* monotonic ms */
-    struct smsg *prev, *next;
+    int64_t visible_until;    /* monotonic ms */
+    struct hr_list_node node; /* in ready or out */
 };
 
-struct list {
-    struct smsg *head, *tail;
-    size_t n;
-};
+#define SMSG(n) HR_LIST_ENTRY(n, struct smsg, node)
 
 enum op_kind { OP_DELETE, OP_VISIBILITY, OP_SEND_DLQ };
 
@@ -103,9 +101,9 @@ struct op {
         json_t *entry; /* OP_SEND_DLQ: the SendMessageBatch entry */
     } e[HR_SQS_BATCH];
     unsigned tries;
-    int64_t due; /* monotonic ms */
-    struct op *next;
-    struct op *fly_prev, *fly_next; /* in flight */
+    int64_t due;             /* monotonic ms */
+    struct op *next;         /* queued */
+    struct hr_list_node fly; /* in flight */
 };
 
 struct sqs_source {
@@ -122,17 +120,16 @@ struct sqs_source {
     enum envelope envelope;
     size_t ready_max;
 
-    struct list ready; /* received, not handed out */
-    struct list out;   /* handed to the runtime */
-    int receives;      /* ReceiveMessage calls in flight */
+    struct hr_list ready; /* received, not handed out */
+    struct hr_list out;   /* handed to the runtime */
+    int receives;         /* ReceiveMessage calls in flight */
     int64_t receive_after;
     unsigned receive_failures;
 
     /* acknowledgements being filled, waiting to be sent, and in flight */
     struct op *filling[3];
     struct op *queued, *queued_tail;
-    struct op *flying; /* in flight: their calls own them until done */
-    int ops_in_flight;
+    struct hr_list flying; /* in flight: their calls own them until done */
 
     int64_t next_lag, next_beat;
     bool lag_in_flight;
@@ -147,34 +144,6 @@ struct sqs_source {
 };
 
 static const struct hr_source_ops sqs_ops;
-
-/* --- lists --------------------------------------------------------------- */
-
-static void list_push(struct list *l, struct smsg *m)
-{
-    m->next = NULL;
-    m->prev = l->tail;
-    if (l->tail)
-        l->tail->next = m;
-    else
-        l->head = m;
-    l->tail = m;
-    l->n++;
-}
-
-static void list_unlink(struct list *l, struct smsg *m)
-{
-    if (m->prev)
-        m->prev->next = m->next;
-    else
-        l->head = m->next;
-    if (m->next)
-        m->next->prev = m->prev;
-    else
-        l->tail = m->prev;
-    m->prev = m->next = NULL;
-    l->n--;
-}
 
 static void smsg_free(struct smsg *m)
 {
@@ -485,7 +454,7 @@ static void receive_done(void *opaque, const struct hr_sqs_reply *reply)
             smsg_free(m);
             continue;
         }
-        list_push(&src->ready, m);
+        hr_list_push(&src->ready, &m->node);
     }
 }
 
@@ -630,7 +599,7 @@ static void ops_send(struct sqs_source *src)
     int64_t now = hr_time_mono_ms();
     struct op **pp = &src->queued, *prev = NULL;
 
-    while (*pp && src->ops_in_flight < HR_SQS_OPS_MAX) {
+    while (*pp && src->flying.n < HR_SQS_OPS_MAX) {
         struct op *op = *pp;
 
         if (op->due > now) {
@@ -649,25 +618,8 @@ static void ops_send(struct sqs_source *src)
             op_queue(src, op);
             return;
         }
-        src->ops_in_flight++;
-        op->fly_prev = NULL;
-        op->fly_next = src->flying;
-        if (src->flying)
-            src->flying->fly_prev = op;
-        src->flying = op;
+        hr_list_push(&src->flying, &op->fly);
     }
-}
-
-static void op_landed(struct sqs_source *src, struct op *op)
-{
-    if (op->fly_prev)
-        op->fly_prev->fly_next = op->fly_next;
-    else
-        src->flying = op->fly_next;
-    if (op->fly_next)
-        op->fly_next->fly_prev = op->fly_prev;
-    op->fly_prev = op->fly_next = NULL;
-    src->ops_in_flight--;
 }
 
 /* The DLQ took these: delete them from the queue. */
@@ -737,7 +689,7 @@ static void op_done(void *opaque, const struct hr_sqs_reply *reply)
     struct sqs_source *src = op->src;
     const char *action = op_action(op->kind);
 
-    op_landed(src, op);
+    hr_list_unlink(&src->flying, &op->fly);
     count_call(src, action, reply);
     if (reply->cls < 0) {
         if (op->kind == OP_SEND_DLQ)
@@ -860,11 +812,13 @@ static json_t *dlq_entry(struct sqs_source *src, struct smsg *m)
  * the one that was returned or abandoned). */
 static void give_back_group(struct sqs_source *src, const char *group)
 {
-    for (struct smsg *m = src->ready.head, *next; m; m = next) {
-        next = m->next;
+    for (struct hr_list_node *n = src->ready.head, *next; n; n = next) {
+        struct smsg *m = SMSG(n);
+
+        next = n->next;
         if (!m->group || strcmp(m->group, group))
             continue;
-        list_unlink(&src->ready, m);
+        hr_list_unlink(&src->ready, n);
         give_back(src, m->receipt, 0);
         smsg_free(m);
     }
@@ -883,7 +837,7 @@ static int sqs_ack(struct hr_source *base,
     for (size_t i = 0; i < n; i++) {
         struct smsg *m = (struct smsg *)msgs[i];
 
-        list_unlink(&src->out, m);
+        hr_list_unlink(&src->out, &m->node);
         switch (m->msg.fate) {
         case HR_MSG_DONE:
             hr_metric_add(src->messages, (const char *[]){"deleted"}, 1);
@@ -915,7 +869,7 @@ sqs_abandon(struct hr_source *base, struct hr_msg *const *msgs, size_t n)
     for (size_t i = 0; i < n; i++) {
         struct smsg *m = (struct smsg *)msgs[i];
 
-        list_unlink(&src->out, m);
+        hr_list_unlink(&src->out, &m->node);
         hr_metric_add(src->messages, (const char *[]){"given_back"}, 1);
         give_back(src, m->receipt, 0);
         if (src->fifo && m->group)
@@ -934,14 +888,16 @@ sqs_abandon(struct hr_source *base, struct hr_msg *const *msgs, size_t n)
 static void heartbeat(struct sqs_source *src, int64_t now)
 {
     int64_t margin = (int64_t)src->visibility_s * 1000 / 3;
-    struct list *lists[] = {&src->ready, &src->out};
+    struct hr_list *lists[] = {&src->ready, &src->out};
     size_t extended = 0;
 
     if (now < src->next_beat)
         return;
     src->next_beat = now + 1000;
     for (size_t l = 0; l < HR_ARRAY_SIZE(lists); l++) {
-        for (struct smsg *m = lists[l]->head; m; m = m->next) {
+        for (struct hr_list_node *n = lists[l]->head; n; n = n->next) {
+            struct smsg *m = SMSG(n);
+
             if (m->visible_until - now > margin)
                 continue;
             op_add(src, OP_VISIBILITY, m->receipt, src->visibility_s, NULL);
@@ -1023,7 +979,9 @@ static void sqs_serve(struct hr_source *base)
  * is out or already taken), or NULL. */
 static struct smsg *next_ready(struct sqs_source *src, struct hr_strmap *busy)
 {
-    for (struct smsg *m = src->ready.head; m; m = m->next) {
+    for (struct hr_list_node *n = src->ready.head; n; n = n->next) {
+        struct smsg *m = SMSG(n);
+
         if (!src->fifo || !m->group)
             return m;
         if (hr_strmap_get(busy, m->group, strlen(m->group)) == SIZE_MAX)
@@ -1045,7 +1003,9 @@ static size_t sqs_poll(struct hr_source *base,
 
     hr_strmap_init(&busy);
     if (src->fifo) {
-        for (struct smsg *m = src->out.head; m; m = m->next) {
+        for (struct hr_list_node *o = src->out.head; o; o = o->next) {
+            struct smsg *m = SMSG(o);
+
             if (m->group)
                 (void)hr_strmap_put(&busy, m->group, strlen(m->group), NULL);
         }
@@ -1056,8 +1016,8 @@ static size_t sqs_poll(struct hr_source *base,
         int64_t left;
 
         while (n < max && bytes < max_bytes && (m = next_ready(src, &busy))) {
-            list_unlink(&src->ready, m);
-            list_push(&src->out, m);
+            hr_list_unlink(&src->ready, &m->node);
+            hr_list_push(&src->out, &m->node);
             if (src->fifo && m->group)
                 (void)hr_strmap_put(&busy, m->group, strlen(m->group), NULL);
             msgs[n++] = &m->msg;
@@ -1123,23 +1083,23 @@ static void ops_free_all(struct sqs_source *src)
         op_free(op);
     }
     src->queued_tail = NULL;
-    while (src->flying) {
-        struct op *op = src->flying;
+    while (src->flying.head) {
+        struct op *op = HR_LIST_ENTRY(src->flying.head, struct op, fly);
 
-        op_landed(src, op);
+        hr_list_unlink(&src->flying, &op->fly);
         op_free(op);
     }
 }
 
 static void sqs_free(struct sqs_source *src)
 {
-    struct list *lists[] = {&src->ready, &src->out};
+    struct hr_list *lists[] = {&src->ready, &src->out};
 
     for (size_t l = 0; l < HR_ARRAY_SIZE(lists); l++) {
         while (lists[l]->head) {
-            struct smsg *m = lists[l]->head;
+            struct smsg *m = SMSG(lists[l]->head);
 
-            list_unlink(lists[l], m);
+            hr_list_unlink(lists[l], &m->node);
             smsg_free(m);
         }
     }
@@ -1161,9 +1121,9 @@ static int sqs_close(struct hr_source *base, int64_t deadline_ms)
     src->lag_in_flight = false;
     /* waiting messages go back at once, for another consumer */
     while (src->ready.head) {
-        struct smsg *m = src->ready.head;
+        struct smsg *m = SMSG(src->ready.head);
 
-        list_unlink(&src->ready, m);
+        hr_list_unlink(&src->ready, &m->node);
         give_back(src, m->receipt, 0);
         smsg_free(m);
     }

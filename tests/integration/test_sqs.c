@@ -54,19 +54,7 @@ static struct {
 
 static struct chat_scenario *scenario(size_t messages, uint64_t seed)
 {
-    struct chat_opts o = {
-        .seed = seed,
-        .users = 200,
-        .convs = 300,
-        .members = 3,
-        .messages = messages,
-        .read_ratio = 0.35,
-        .dup_ratio = 0.10,
-        .shuffle_window = 64,
-        .start_ms = 1795305600000LL,
-    };
-
-    return chat_generate(&o);
+    return uf_scenario(messages, seed);
 }
 
 static const char *brokers(void)

@@ -38,19 +38,7 @@ static struct uf_env *env;
 
 static struct chat_scenario *scenario(size_t messages, uint64_t seed)
 {
-    struct chat_opts o = {
-        .seed = seed,
-        .users = 300,
-        .convs = 400,
-        .members = 3,
-        .messages = messages,
-        .read_ratio = 0.35,
-        .dup_ratio = 0.10,
-        .shuffle_window = 64,
-        .start_ms = 1795305600000LL,
-    };
-
-    return chat_generate(&o);
+    return uf_scenario(messages, seed);
 }
 
 static void flush_redis(void)

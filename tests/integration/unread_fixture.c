@@ -6,6 +6,23 @@
 
 #include <hiredis/hiredis.h>
 
+struct chat_scenario *uf_scenario(size_t messages, uint64_t seed)
+{
+    struct chat_opts o = {
+        .seed = seed,
+        .users = 300,
+        .convs = 400,
+        .members = 3,
+        .messages = messages,
+        .read_ratio = 0.35,
+        .dup_ratio = 0.10,
+        .shuffle_window = 64,
+        .start_ms = 1795305600000LL,
+    };
+
+    return chat_generate(&o);
+}
+
 struct uf_env *uf_env_start(const char *const *redis_args, const char *topics)
 {
     struct uf_env *env = calloc(1, sizeof(*env));

@@ -25,6 +25,11 @@ struct uf_worker {
     char log[512];
 };
 
+/** The chat scenario of the unread tests: 300 users, 400 conversations of
+ *  3 members, @messages messages, receipts (0.35 per message), 10%
+ *  duplicates, shuffled in windows of 64. Free with chat_free(). */
+struct chat_scenario *uf_scenario(size_t messages, uint64_t seed);
+
 /** Start redis (extra args, may be NULL) and the broker with @topics. */
 struct uf_env *uf_env_start(const char *const *redis_args, const char *topics);
 void uf_env_free(struct uf_env *env);
