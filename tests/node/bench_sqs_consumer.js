@@ -41,6 +41,7 @@
 'use strict';
 
 const http = require('http');
+const {parseOptions} = require('./fake_common');
 
 // The SDK warns on stderr that its releases after January 2027 need
 // Node 22; stderr is for errors here.
@@ -57,23 +58,17 @@ function usage(msg) {
 }
 
 function parseArgs(argv) {
-    const o = {endpoint: null, queueUrl: null, redis: null, count: null,
-               concurrency: null, region: 'us-east-1'};
-    for (let i = 0; i < argv.length; i++) {
-        const a = argv[i];
-        const val = () => {
-            if (i + 1 >= argv.length)
-                usage(`${a} needs a value`);
-            return argv[++i];
-        };
-        if (a === '--endpoint') o.endpoint = val();
-        else if (a === '--queue-url') o.queueUrl = val();
-        else if (a === '--redis') o.redis = val();
-        else if (a === '--count') o.count = Number(val());
-        else if (a === '--concurrency') o.concurrency = Number(val());
-        else if (a === '--region') o.region = val();
-        else usage(`unknown argument '${a}'`);
-    }
+    const v = parseOptions(argv, {
+        endpoint: {type: 'string'},
+        'queue-url': {type: 'string'},
+        redis: {type: 'string'},
+        count: {type: 'string'},
+        concurrency: {type: 'string'},
+        region: {type: 'string', default: 'us-east-1'},
+    }, usage);
+    const o = {endpoint: v.endpoint, queueUrl: v['queue-url'],
+               redis: v.redis, count: Number(v.count),
+               concurrency: Number(v.concurrency), region: v.region};
     if (!o.endpoint || !o.queueUrl || !o.redis)
         usage('--endpoint, --queue-url and --redis are required');
     if (!Number.isInteger(o.count) || o.count < 1)

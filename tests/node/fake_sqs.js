@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // A small fake Amazon SQS speaking the real JSON protocol, with AWS's FIFO
 // batching, for Herald's tests; Node's built-in modules only (no npm
-// packages). fauxqs 1.9.2 returns at most one message per FIFO group per
+// packages), the command line and HTTP helpers shared with fake_sts.js in
+// fake_common.js. fauxqs 1.9.2 returns at most one message per FIFO group per
 // ReceiveMessage; real SQS returns several messages of one group, in order,
 // in one receive, and this fake does the same.
 //
@@ -126,6 +127,8 @@
 
 const crypto = require('crypto');
 const http = require('http');
+const {parseOptions, send, sendJson, readBody, listen} =
+    require('./fake_common');
 
 const ACCOUNT = '000000000000';
 const REGION = 'us-east-1';
@@ -140,21 +143,11 @@ function usage(msg) {
 }
 
 function parseArgs(argv) {
-    const opts = {port: null, host: '127.0.0.1'};
-    for (let i = 0; i < argv.length; i++) {
-        const a = argv[i];
-        const val = () => {
-            if (i + 1 >= argv.length)
-                usage(`${a} needs a value`);
-            return argv[++i];
-        };
-        if (a === '--port')
-            opts.port = Number(val());
-        else if (a === '--host')
-            opts.host = val();
-        else
-            usage(`unknown argument '${a}'`);
-    }
+    const v = parseOptions(argv, {
+        port: {type: 'string'},
+        host: {type: 'string', default: '127.0.0.1'},
+    }, usage);
+    const opts = {port: Number(v.port), host: v.host};
     if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535)
         usage('--port is required (0..65535)');
     return opts;
@@ -194,23 +187,6 @@ function err(code, message) {
     return new SqsError(code, message,
                         code === 'ReceiptHandleIsInvalid' ? 404 : 400,
                         LEGACY[code] || code);
-}
-
-function send(res, status, headers, body) {
-    try {
-        if (res.writableEnded || res.destroyed)
-            return;
-        res.writeHead(status, headers);
-        res.end(body);
-    } catch (e) {
-        // The client went away: nothing to answer.
-    }
-}
-
-function sendJson(res, status, obj) {
-    const body = JSON.stringify(obj);
-    send(res, status, {'content-type': 'application/json',
-                       'content-length': Buffer.byteLength(body)}, body);
 }
 
 function sendSqs(res, status, obj, extra = {}) {
@@ -926,16 +902,7 @@ function control(req, res, path, params) {
 }
 
 function handler(req, res) {
-    const chunks = [];
-    let size = 0;
-    req.on('data', (c) => {
-        size += c.length;
-        if (size <= 4 * MAX_SIZE)
-            chunks.push(c);
-    });
-    req.on('error', () => {});
-    req.on('end', () => {
-        const body = Buffer.concat(chunks);
+    readBody(req, 4 * MAX_SIZE, (body) => {
         const u = new URL(req.url, 'http://x');
         try {
             if (u.pathname.startsWith('/_control/'))
@@ -954,10 +921,7 @@ function handler(req, res) {
 }
 
 const server = http.createServer(handler);
-server.keepAliveTimeout = 60000;
 server.requestTimeout = 0;
-server.on('clientError', (e, socket) => socket.destroy());
-server.listen(opts.port, opts.host, () => {
-    port = server.address().port;
-    process.stdout.write(`listening ${port}\n`);
+listen(server, opts, (p) => {
+    port = p;
 });

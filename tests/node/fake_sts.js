@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // A fake AWS STS endpoint (AssumeRoleWithWebIdentity, as EKS IRSA uses it)
 // plus a recording proxy for SQS JSON calls, for Herald's tests; Node's
-// built-in modules only (no npm packages).
+// built-in modules only (no npm packages), the command line and HTTP helpers
+// shared with fake_sqs.js in fake_common.js.
 //
 //   node fake_sts.js --port N [--host 127.0.0.1]
 //                    [--upstream http://127.0.0.1:PORT] [--lifetime-s S]
@@ -73,6 +74,8 @@
 
 const crypto = require('crypto');
 const http = require('http');
+const {parseOptions, send, sendJson, readBody, listen} =
+    require('./fake_common');
 
 const STS_NS = 'https://sts.amazonaws.com/doc/2011-06-15/';
 
@@ -84,26 +87,15 @@ function usage(msg) {
 }
 
 function parseArgs(argv) {
-    const opts = {port: null, host: '127.0.0.1', upstream: null,
-                  lifetime: 3600};
-    for (let i = 0; i < argv.length; i++) {
-        const a = argv[i];
-        const val = () => {
-            if (i + 1 >= argv.length)
-                usage(`${a} needs a value`);
-            return argv[++i];
-        };
-        if (a === '--port')
-            opts.port = Number(val());
-        else if (a === '--host')
-            opts.host = val();
-        else if (a === '--upstream')
-            opts.upstream = val();
-        else if (a === '--lifetime-s')
-            opts.lifetime = Number(val());
-        else
-            usage(`unknown argument '${a}'`);
-    }
+    const v = parseOptions(argv, {
+        port: {type: 'string'},
+        host: {type: 'string', default: '127.0.0.1'},
+        upstream: {type: 'string'},
+        'lifetime-s': {type: 'string', default: '3600'},
+    }, usage);
+    const opts = {port: Number(v.port), host: v.host,
+                  upstream: v.upstream ?? null,
+                  lifetime: Number(v['lifetime-s'])};
     if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535)
         usage('--port is required (0..65535)');
     if (!Number.isFinite(opts.lifetime) || opts.lifetime < 0)
@@ -137,23 +129,6 @@ function xmlEscape(s) {
     return String(s).replace(/[<>&'"]/g, c => ({
         '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;',
     })[c]);
-}
-
-function send(res, status, headers, body) {
-    try {
-        if (res.writableEnded || res.destroyed)
-            return;
-        res.writeHead(status, headers);
-        res.end(body);
-    } catch (e) {
-        // The client went away: nothing to answer.
-    }
-}
-
-function sendJson(res, status, obj) {
-    const body = JSON.stringify(obj);
-    send(res, status, {'content-type': 'application/json',
-                       'content-length': Buffer.byteLength(body)}, body);
 }
 
 function sendXml(res, status, requestId, xml) {
@@ -377,11 +352,7 @@ function control(req, res, path, body) {
 }
 
 function handler(req, res) {
-    const chunks = [];
-    req.on('data', c => chunks.push(c));
-    req.on('error', () => {});
-    req.on('end', () => {
-        const body = Buffer.concat(chunks);
+    readBody(req, Infinity, (body) => {
         const path = req.url.split('?')[0];
         if (path.startsWith('/_control/')) {
             control(req, res, path, body);
@@ -400,9 +371,4 @@ function handler(req, res) {
     });
 }
 
-const server = http.createServer(handler);
-server.keepAliveTimeout = 60000;
-server.on('clientError', (err, socket) => socket.destroy());
-server.listen(opts.port, opts.host, () => {
-    process.stdout.write(`listening ${server.address().port}\n`);
-});
+listen(http.createServer(handler), opts);
