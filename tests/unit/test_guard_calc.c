@@ -14,6 +14,7 @@
 #include "guard.h"
 #include "hr_circuit.h"
 #include "hr_conf.h"
+#include "hr_source.h"
 #include "hr_msg.h"
 
 static const struct guard_settings set = {
@@ -281,6 +282,7 @@ static void test_guard_conf_loads_defaults(void **state)
     struct hr_conf *cfg = hr_conf_new();
 
     (void)state;
+    hr_conf_add_specs(cfg, hr_source_conf); /* as the runtime does */
     hr_conf_add_specs(cfg, guard_conf);
     assert_int_equal(hr_conf_load(cfg, NULL), 0);
     guard_validate(cfg);
