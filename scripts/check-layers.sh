@@ -11,8 +11,8 @@ declare -A allowed=(
     [state]="base state"
     [output]="base output"
     [delivery]="base state delivery"
-    [cloud]="base delivery cloud"
-    [source]="base delivery cloud source"
+    [cloud]="base state delivery cloud"
+    [source]="base state delivery cloud source"
     [worker]="base state output delivery cloud source worker"
 )
 

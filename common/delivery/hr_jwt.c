@@ -370,6 +370,100 @@ static long sign_input(const struct hr_jwt_signer *signer,
     return ok ? 64 : -1;
 }
 
+/*
+ * The compact JWS of @claims under the base64url header @head_b64:
+ * head "." payload "." signature. Returns the token (malloc'd) or NULL with
+ * @errstr set.
+ */
+static char *sign_compact(const struct hr_jwt_signer *signer,
+                          const char *head_b64,
+                          const json_t *claims,
+                          char *errstr,
+                          size_t errstr_size)
+{
+    unsigned char sig[HR_JWT_SIG_MAX];
+    char *payload, *payload_b64 = NULL, *sig_b64 = NULL, *token = NULL;
+    size_t head_len, input_len, token_len;
+    char ebuf[256];
+    long sig_len;
+
+    payload = hr_arena_json_dumps(claims, JSON_COMPACT);
+    if (!payload || !(payload_b64 = b64url_encode(payload, strlen(payload))))
+        goto out_oom;
+
+    head_len = strlen(head_b64);
+    input_len = head_len + 1 + strlen(payload_b64);
+    token_len = input_len + 1 + (4 * HR_JWT_SIG_MAX) / 3 + 4;
+    if (!(token = malloc(token_len)))
+        goto out_oom;
+    snprintf(token, token_len, "%s.%s", head_b64, payload_b64);
+    sig_len = sign_input(signer, token, input_len, sig);
+    if (sig_len < 0) {
+        snprintf(errstr, errstr_size, "cannot sign %s jwt: %s",
+                 jwt_alg_str(signer->alg), ossl_err(ebuf, sizeof(ebuf)));
+        free(token);
+        token = NULL;
+        goto out_free;
+    }
+    if (!(sig_b64 = b64url_encode(sig, (size_t)sig_len))) {
+        free(token);
+        token = NULL;
+        goto out_oom;
+    }
+    snprintf(token + input_len, token_len - input_len, ".%s", sig_b64);
+    goto out_free;
+
+out_oom:
+    snprintf(errstr, errstr_size, "cannot sign jwt: out of memory");
+out_free:
+    OPENSSL_cleanse(sig, sizeof(sig));
+    free(sig_b64);
+    free(payload_b64);
+    free(payload);
+    return token;
+}
+
+/*
+ * A header with a kid is built per call (APNs and Google name their key
+ * there); the common one without is the signer's, encoded once.
+ */
+char *hr_jwt_sign_claims(struct hr_jwt_signer *signer,
+                         const char *kid,
+                         const json_t *claims,
+                         char *errstr,
+                         size_t errstr_size)
+{
+    char *header, *head_b64, *token;
+    json_t *jhead;
+
+    if (!json_is_object(claims)) {
+        snprintf(errstr, errstr_size,
+                 "cannot sign jwt: claims are not a json object");
+        return NULL;
+    }
+    if (!kid)
+        return sign_compact(signer, signer->header, claims, errstr,
+                            errstr_size);
+    if (!*kid) {
+        snprintf(errstr, errstr_size, "cannot sign jwt: kid is empty");
+        return NULL;
+    }
+    jhead = json_pack("{s:s, s:s, s:s}", "alg", jwt_alg_str(signer->alg), "typ",
+                      "JWT", "kid", kid);
+    header = jhead ? hr_arena_json_dumps(jhead, JSON_COMPACT) : NULL;
+    json_decref(jhead);
+    head_b64 = header ? b64url_encode(header, strlen(header)) : NULL;
+    free(header);
+    if (!head_b64) {
+        snprintf(errstr, errstr_size,
+                 "cannot sign jwt: kid is not utf-8 or out of memory");
+        return NULL;
+    }
+    token = sign_compact(signer, head_b64, claims, errstr, errstr_size);
+    free(head_b64);
+    return token;
+}
+
 char *hr_jwt_sign(struct hr_jwt_signer *signer,
                   const char *iss,
                   const char *aud,
@@ -380,13 +474,10 @@ char *hr_jwt_sign(struct hr_jwt_signer *signer,
                   size_t errstr_size)
 {
     static const char hex[] = "0123456789abcdef";
-    unsigned char rnd[HR_JWT_JTI_BYTES], sig[HR_JWT_SIG_MAX];
+    unsigned char rnd[HR_JWT_JTI_BYTES];
     char jti[2 * HR_JWT_JTI_BYTES + 1], ebuf[256];
-    char *payload = NULL, *payload_b64 = NULL, *sig_b64 = NULL;
-    char *token = NULL;
-    size_t head_len, input_len, token_len;
+    char *token;
     json_t *claims;
-    long sig_len;
 
     if (!iss || !*iss || !aud || !*aud) {
         snprintf(errstr, errstr_size,
@@ -412,44 +503,15 @@ char *hr_jwt_sign(struct hr_jwt_signer *signer,
     claims = json_pack("{s:s, s:s, s:I, s:I, s:s}", "iss", iss, "aud", aud,
                        "iat", (json_int_t)now_s, "exp",
                        (json_int_t)(now_s + ttl_seconds), "jti", jti);
-    if (claims && sub && json_object_set_new(claims, "sub", json_string(sub)))
-        goto out_free;
-    if (claims)
-        payload = hr_arena_json_dumps(claims, JSON_COMPACT);
-    if (!payload || !(payload_b64 = b64url_encode(payload, strlen(payload))))
-        goto out_free;
-
-    /* header "." payload "." signature */
-    head_len = strlen(signer->header);
-    input_len = head_len + 1 + strlen(payload_b64);
-    token_len = input_len + 1 + (4 * HR_JWT_SIG_MAX) / 3 + 4;
-    token = malloc(token_len);
-    if (!token)
-        goto out_free;
-    snprintf(token, token_len, "%s.%s", signer->header, payload_b64);
-    sig_len = sign_input(signer, token, input_len, sig);
-    if (sig_len < 0) {
-        snprintf(errstr, errstr_size, "cannot sign %s jwt: %s",
-                 jwt_alg_str(signer->alg), ossl_err(ebuf, sizeof(ebuf)));
-        free(token);
-        token = NULL;
-        goto out_free_claims;
+    if (!claims ||
+        (sub && json_object_set_new(claims, "sub", json_string(sub)))) {
+        /* json_pack() fails on invalid UTF-8 as well as on memory. */
+        snprintf(errstr, errstr_size,
+                 "cannot sign jwt: claims are not utf-8 or out of memory");
+        json_decref(claims);
+        return NULL;
     }
-    if (!(sig_b64 = b64url_encode(sig, (size_t)sig_len))) {
-        free(token);
-        token = NULL;
-        goto out_free;
-    }
-    snprintf(token + input_len, token_len - input_len, ".%s", sig_b64);
-    goto out_free_claims;
-
-out_free:
-    snprintf(errstr, errstr_size, "cannot sign jwt: out of memory");
-out_free_claims:
-    OPENSSL_cleanse(sig, sizeof(sig));
-    free(sig_b64);
-    free(payload_b64);
-    free(payload);
+    token = hr_jwt_sign_claims(signer, NULL, claims, errstr, errstr_size);
     json_decref(claims);
     return token;
 }

@@ -1,6 +1,7 @@
 /*
  * JSON Web Tokens: signing webhook credentials (SPEC section 8, auth type
- * "jwt") and verifying tokens with a pinned algorithm.
+ * "jwt") and provider tokens (APNs, Google service accounts, VAPID), and
+ * verifying tokens with a pinned algorithm.
  *
  * This is the only module that touches libjwt (1.10.2 on Debian 12). That
  * version has two traps, both reproduced in tests/unit/test_jwt.c:
@@ -85,6 +86,26 @@ HR_MUST_CHECK char *hr_jwt_sign(struct hr_jwt_signer *signer,
                                 int64_t now_s,
                                 char *errstr,
                                 size_t errstr_size);
+
+/**
+ * Sign a compact JWT whose payload is exactly @claims (a JSON object,
+ * borrowed; serialized compactly, keys in insertion order) and whose header
+ * is {"alg": <the signer's>, "typ": "JWT", "kid": @kid}, "kid" omitted when
+ * @kid is NULL (an empty @kid is refused). No claim is added or checked:
+ * the caller builds what its audience wants, for example
+ *   - APNs provider token: kid = Key ID, {"iss": team, "iat": now};
+ *   - Google service-account assertion: kid = private_key_id,
+ *     {"iss", "scope", "aud", "iat", "exp"};
+ *   - VAPID (RFC 8292): no kid, {"aud", "exp", "sub"}.
+ * Returns the token (malloc'd, caller frees) or NULL with @errstr set
+ * (@claims not an object, invalid UTF-8 in @kid, a signing failure).
+ * Thread-safe, at the cost of one signature like hr_jwt_sign().
+ */
+HR_MUST_CHECK char *hr_jwt_sign_claims(struct hr_jwt_signer *signer,
+                                       const char *kid,
+                                       const struct json_t *claims,
+                                       char *errstr,
+                                       size_t errstr_size);
 
 /** Wipe the key and free @signer. NULL is a no-op. */
 void hr_jwt_signer_free(struct hr_jwt_signer *signer);

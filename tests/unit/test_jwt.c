@@ -1,7 +1,9 @@
 /*
  * Unit tests for hr_jwt: sign/verify round trips for HS256, RS256 and ES256
- * with keys generated at test time, claims, tampering, the two libjwt 1.10
- * traps (NULL key, algorithm confusion), "none", wrong keys and key checks.
+ * with keys generated at test time, claims, hr_jwt_sign_claims() (headers
+ * with and without kid, claims exactly as given), tampering, the two
+ * libjwt 1.10 traps (NULL key, algorithm confusion), "none", wrong keys and key
+ * checks.
  */
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -19,6 +21,7 @@
 #include <jansson.h>
 #include <jwt.h>
 
+#include "hr_arena.h"
 #include "hr_jwt.h"
 #include "hr_time.h"
 #include "hx_fake_http.h"
@@ -87,12 +90,12 @@ static char *b64url(const void *data, size_t len)
     return out;
 }
 
-/* Decode a base64url part of @len characters; returns parsed JSON. */
-static json_t *b64url_json(const char *part, size_t len)
+/* Decode a base64url part of @len characters: the bytes, NUL-terminated,
+ * malloc'd. */
+static char *b64url_raw(const char *part, size_t len)
 {
     char *std = malloc(len + 4), *raw = malloc(len + 4);
     size_t n = len;
-    json_t *j;
     int out;
 
     assert_non_null(std);
@@ -105,8 +108,17 @@ static json_t *b64url_json(const char *part, size_t len)
     assert_true(out >= 0);
     /* EVP_DecodeBlock counts padding bytes as zeros: trim them. */
     out -= (int)(n - len);
-    j = json_loadb(raw, (size_t)out, 0, NULL);
+    raw[out] = '\0';
     free(std);
+    return raw;
+}
+
+/* Decode a base64url part of @len characters; returns parsed JSON. */
+static json_t *b64url_json(const char *part, size_t len)
+{
+    char *raw = b64url_raw(part, len);
+    json_t *j = json_loads(raw, 0, NULL);
+
     free(raw);
     return j;
 }
@@ -303,6 +315,177 @@ static void test_jwt_sign_rejects_bad_arguments(void **state)
         hr_jwt_sign(s, ISS, "", NULL, TTL, NOW, errstr, sizeof(errstr)));
     assert_null(hr_jwt_sign(s, ISS, AUD, NULL, 0, NOW, errstr, sizeof(errstr)));
     assert_non_null(strstr(errstr, "ttl"));
+    hr_jwt_signer_free(s);
+}
+
+/* ---- hr_jwt_sign_claims() --------------------------------------------- */
+
+/* The header and payload of @token exactly as serialized, malloc'd. */
+static void token_parts(const char *token, char **head, char **payload)
+{
+    const char *dot1 = strchr(token, '.'), *dot2 = strrchr(token, '.');
+
+    *head = b64url_raw(token, (size_t)(dot1 - token));
+    *payload = b64url_raw(dot1 + 1, (size_t)(dot2 - dot1 - 1));
+}
+
+static char *
+sign_claims_ok(struct hr_jwt_signer *s, const char *kid, const json_t *claims)
+{
+    char errstr[256] = "";
+    char *token = hr_jwt_sign_claims(s, kid, claims, errstr, sizeof(errstr));
+
+    if (!token)
+        fail_msg("sign claims: %s", errstr);
+    return token;
+}
+
+/*
+ * Sign an APNs-shaped claim set ({iss, iat} only) with @alg, with and
+ * without a kid: both verify, the header is exactly {alg, typ[, kid]} and
+ * the payload exactly the claims given, in their order.
+ */
+static void claims_round_trip(const char *alg,
+                              const char *priv,
+                              size_t priv_len,
+                              const char *pub,
+                              size_t pub_len)
+{
+    struct hr_jwt_signer *s = signer_ok(alg, priv, priv_len);
+    json_t *claims =
+        json_pack("{s:s, s:I}", "iss", "TEAM123456", "iat", (json_int_t)NOW);
+    char want_head[128], want_payload[128];
+    char *token, *head, *payload;
+    json_t *got;
+
+    snprintf(want_payload, sizeof(want_payload),
+             "{\"iss\":\"TEAM123456\",\"iat\":%lld}", (long long)NOW);
+
+    token = sign_claims_ok(s, "KEY1234567", claims);
+    got = verify_ok(token, alg, pub, pub_len);
+    assert_true(json_equal(got, claims));
+    assert_int_equal(json_object_size(got), 2);
+    token_parts(token, &head, &payload);
+    snprintf(want_head, sizeof(want_head),
+             "{\"alg\":\"%s\",\"typ\":\"JWT\",\"kid\":\"KEY1234567\"}", alg);
+    assert_string_equal(head, want_head);
+    assert_string_equal(payload, want_payload);
+    free(head);
+    free(payload);
+    json_decref(got);
+    free(token);
+
+    token = sign_claims_ok(s, NULL, claims);
+    got = verify_ok(token, alg, pub, pub_len);
+    assert_true(json_equal(got, claims));
+    token_parts(token, &head, &payload);
+    snprintf(want_head, sizeof(want_head), "{\"alg\":\"%s\",\"typ\":\"JWT\"}",
+             alg);
+    assert_string_equal(head, want_head);
+    assert_string_equal(payload, want_payload);
+    free(head);
+    free(payload);
+    json_decref(got);
+    free(token);
+
+    json_decref(claims);
+    hr_jwt_signer_free(s);
+}
+
+static void test_jwt_sign_claims_hs256(void **state)
+{
+    (void)state;
+    claims_round_trip("HS256", SECRET, strlen(SECRET), SECRET, strlen(SECRET));
+}
+
+static void test_jwt_sign_claims_rs256(void **state)
+{
+    (void)state;
+    claims_round_trip("RS256", K.rsa_priv, strlen(K.rsa_priv), K.rsa_pub,
+                      strlen(K.rsa_pub));
+}
+
+static void test_jwt_sign_claims_es256(void **state)
+{
+    (void)state;
+    claims_round_trip("ES256", K.ec_priv, strlen(K.ec_priv), K.ec_pub,
+                      strlen(K.ec_pub));
+}
+
+/* A Google service-account assertion: five claims in Google's order, a
+ * kid that needs no escaping but is long, nothing added (no jti). */
+static void test_jwt_sign_claims_keeps_order_and_adds_nothing(void **state)
+{
+    struct hr_jwt_signer *s =
+        signer_ok("RS256", K.rsa_priv, strlen(K.rsa_priv));
+    const char *kid = "0123456789abcdef0123456789abcdef01234567";
+    json_t *claims = json_pack(
+        "{s:s, s:s, s:s, s:I, s:I}", "iss", "sa@p.iam.gserviceaccount.com",
+        "scope", "https://www.googleapis.com/auth/firebase.messaging", "aud",
+        "https://oauth2.googleapis.com/token", "iat", (json_int_t)NOW, "exp",
+        (json_int_t)(NOW + 3600));
+    char *token = sign_claims_ok(s, kid, claims);
+    char *head, *payload, *want = hr_arena_json_dumps(claims, JSON_COMPACT);
+    json_t *hdr = token_header(token);
+
+    (void)state;
+    token_parts(token, &head, &payload);
+    assert_string_equal(payload, want);
+    assert_non_null(strstr(payload, "{\"iss\":"));
+    assert_null(strstr(payload, "jti"));
+    assert_string_equal(json_string_value(json_object_get(hdr, "kid")), kid);
+    assert_int_equal(json_object_size(hdr), 3);
+    json_decref(verify_ok(token, "RS256", K.rsa_pub, strlen(K.rsa_pub)));
+    json_decref(hdr);
+    free(want);
+    free(head);
+    free(payload);
+    free(token);
+    json_decref(claims);
+    hr_jwt_signer_free(s);
+}
+
+/* A kid that needs JSON escaping stays one string in the header. */
+static void test_jwt_sign_claims_escapes_kid(void **state)
+{
+    struct hr_jwt_signer *s = signer_ok("ES256", K.ec_priv, strlen(K.ec_priv));
+    json_t *claims = json_pack("{s:s}", "iss", "x");
+    char *token = sign_claims_ok(s, "a\"b\\c", claims);
+    json_t *hdr = token_header(token);
+
+    (void)state;
+    assert_non_null(hdr);
+    assert_string_equal(json_string_value(json_object_get(hdr, "kid")),
+                        "a\"b\\c");
+    json_decref(verify_ok(token, "ES256", K.ec_pub, strlen(K.ec_pub)));
+    json_decref(hdr);
+    free(token);
+    json_decref(claims);
+    hr_jwt_signer_free(s);
+}
+
+static void test_jwt_sign_claims_rejects_bad_arguments(void **state)
+{
+    struct hr_jwt_signer *s = signer_ok("HS256", SECRET, strlen(SECRET));
+    json_t *array = json_array(), *claims = json_object();
+    char errstr[256];
+
+    (void)state;
+    errstr[0] = '\0';
+    assert_null(hr_jwt_sign_claims(s, NULL, NULL, errstr, sizeof(errstr)));
+    assert_non_null(strstr(errstr, "not a json object"));
+    errstr[0] = '\0';
+    assert_null(hr_jwt_sign_claims(s, "k", array, errstr, sizeof(errstr)));
+    assert_non_null(strstr(errstr, "not a json object"));
+    errstr[0] = '\0';
+    assert_null(hr_jwt_sign_claims(s, "", claims, errstr, sizeof(errstr)));
+    assert_non_null(strstr(errstr, "kid"));
+    errstr[0] = '\0';
+    assert_null(
+        hr_jwt_sign_claims(s, "\xff\xfe", claims, errstr, sizeof(errstr)));
+    assert_true(errstr[0] != '\0');
+    json_decref(array);
+    json_decref(claims);
     hr_jwt_signer_free(s);
 }
 
@@ -671,6 +854,12 @@ int main(void)
         cmocka_unit_test(test_jwt_binary_secret_round_trip),
         cmocka_unit_test(test_jwt_sub_is_optional_and_jti_unique),
         cmocka_unit_test(test_jwt_sign_rejects_bad_arguments),
+        cmocka_unit_test(test_jwt_sign_claims_hs256),
+        cmocka_unit_test(test_jwt_sign_claims_rs256),
+        cmocka_unit_test(test_jwt_sign_claims_es256),
+        cmocka_unit_test(test_jwt_sign_claims_keeps_order_and_adds_nothing),
+        cmocka_unit_test(test_jwt_sign_claims_escapes_kid),
+        cmocka_unit_test(test_jwt_sign_claims_rejects_bad_arguments),
         cmocka_unit_test(test_jwt_tampered_tokens_are_rejected),
         cmocka_unit_test(test_jwt_wrong_key_is_rejected),
         cmocka_unit_test(test_jwt_alg_confusion_is_rejected),
