@@ -311,3 +311,37 @@ int pf_wait_processed(const struct pf_worker *w, double n, int timeout_ms)
 
     return hx_wait_until(has_processed, &a, timeout_ms);
 }
+
+static int collect_cb(void *opaque, const rd_kafka_message_t *rkm)
+{
+    json_t *out = opaque, *hdrs = json_object();
+    json_t *ev = json_loadb(rkm->payload, rkm->len, 0, NULL);
+    rd_kafka_headers_t *h = NULL;
+    const char *name;
+    const void *val;
+    size_t len;
+
+    if (!rd_kafka_message_headers(rkm, &h)) {
+        for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &val, &len);
+             i++)
+            json_object_set_new(hdrs, name, json_stringn(val ? val : "", len));
+    }
+    json_array_append_new(out,
+                          json_pack("{s:s%, s:o, s:o}", "key",
+                                    rkm->key ? (const char *)rkm->key : "",
+                                    rkm->key ? rkm->key_len : 0, "event",
+                                    ev ? ev : json_null(), "headers", hdrs));
+    return 0;
+}
+
+json_t *pf_collect(struct pf_env *env, const char *topic)
+{
+    json_t *out = json_array();
+
+    if (hx_consume_all(hx_broker_bootstraps(env->broker), topic, 1500, 30000,
+                       collect_cb, out) < 0) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}

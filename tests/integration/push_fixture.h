@@ -92,6 +92,10 @@ int pf_register(struct pf_env *env,
 /** The fake's recorded requests for @provider (NULL: all), new ref. */
 json_t *pf_requests(struct pf_env *env, const char *provider);
 
+/** Every record of @topic as {"key", "event" (parsed value), "headers"
+ *  {name: value}} (new reference). */
+json_t *pf_collect(struct pf_env *env, const char *topic);
+
 /** Wait until the worker's herald_events_processed_total reaches @n. */
 int pf_wait_processed(const struct pf_worker *w, double n, int timeout_ms);
 

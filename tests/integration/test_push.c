@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
@@ -131,6 +132,341 @@ static void test_a_registered_device_gets_its_push(void **state)
     pf_worker_free(w);
 }
 
+/* --- 2. every documented answer has its action ---------------------- */
+
+enum expect {
+    X_SENT,    /* delivered */
+    X_INVALID, /* token removed, device.invalidated emitted */
+    X_KEPT,    /* an invalidation that does not apply: token kept */
+    X_RETRY,   /* a retry record for the guard */
+    X_DEAD,    /* a dead letter */
+    X_REFRESH, /* credential refreshed once, then delivered */
+};
+
+struct answer_case {
+    const char *name;
+    const char *platform; /* ios, android, web */
+    const char *answers;  /* the fake's script (JSON array) */
+    enum expect expect;
+    const char *cls;       /* retry/dead: herald-error-class */
+    long long retry_after; /* retry: herald-retry-after-ms at least */
+    const char *reason;    /* invalid: device.invalidated reason */
+    bool big;              /* a payload over every provider's limit */
+};
+
+static const struct answer_case cases[] = {
+    {"apns-410-unregistered", "ios",
+     "[{\"status\":410,\"reason\":\"Unregistered\",\"timestamp\":@NOW@}]",
+     X_INVALID, NULL, 0, "Unregistered", false},
+    {"apns-410-reregistered-since", "ios",
+     "[{\"status\":410,\"reason\":\"Unregistered\",\"timestamp\":@PAST@}]",
+     X_KEPT, NULL, 0, NULL, false},
+    {"apns-410-expiredtoken", "ios",
+     "[{\"status\":410,\"reason\":\"ExpiredToken\"}]", X_INVALID, NULL, 0,
+     "ExpiredToken", false},
+    {"apns-400-baddevicetoken", "ios",
+     "[{\"status\":400,\"reason\":\"BadDeviceToken\"}]", X_INVALID, NULL, 0,
+     "BadDeviceToken", false},
+    {"apns-400-notfortopic", "ios",
+     "[{\"status\":400,\"reason\":\"DeviceTokenNotForTopic\"}]", X_INVALID,
+     NULL, 0, "DeviceTokenNotForTopic", false},
+    {"apns-429-toomanyrequests", "ios",
+     "[{\"status\":429,\"reason\":\"TooManyRequests\",\"headers\":"
+     "{\"retry-after\":\"30\"}}]",
+     X_RETRY, "throttled", 30000, NULL, false},
+    {"apns-429-toomanytokenupdates", "ios",
+     "[{\"status\":429,\"reason\":\"TooManyProviderTokenUpdates\"}]", X_RETRY,
+     "throttled", 0, NULL, false},
+    {"apns-500", "ios", "[{\"status\":500,\"reason\":\"InternalServerError\"}]",
+     X_RETRY, "transient", 0, NULL, false},
+    {"apns-503-shutdown", "ios", "[{\"status\":503,\"reason\":\"Shutdown\"}]",
+     X_RETRY, "transient", 0, NULL, false},
+    {"apns-403-expiredprovidertoken", "ios",
+     "[{\"status\":403,\"reason\":\"ExpiredProviderToken\"},{}]", X_REFRESH,
+     NULL, 0, NULL, false},
+    {"apns-403-invalidprovidertoken", "ios",
+     "[{\"status\":403,\"reason\":\"InvalidProviderToken\"}]", X_DEAD, "auth",
+     0, NULL, false},
+    {"apns-413-payloadtoolarge", "ios",
+     "[{\"status\":413,\"reason\":\"PayloadTooLarge\"}]", X_DEAD, "permanent",
+     0, NULL, false},
+    {"apns-over-4096", "ios", "[]", X_DEAD, "permanent", 0, NULL, true},
+    {"fcm-unregistered", "android", "[{\"error_code\":\"UNREGISTERED\"}]",
+     X_INVALID, NULL, 0, "UNREGISTERED", false},
+    {"fcm-invalid-token", "android", "[{\"error_code\":\"INVALID_ARGUMENT\"}]",
+     X_INVALID, NULL, 0, "INVALID_ARGUMENT", false},
+    {"fcm-sender-id-mismatch", "android",
+     "[{\"error_code\":\"SENDER_ID_MISMATCH\"}]", X_INVALID, NULL, 0,
+     "SENDER_ID_MISMATCH", false},
+    {"fcm-invalid-payload", "android",
+     "[{\"rpc_status\":\"INVALID_ARGUMENT\"}]", X_DEAD, "permanent", 0, NULL,
+     false},
+    {"fcm-quota-exceeded", "android",
+     "[{\"error_code\":\"QUOTA_EXCEEDED\",\"headers\":{\"retry-after\":\"5\"}}"
+     "]",
+     X_RETRY, "throttled", 60000, NULL, false},
+    {"fcm-unavailable", "android", "[{\"error_code\":\"UNAVAILABLE\"}]",
+     X_RETRY, "transient", 0, NULL, false},
+    {"fcm-internal", "android", "[{\"error_code\":\"INTERNAL\"}]", X_RETRY,
+     "transient", 0, NULL, false},
+    {"fcm-third-party-auth", "android",
+     "[{\"error_code\":\"THIRD_PARTY_AUTH_ERROR\"}]", X_DEAD, "auth", 0, NULL,
+     false},
+    {"fcm-unauthenticated", "android",
+     "[{\"rpc_status\":\"UNAUTHENTICATED\"},{}]", X_REFRESH, NULL, 0, NULL,
+     false},
+    {"web-404", "web", "[{\"status\":404}]", X_INVALID, NULL, 0, "HTTP 404",
+     false},
+    {"web-410", "web", "[{\"status\":410}]", X_INVALID, NULL, 0, "HTTP 410",
+     false},
+    {"web-429", "web",
+     "[{\"status\":429,\"headers\":{\"retry-after\":\"20\"}}]", X_RETRY,
+     "throttled", 20000, NULL, false},
+    {"web-413", "web", "[{\"status\":413}]", X_DEAD, "permanent", 0, NULL,
+     false},
+    {"web-401", "web", "[{\"status\":401}]", X_DEAD, "auth", 0, NULL, false},
+    {"web-403", "web", "[{\"status\":403}]", X_DEAD, "auth", 0, NULL, false},
+    {"web-500", "web", "[{\"status\":500}]", X_RETRY, "transient", 0, NULL,
+     false},
+    {"apns-200", "ios", "[]", X_SENT, NULL, 0, NULL, false},
+    {"fcm-200", "android", "[]", X_SENT, NULL, 0, NULL, false},
+    {"web-201", "web", "[]", X_SENT, NULL, 0, NULL, false},
+};
+
+#define NCASES (sizeof(cases) / sizeof(cases[0]))
+
+/* @text with @from replaced by @to (malloc'd). */
+static char *replace(const char *text, const char *from, const char *to)
+{
+    const char *at = strstr(text, from);
+    size_t len = strlen(text) + strlen(to) + 1;
+    char *out = malloc(len);
+
+    assert_non_null(out);
+    if (!at) {
+        memcpy(out, text, strlen(text) + 1);
+        return out;
+    }
+    snprintf(out, len, "%.*s%s%s", (int)(at - text), text, to,
+             at + strlen(from));
+    return out;
+}
+
+/* The record of @topic whose event (or value's id) is @event_id. */
+static json_t *record_of(json_t *records, const char *event_id)
+{
+    size_t i;
+    json_t *r;
+
+    json_array_foreach(records, i, r)
+    {
+        const char *id = json_string_value(
+            json_object_get(json_object_get(r, "event"), "id"));
+
+        if (id && !strcmp(id, event_id))
+            return r;
+    }
+    return NULL;
+}
+
+/* The device.invalidated of @token among @records, or NULL. */
+static json_t *invalidation_of(json_t *records, const char *token)
+{
+    size_t i;
+    json_t *r;
+
+    json_array_foreach(records, i, r)
+    {
+        json_t *ev = json_object_get(r, "event");
+        json_t *data = json_object_get(ev, "data");
+        const char *type = json_string_value(json_object_get(ev, "type"));
+        const char *t = json_string_value(json_object_get(data, "token"));
+
+        if (type && !strcmp(type, "device.invalidated") && t &&
+            !strcmp(t, token))
+            return data;
+    }
+    return NULL;
+}
+
+static void test_every_provider_answer_has_its_action(void **state)
+{
+    char tokens[NCASES][1024], script_tok[NCASES][1024], user[64], ev[64];
+    char now[32], past[32], body[6000];
+    json_t *retries, *dead, *devices, *summary;
+    int64_t t0;
+    struct pf_worker *w;
+
+    (void)state;
+    hx_redis_flushall(env->redis);
+    assert_int_equal(pf_fake_reset(env), 0);
+    w = pf_worker_start(env, "p-answers", NULL);
+    assert_non_null(w);
+    for (size_t i = 0; i < NCASES; i++) {
+        snprintf(user, sizeof(user), "u-%s", cases[i].name);
+        if (!strcmp(cases[i].platform, "web")) {
+            char *sub = pf_subscribe(env);
+            json_t *j = json_loads(sub, 0, NULL);
+            const char *ep = json_string_value(json_object_get(j, "endpoint"));
+
+            assert_non_null(ep);
+            snprintf(tokens[i], sizeof(tokens[i]), "%s", sub);
+            snprintf(script_tok[i], sizeof(script_tok[i]), "%s",
+                     strrchr(ep, '/') + 1);
+            json_decref(j);
+            free(sub);
+        } else if (!strcmp(cases[i].platform, "ios")) {
+            snprintf(tokens[i], sizeof(tokens[i]), "%08zx%s", i,
+                     "abcdef0123456789abcdef0123456789");
+            snprintf(script_tok[i], sizeof(script_tok[i]), "%s", tokens[i]);
+        } else {
+            snprintf(tokens[i], sizeof(tokens[i]), "fcm-token-%s",
+                     cases[i].name);
+            snprintf(script_tok[i], sizeof(script_tok[i]), "%s", tokens[i]);
+        }
+        assert_int_equal(
+            pf_register(env, "p-answers", user, tokens[i], cases[i].platform),
+            0);
+    }
+    assert_int_equal(pf_wait_processed(w, (double)NCASES, 60000), 0);
+    t0 = hx_now_ms();
+    (void)t0;
+    snprintf(now, sizeof(now), "%lld", (long long)time(NULL) * 1000 + 1000);
+    snprintf(past, sizeof(past), "%lld",
+             (long long)time(NULL) * 1000 - 3600 * 1000);
+    for (size_t i = 0; i < NCASES; i++) {
+        char *a = replace(cases[i].answers, "@NOW@", now);
+        char *b = replace(a, "@PAST@", past);
+        const char *provider = !strcmp(cases[i].platform, "ios") ? "apns"
+                               : !strcmp(cases[i].platform, "android")
+                                   ? "fcm"
+                                   : "webpush";
+
+        if (strcmp(b, "[]"))
+            assert_int_equal(pf_script(env, provider, script_tok[i], b), 0);
+        free(a);
+        free(b);
+    }
+    for (size_t i = 0; i < NCASES; i++) {
+        snprintf(user, sizeof(user), "u-%s", cases[i].name);
+        snprintf(ev, sizeof(ev), "ev-%s", cases[i].name);
+        if (cases[i].big) { /* with the data below: over 4096 in all */
+            memset(body, 'x', 4000);
+            body[4000] = '\0';
+        } else {
+            snprintf(body, sizeof(body), "hello %s", cases[i].name);
+        }
+        {
+            json_t *data =
+                json_pack("{s:s, s:s, s:s, s:i, s:{s:s}}", "user_id", user,
+                          "title", "T", "body", body, "badge", 3, "data",
+                          "extra", cases[i].big ? body + 3500 : "");
+            char *text = json_dumps(data, JSON_COMPACT);
+
+            assert_int_equal(
+                pf_send(env, "p-answers", user, "push.requested", ev, text), 0);
+            free(text);
+            json_decref(data);
+        }
+    }
+    assert_int_equal(pf_wait_processed(w, (double)(2 * NCASES), 90000), 0);
+    retries = pf_collect(env, "p-answers.retry");
+    dead = pf_collect(env, "p-answers.dlq");
+    devices = pf_collect(env, "p-answers.devices");
+    assert_non_null(retries);
+    assert_non_null(dead);
+    assert_non_null(devices);
+    for (size_t i = 0; i < NCASES; i++) {
+        const struct answer_case *c = &cases[i];
+        json_t *rec, *inv, *reqs;
+        redisReply *r;
+        bool kept;
+
+        snprintf(user, sizeof(user), "u-%s", c->name);
+        snprintf(ev, sizeof(ev), "ev-%s", c->name);
+        r = redis_cmd("HEXISTS herald:devices:{%s} %s", user, tokens[i]);
+        kept = r->integer == 1;
+        freeReplyObject(r);
+        inv = invalidation_of(devices, tokens[i]);
+        print_message("case %s\n", c->name);
+        switch (c->expect) {
+        case X_INVALID:
+            assert_false(kept);
+            assert_non_null(inv);
+            assert_string_equal(
+                json_string_value(json_object_get(inv, "reason")), c->reason);
+            assert_null(record_of(retries, ev));
+            assert_null(record_of(dead, ev));
+            break;
+        case X_KEPT:
+            assert_true(kept);
+            assert_null(inv);
+            break;
+        case X_RETRY:
+            rec = record_of(retries, ev);
+            assert_non_null(rec);
+            assert_true(kept);
+            assert_string_equal(
+                json_string_value(json_object_get(
+                    json_object_get(rec, "headers"), "herald-error-class")),
+                c->cls);
+            if (c->retry_after)
+                assert_true(atoll(json_string_value(json_object_get(
+                                json_object_get(rec, "headers"),
+                                "herald-retry-after-ms"))) >= c->retry_after);
+            assert_non_null(strstr(
+                json_string_value(json_object_get(
+                    json_object_get(rec, "headers"), "herald-destination")),
+                "push:"));
+            break;
+        case X_DEAD:
+            rec = record_of(dead, ev);
+            assert_non_null(rec);
+            assert_true(kept);
+            assert_string_equal(
+                json_string_value(json_object_get(
+                    json_object_get(rec, "headers"), "herald-error-class")),
+                c->cls);
+            break;
+        case X_SENT:
+        case X_REFRESH:
+            assert_true(kept);
+            assert_null(record_of(retries, ev));
+            assert_null(record_of(dead, ev));
+            reqs = requests_for(!strcmp(c->platform, "ios")       ? "apns"
+                                : !strcmp(c->platform, "android") ? "fcm"
+                                                                  : "webpush",
+                                script_tok[i]);
+            assert_int_equal(json_array_size(reqs),
+                             c->expect == X_REFRESH ? 2 : 1);
+            assert_true(json_integer_value(json_object_get(
+                            json_array_get(reqs, json_array_size(reqs) - 1),
+                            "status")) < 300);
+            json_decref(reqs);
+            break;
+        }
+        if (c->big) {
+            reqs = requests_for("apns", script_tok[i]);
+            assert_int_equal(json_array_size(reqs), 0); /* no call */
+            json_decref(reqs);
+        }
+    }
+    /* the refresh cases minted a second APNs token and fetched a second
+     * FCM access token */
+    summary = hx_fake_http_get(env->fake, "/_control/summary");
+    assert_non_null(summary);
+    assert_true(json_array_size(json_object_get(summary, "apns_tokens")) >= 2);
+    assert_true(json_integer_value(json_object_get(summary, "fcm_exchanges")) >=
+                2);
+    assert_true(hx_metric(w->port, "herald_push_invalidated_total{") >= 9);
+    json_decref(summary);
+    json_decref(retries);
+    json_decref(dead);
+    json_decref(devices);
+    assert_int_equal(pf_worker_stop(w), 0);
+    pf_worker_free(w);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -149,6 +485,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_registered_device_gets_its_push),
+        cmocka_unit_test(test_every_provider_answer_has_its_action),
     };
 
     if (getenv("HERALD_TEST_FILTER"))
