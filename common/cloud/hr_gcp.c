@@ -1,51 +1,48 @@
 /*
  * Google service-account OAuth2 tokens (RFC 7523 JWT bearer grant), shared
- * through Redis. See hr_gcp.h for the protocol between replicas.
+ * through Redis by hr_shared: this file reads the key file and makes the
+ * exchange, hr_shared decides who makes it. See hr_gcp.h.
  */
 #include "hr_gcp.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
-#include <hiredis/hiredis.h>
 #include <jansson.h>
 
 #include "hr_buf.h"
 #include "hr_jwt.h"
 #include "hr_log.h"
 #include "hr_redis.h"
+#include "hr_shared.h"
 #include "hr_time.h"
 #include "hr_tls.h"
 
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
 
-extern const char hr_lua_hr_gcp[];
-extern const unsigned long hr_lua_hr_gcp_len;
-
 #define GCP_FILE_MAX (64 * 1024) /* key files are ~2.4 KB */
 #define GCP_BODY_MAX (64 * 1024) /* token answers are < 4 KB */
-#define GCP_POLL_MS  100
-#define GCP_KEY_MAX  1024
-#define GCP_VALUE_MAX \
-    (HR_GCP_TOKEN_MAX + 24) /* "<expires_ms> <token>" plus NUL */
-#define GCP_GRANT "urn:ietf:params:oauth:grant-type:jwt-bearer"
+#define GCP_GRANT    "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
-/* The token this struct holds for one scope. */
+_Static_assert(HR_GCP_WAIT_MS == HR_SHARED_WAIT_MS,
+               "hr_gcp.h documents hr_shared's wait");
+_Static_assert(HR_GCP_TOKEN_MAX <= HR_SHARED_TOKEN_MAX,
+               "a gcp token fits an hr_shared token");
+
+/* The token this struct holds for one scope, shared as
+ * <prefix>gcp:token:<client_email>:<scope>. */
 struct gcp_token {
     struct gcp_token *next;
     char *scope;
-    char *token; /* NULL: none */
-    int64_t expires_ms;
+    bool prefixed; /* shared's key has a struct hr_redis's prefix */
+    struct hr_shared_token shared;
 };
 
 struct hr_gcp_sa {
@@ -54,7 +51,6 @@ struct hr_gcp_sa {
     char *project_id;
     char *token_uri;
     struct hr_jwt_signer *signer;
-    struct hr_script script; /* hr_gcp.lua: compare-and-delete */
     struct gcp_token *tokens;
     atomic_uint_fast64_t fetches;
 };
@@ -198,9 +194,6 @@ struct hr_gcp_sa *hr_gcp_sa_load(const char *path,
     sa->private_key_id = dup_str(key_id);
     sa->project_id = dup_str(project);
     sa->token_uri = dup_str(uri);
-    sa->script.name = "hr_gcp";
-    sa->script.src = hr_lua_hr_gcp;
-    sa->script.len = hr_lua_hr_gcp_len;
     atomic_init(&sa->fetches, 0);
 out_free_root:
     /* jansson frees the key's copy without wiping it: the signer holds
@@ -229,16 +222,6 @@ uint64_t hr_gcp_sa_fetches(const struct hr_gcp_sa *sa)
     return atomic_load(&sa->fetches);
 }
 
-static void token_clear(struct gcp_token *t)
-{
-    if (t->token) {
-        OPENSSL_cleanse(t->token, strlen(t->token));
-        free(t->token);
-    }
-    t->token = NULL;
-    t->expires_ms = 0;
-}
-
 void hr_gcp_sa_free(struct hr_gcp_sa *sa)
 {
     struct gcp_token *t, *next;
@@ -247,7 +230,7 @@ void hr_gcp_sa_free(struct hr_gcp_sa *sa)
         return;
     for (t = sa->tokens; t; t = next) {
         next = t->next;
-        token_clear(t);
+        hr_shared_token_release(&t->shared);
         free(t->scope);
         free(t);
     }
@@ -261,31 +244,41 @@ void hr_gcp_sa_free(struct hr_gcp_sa *sa)
 
 /* ---- the token held here ------------------------------------------------ */
 
-/* The entry for @scope, created empty on first use. */
-static struct gcp_token *token_slot(struct hr_gcp_sa *sa, const char *scope)
+/*
+ * The entry for @scope, created empty on first use and named for @redis's
+ * key prefix. One first used without Redis is set up again, its token
+ * dropped, when a call brings Redis.
+ */
+static struct gcp_token *
+token_slot(struct hr_gcp_sa *sa, struct hr_redis *redis, const char *scope)
 {
     struct gcp_token *t;
+    size_t size;
+    char *name;
 
     for (t = sa->tokens; t; t = t->next)
         if (!strcmp(t->scope, scope))
-            return t;
-    t = calloc(1, sizeof(*t));
-    HR_ASSERT(t);
-    t->scope = dup_str(scope);
-    t->next = sa->tokens;
-    sa->tokens = t;
-    return t;
-}
-
-static void token_set(struct gcp_token *t, const char *token, int64_t exp)
-{
-    if (t->token && !strcmp(t->token, token)) {
-        t->expires_ms = exp;
-        return;
+            break;
+    if (t && (t->prefixed || !redis))
+        return t;
+    if (t) {
+        hr_shared_token_release(&t->shared);
+    } else {
+        t = calloc(1, sizeof(*t));
+        HR_ASSERT(t);
+        t->scope = dup_str(scope);
+        t->next = sa->tokens;
+        sa->tokens = t;
     }
-    token_clear(t);
-    t->token = dup_str(token);
-    t->expires_ms = exp;
+    size = strlen(sa->client_email) + strlen(scope) + 16;
+    name = malloc(size);
+    HR_ASSERT(name);
+    snprintf(name, size, "gcp:token:%s:%s", sa->client_email, scope);
+    hr_shared_token_init(&t->shared, redis ? hr_redis_prefix(redis) : "", name);
+    free(name);
+    t->shared.lock_ms = HR_GCP_LOCK_MS;
+    t->prefixed = redis != NULL;
+    return t;
 }
 
 /* An access token goes into an HTTP header and a Redis value: printable
@@ -298,179 +291,6 @@ static bool token_is_sane(const char *token, size_t len)
         if ((unsigned char)token[i] <= 0x20 || (unsigned char)token[i] >= 0x7f)
             return false;
     return true;
-}
-
-/* Hand @t's token to the caller; HR_GCP_TRANSIENT when it does not fit. */
-static enum hr_gcp_result give(const struct gcp_token *t,
-                               char *out,
-                               size_t out_size,
-                               int64_t *expires_ms,
-                               char *errstr,
-                               size_t errstr_size)
-{
-    size_t len = strlen(t->token);
-
-    if (len >= out_size) {
-        snprintf(errstr, errstr_size,
-                 "gcp access token of %zu bytes does not fit in %zu", len,
-                 out_size);
-        return HR_GCP_TRANSIENT;
-    }
-    memcpy(out, t->token, len + 1);
-    if (expires_ms)
-        *expires_ms = t->expires_ms;
-    return HR_GCP_OK;
-}
-
-/*
- * @res failed (@errstr says why): still hand out the token held while it
- * has not expired, as hr_gcp.h promises, and log why it was not renewed.
- */
-static enum hr_gcp_result fallback(struct hr_gcp_sa *sa,
-                                   const struct gcp_token *t,
-                                   enum hr_gcp_result res,
-                                   char *out,
-                                   size_t out_size,
-                                   int64_t *expires_ms,
-                                   char *errstr,
-                                   size_t errstr_size)
-{
-    int64_t now = hr_time_now_ms();
-
-    if (!t->token || t->expires_ms <= now)
-        return res;
-    hr_log_warn("gcp token not renewed, using the one held",
-                HR_LOG_STR("client_email", sa->client_email),
-                HR_LOG_STR("scope", t->scope), HR_LOG_STR("err", errstr),
-                HR_LOG_I64("expires_in_ms", t->expires_ms - now));
-    return give(t, out, out_size, expires_ms, errstr, errstr_size);
-}
-
-/* ---- Redis -------------------------------------------------------------- */
-
-/* Key names for @scope: <prefix>gcp:<kind>:<client_email>:<scope>. */
-static int key_name(const struct hr_gcp_sa *sa,
-                    struct hr_redis *redis,
-                    const char *kind,
-                    const char *scope,
-                    char *buf,
-                    size_t size)
-{
-    int n = snprintf(buf, size, "%sgcp:%s:%s:%s", hr_redis_prefix(redis), kind,
-                     sa->client_email, scope);
-
-    return n < 0 || (size_t)n >= size ? -1 : 0;
-}
-
-/* What Redis holds for a token key. */
-struct shared {
-    bool found;
-    int64_t expires_ms;
-    char value[GCP_VALUE_MAX]; /* as read: "<expires_ms> <token>" */
-    const char *token;         /* into value */
-};
-
-/*
- * GET @key into @sh. A value that does not parse counts as missing (it is
- * overwritten by the next fetch). Returns 0, or -1 with @errstr when Redis
- * failed.
- */
-static int shared_read(struct hr_redis *redis,
-                       const char *key,
-                       struct shared *sh,
-                       char *errstr,
-                       size_t errstr_size)
-{
-    const char *argv[] = {"GET", key};
-    redisReply *reply;
-    char *end;
-    long long exp;
-
-    sh->found = false;
-    reply = hr_redis_command(redis, 2, argv, NULL, errstr, errstr_size);
-    if (!reply)
-        return -1;
-    if (reply->type == REDIS_REPLY_ERROR) {
-        snprintf(errstr, errstr_size, "redis GET failed: %s", reply->str);
-        freeReplyObject(reply);
-        return -1;
-    }
-    if (reply->type == REDIS_REPLY_STRING && reply->len < sizeof(sh->value)) {
-        memcpy(sh->value, reply->str, reply->len);
-        sh->value[reply->len] = '\0';
-        errno = 0;
-        exp = strtoll(sh->value, &end, 10);
-        if (!errno && end != sh->value && *end == ' ' &&
-            token_is_sane(end + 1, strlen(end + 1))) {
-            sh->found = true;
-            sh->expires_ms = exp;
-            sh->token = end + 1;
-        }
-    }
-    if (reply->str)
-        OPENSSL_cleanse(reply->str, reply->len);
-    freeReplyObject(reply);
-    return 0;
-}
-
-/*
- * SET @key @value NX PX @ttl_ms (@nx) or SET @key @value PX @ttl_ms.
- * Returns 1 when set, 0 when NX found the key taken, -1 with @errstr when
- * Redis failed.
- */
-static int shared_set(struct hr_redis *redis,
-                      const char *key,
-                      const char *value,
-                      int64_t ttl_ms,
-                      bool nx,
-                      char *errstr,
-                      size_t errstr_size)
-{
-    char px[24];
-    const char *argv[] = {"SET", key, value, "PX", px, "NX"};
-    redisReply *reply;
-    int rc;
-
-    snprintf(px, sizeof(px), "%" PRId64, ttl_ms > 0 ? ttl_ms : 1);
-    reply =
-        hr_redis_command(redis, nx ? 6 : 5, argv, NULL, errstr, errstr_size);
-    if (!reply)
-        return -1;
-    if (reply->type == REDIS_REPLY_ERROR) {
-        snprintf(errstr, errstr_size, "redis SET failed: %s", reply->str);
-        rc = -1;
-    } else {
-        rc = reply->type == REDIS_REPLY_STATUS ? 1 : 0; /* nil: NX lost */
-    }
-    freeReplyObject(reply);
-    return rc;
-}
-
-/* Delete @key if it still holds @expected (@mode "token" or "lock", see
- * hr_gcp.lua). Returns 0, or -1 with @errstr. */
-static int shared_del_if(struct hr_gcp_sa *sa,
-                         struct hr_redis *redis,
-                         const char *key,
-                         const char *mode,
-                         const char *expected,
-                         char *errstr,
-                         size_t errstr_size)
-{
-    const char *argv[] = {key, mode, expected};
-    redisReply *reply;
-    int rc = 0;
-
-    reply = hr_redis_eval(redis, &sa->script, 1, 3, argv, NULL, errstr,
-                          errstr_size);
-    if (!reply)
-        return -1;
-    if (reply->type == REDIS_REPLY_ERROR) {
-        snprintf(errstr, errstr_size, "redis compare-and-delete failed: %s",
-                 reply->str);
-        rc = -1;
-    }
-    freeReplyObject(reply);
-    return rc;
 }
 
 /* ---- the exchange at token_uri ----------------------------------------- */
@@ -583,13 +403,15 @@ out_free_root:
 }
 
 /*
- * One exchange at token_uri: mint the assertion, POST it, read the token
- * into @token (HR_GCP_TOKEN_MAX bytes) and its expiry (counted from before
- * the request, so it errs early) into *@expires_ms.
+ * One exchange at token_uri at @start (wall-clock ms, before the
+ * request): mint the assertion, POST it, read the token into @token
+ * (HR_GCP_TOKEN_MAX bytes) and its expiry (counted from @start, so it
+ * errs early) into *@expires_ms.
  */
 static enum hr_gcp_result fetch(struct hr_gcp_sa *sa,
                                 const struct hr_tls *tls,
                                 const char *scope,
+                                int64_t start,
                                 char *token,
                                 int64_t *expires_ms,
                                 char *errstr,
@@ -599,7 +421,7 @@ static enum hr_gcp_result fetch(struct hr_gcp_sa *sa,
     struct hr_buf form = {0}, answer = {0};
     struct curl_slist *hdrs = NULL;
     char curl_err[CURL_ERROR_SIZE] = "";
-    int64_t start = hr_time_now_ms(), expires_in_s = 0;
+    int64_t expires_in_s = 0;
     long status = 0;
     CURL *easy;
     CURLcode cres;
@@ -656,84 +478,38 @@ out:
 
 /* ---- hr_gcp_token() ----------------------------------------------------- */
 
-/* A name for this attempt's lock, so that only its holder releases it. */
-static void lock_owner(char *buf, size_t size)
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char rnd[16];
+/* What gcp_mint() needs for one call. */
+struct gcp_mint {
+    struct hr_gcp_sa *sa;
+    const struct hr_tls *tls;
+    const char *scope;
+};
 
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-        snprintf(buf, size, "%ld-%" PRId64, (long)getpid(), hr_time_mono_ms());
-        return;
-    }
-    HR_ASSERT(size > 2 * sizeof(rnd));
-    for (size_t i = 0; i < sizeof(rnd); i++) {
-        buf[2 * i] = hex[rnd[i] >> 4];
-        buf[2 * i + 1] = hex[rnd[i] & 0xf];
-    }
-    buf[2 * sizeof(rnd)] = '\0';
-}
-
-/*
- * This replica holds the lock: adopt a token stored since @seen was read
- * (another replica finished between our read and our SET NX), else fetch
- * one and store it for the fleet. Releases the lock either way.
- */
-static enum hr_gcp_result mint_and_share(struct hr_gcp_sa *sa,
-                                         struct hr_redis *redis,
-                                         const struct hr_tls *tls,
-                                         struct gcp_token *t,
-                                         const char *key,
-                                         const char *lock,
-                                         const char *owner,
-                                         const char *seen,
-                                         char *errstr,
-                                         size_t errstr_size)
+/* hr_shared_mint_fn: one exchange at token_uri, due for refresh
+ * HR_GCP_REFRESH_MARGIN_MS before it expires. */
+static enum hr_shared_result gcp_mint(void *opaque,
+                                      int64_t now_ms,
+                                      char *out,
+                                      size_t size,
+                                      int64_t *refresh_at_ms,
+                                      int64_t *expires_ms,
+                                      char *errstr,
+                                      size_t errstr_size)
 {
-    char fresh[HR_GCP_TOKEN_MAX], value[GCP_VALUE_MAX], err[256];
+    const struct gcp_mint *m = opaque;
     enum hr_gcp_result res;
-    struct shared sh;
-    int64_t exp = 0;
 
-    if (!shared_read(redis, key, &sh, err, sizeof(err)) && sh.found &&
-        strcmp(sh.value, seen) && sh.expires_ms > hr_time_now_ms()) {
-        token_set(t, sh.token, sh.expires_ms);
-        res = HR_GCP_OK;
-    } else {
-        res = fetch(sa, tls, t->scope, fresh, &exp, errstr, errstr_size);
-    }
-    if (res == HR_GCP_OK && exp) {
-        token_set(t, fresh, exp);
-        snprintf(value, sizeof(value), "%" PRId64 " %s", exp, fresh);
-        if (shared_set(redis, key, value, exp - hr_time_now_ms(), false, err,
-                       sizeof(err)) < 0)
-            hr_log_warn("gcp token not shared", HR_LOG_STR("err", err),
-                        HR_LOG_STR("client_email", sa->client_email),
-                        HR_LOG_STR("scope", t->scope));
-        hr_log_info("gcp token fetched",
-                    HR_LOG_STR("client_email", sa->client_email),
-                    HR_LOG_STR("scope", t->scope),
-                    HR_LOG_I64("expires_in_ms", exp - hr_time_now_ms()));
-    }
-    if (shared_del_if(sa, redis, lock, "lock", owner, err, sizeof(err)))
-        hr_log_warn("gcp token lock not released, it expires on its own",
-                    HR_LOG_STR("err", err),
-                    HR_LOG_STR("client_email", sa->client_email));
-    OPENSSL_cleanse(fresh, sizeof(fresh));
-    OPENSSL_cleanse(value, sizeof(value));
-    OPENSSL_cleanse(&sh, sizeof(sh));
-    return res;
-}
-
-/* Whether Redis's token in @sh is worth adopting at @now: it has more than
- * the margin left, or it is new since @seen and has not expired. */
-static bool
-shared_usable(const struct shared *sh, const char *seen, int64_t now)
-{
-    if (!sh->found || sh->expires_ms <= now)
-        return false;
-    return sh->expires_ms - now > HR_GCP_REFRESH_MARGIN_MS ||
-           strcmp(sh->value, seen);
+    HR_ASSERT(size >= HR_GCP_TOKEN_MAX);
+    res = fetch(m->sa, m->tls, m->scope, now_ms, out, expires_ms, errstr,
+                errstr_size);
+    if (res != HR_GCP_OK)
+        return res == HR_GCP_AUTH ? HR_SHARED_AUTH : HR_SHARED_TRANSIENT;
+    *refresh_at_ms = *expires_ms - HR_GCP_REFRESH_MARGIN_MS;
+    hr_log_info("gcp token fetched",
+                HR_LOG_STR("client_email", m->sa->client_email),
+                HR_LOG_STR("scope", m->scope),
+                HR_LOG_I64("expires_in_ms", *expires_ms - hr_time_now_ms()));
+    return HR_SHARED_OK;
 }
 
 enum hr_gcp_result hr_gcp_token(struct hr_gcp_sa *sa,
@@ -746,90 +522,39 @@ enum hr_gcp_result hr_gcp_token(struct hr_gcp_sa *sa,
                                 char *errstr,
                                 size_t errstr_size)
 {
-    char key[GCP_KEY_MAX], lock[GCP_KEY_MAX], owner[64];
-    char seen[GCP_VALUE_MAX] = "", fresh[HR_GCP_TOKEN_MAX];
-    int64_t now = hr_time_now_ms(), deadline, exp = 0;
-    enum hr_gcp_result res;
+    struct gcp_mint m = {sa, tls, scope};
     struct gcp_token *t;
-    struct shared sh;
-    int got;
+    size_t len;
 
     HR_ASSERT(scope && *scope);
-    t = token_slot(sa, scope);
-    if (t->token && t->expires_ms - now > HR_GCP_REFRESH_MARGIN_MS)
-        return give(t, out, out_size, expires_ms, errstr, errstr_size);
-
-    if (!redis) {
-        res = fetch(sa, tls, scope, fresh, &exp, errstr, errstr_size);
-        if (res == HR_GCP_OK)
-            token_set(t, fresh, exp);
-        OPENSSL_cleanse(fresh, sizeof(fresh));
-        goto out;
-    }
-    if (key_name(sa, redis, "token", scope, key, sizeof(key)) ||
-        key_name(sa, redis, "lock", scope, lock, sizeof(lock))) {
+    t = token_slot(sa, redis, scope);
+    if (redis && !t->shared.key[0]) {
         snprintf(errstr, errstr_size,
                  "gcp client_email and scope are too long for a redis key");
-        res = HR_GCP_AUTH;
-        goto out;
+        return HR_GCP_AUTH;
     }
-
-    /* The fleet's token. */
-    if (shared_read(redis, key, &sh, errstr, errstr_size)) {
-        res = HR_GCP_REDIS;
-        goto out;
+    switch (hr_shared_token_get(&t->shared, redis, gcp_mint, &m, errstr,
+                                errstr_size)) {
+    case HR_SHARED_OK:
+        break;
+    case HR_SHARED_REDIS:
+        return HR_GCP_REDIS;
+    case HR_SHARED_AUTH:
+        return HR_GCP_AUTH;
+    default:
+        return HR_GCP_TRANSIENT;
     }
-    if (sh.found) {
-        memcpy(seen, sh.value, strlen(sh.value) + 1);
-        /* Fresh enough, or at least better than ours as a fallback. */
-        if (sh.expires_ms > t->expires_ms)
-            token_set(t, sh.token, sh.expires_ms);
-        if (sh.expires_ms - now > HR_GCP_REFRESH_MARGIN_MS) {
-            res = HR_GCP_OK;
-            goto out;
-        }
+    len = strlen(t->shared.value);
+    if (len >= out_size) {
+        snprintf(errstr, errstr_size,
+                 "gcp access token of %zu bytes does not fit in %zu", len,
+                 out_size);
+        return HR_GCP_TRANSIENT;
     }
-
-    /* Mint under the lock, or wait for whoever holds it. */
-    lock_owner(owner, sizeof(owner));
-    deadline = hr_time_mono_ms() + HR_GCP_WAIT_MS;
-    for (;;) {
-        got = shared_set(redis, lock, owner, HR_GCP_LOCK_MS, true, errstr,
-                         errstr_size);
-        if (got < 0) {
-            res = HR_GCP_REDIS;
-            goto out;
-        }
-        if (got) {
-            res = mint_and_share(sa, redis, tls, t, key, lock, owner, seen,
-                                 errstr, errstr_size);
-            goto out;
-        }
-        if (hr_time_mono_ms() >= deadline)
-            break;
-        hr_time_sleep_ms(GCP_POLL_MS);
-        if (shared_read(redis, key, &sh, errstr, errstr_size)) {
-            res = HR_GCP_REDIS;
-            goto out;
-        }
-        if (shared_usable(&sh, seen, hr_time_now_ms())) {
-            token_set(t, sh.token, sh.expires_ms);
-            res = HR_GCP_OK;
-            goto out;
-        }
-    }
-    snprintf(errstr, errstr_size,
-             "gcp token: another replica holds the lock and no token arrived "
-             "within %d ms",
-             HR_GCP_WAIT_MS);
-    res = HR_GCP_TRANSIENT;
-out:
-    OPENSSL_cleanse(&sh, sizeof(sh));
-    OPENSSL_cleanse(seen, sizeof(seen));
-    if (res != HR_GCP_OK)
-        return fallback(sa, t, res, out, out_size, expires_ms, errstr,
-                        errstr_size);
-    return give(t, out, out_size, expires_ms, errstr, errstr_size);
+    memcpy(out, t->shared.value, len + 1);
+    if (expires_ms)
+        *expires_ms = t->shared.expires_ms;
+    return HR_GCP_OK;
 }
 
 void hr_gcp_token_forget(struct hr_gcp_sa *sa,
@@ -837,18 +562,10 @@ void hr_gcp_token_forget(struct hr_gcp_sa *sa,
                          const char *scope,
                          const char *token)
 {
-    char key[GCP_KEY_MAX], err[256];
-    struct gcp_token *t;
+    struct gcp_token *t = token_slot(sa, redis, scope);
+    char err[256];
 
-    for (t = sa->tokens; t; t = t->next)
-        if (!strcmp(t->scope, scope))
-            break;
-    if (t && t->token && (!token || !strcmp(t->token, token)))
-        token_clear(t);
-    if (!redis || !token ||
-        key_name(sa, redis, "token", scope, key, sizeof(key)))
-        return;
-    if (shared_del_if(sa, redis, key, "token", token, err, sizeof(err)))
+    if (hr_shared_token_forget(&t->shared, redis, token, err, sizeof(err)))
         hr_log_warn("gcp token not forgotten in redis, it expires on its own",
                     HR_LOG_STR("err", err),
                     HR_LOG_STR("client_email", sa->client_email),

@@ -4,18 +4,19 @@
  * bearer grant and shared by every replica through Redis
  * (research/push.md §4.3).
  *
- * One token per service account and scope serves the whole fleet. It lives
- * at <prefix>gcp:token:<client_email>:<scope> as "<expires_ms> <token>"
- * (wall-clock ms) with a TTL of its remaining life, and in the struct. A
- * call uses the struct's copy while it has more than
- * HR_GCP_REFRESH_MARGIN_MS left, else Redis's under the same rule. When
- * neither will do, the replica that takes <prefix>gcp:lock:<client_email>:
- * <scope> (SET NX PX HR_GCP_LOCK_MS) mints an assertion, exchanges it at
- * token_uri (one blocking libcurl POST of at most HR_GCP_HTTP_TIMEOUT_MS),
- * stores the answer and releases the lock; the others poll Redis every
- * 100 ms for up to HR_GCP_WAIT_MS (taking the lock themselves if it goes
- * away without a token), then fall back to their last token while it has
- * not expired.
+ * One token per service account and scope serves the whole fleet,
+ * shared by hr_shared (state/hr_shared.h): it lives at
+ * <prefix>gcp:token:<client_email>:<scope> as "<refresh_at_ms> <expires_ms>
+ * <token>" (wall-clock ms, refresh_at HR_GCP_REFRESH_MARGIN_MS before
+ * expiry) with a TTL of its remaining life, and in the struct. A call uses
+ * the struct's copy while it has more than HR_GCP_REFRESH_MARGIN_MS left,
+ * else Redis's under the same rule. When neither will do, the replica that
+ * takes <prefix>gcp:token:<client_email>:<scope>:lock (SET NX PX
+ * HR_GCP_LOCK_MS) mints an assertion, exchanges it at token_uri (one
+ * blocking libcurl POST of at most HR_GCP_HTTP_TIMEOUT_MS), stores the
+ * answer and releases the lock; the others poll Redis every 100 ms for up
+ * to HR_GCP_WAIT_MS (taking the lock themselves if it goes away without a
+ * token), then fall back to their last token while it has not expired.
  *
  * Not thread-safe: one struct hr_gcp_sa per loop thread, like the
  * struct hr_redis it is called with; hr_gcp_sa_fetches() alone may be read
@@ -42,9 +43,10 @@ struct hr_tls;
 
 /* A token with less life than this left is refreshed (5 minutes). */
 #define HR_GCP_REFRESH_MARGIN_MS (5 * 60 * 1000)
-/* How long the minting replica holds the lock at most. */
-#define HR_GCP_LOCK_MS 10000
-/* How long the other replicas wait for its token. */
+/* How long the minting replica holds the lock at most: longer than the
+ * exchange's timeout, so that no other replica starts one meanwhile. */
+#define HR_GCP_LOCK_MS 15000
+/* How long the other replicas wait for its token (HR_SHARED_WAIT_MS). */
 #define HR_GCP_WAIT_MS 3000
 /* Timeout of the exchange at token_uri. */
 #define HR_GCP_HTTP_TIMEOUT_MS 10000

@@ -30,6 +30,7 @@ struct hr_http_slot {
     struct curl_slist *hdrs;     /* this transfer's header list */
     struct hr_http_request *req; /* NULL when the slot is free */
     size_t body_cap;
+    size_t sent; /* bytes of a "once" request's body given to curl */
 };
 
 struct hr_http {
@@ -124,6 +125,21 @@ out_oom:
     snprintf(errstr, errstr_size, "cannot create http client: out of memory");
     hr_http_free(http);
     return NULL;
+}
+
+/* CURLOPT_READFUNCTION of a "once" request: its body, then EOF. */
+static size_t body_read(char *buf, size_t size, size_t nitems, void *userdata)
+{
+    struct hr_http_slot *slot = userdata;
+    const struct hr_http_request *req = slot->req;
+    size_t left = req->body_len - slot->sent, n = size * nitems;
+
+    if (n > left)
+        n = left;
+    if (n)
+        memcpy(buf, (const char *)req->body + slot->sent, n);
+    slot->sent += n;
+    return n;
 }
 
 static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -230,6 +246,17 @@ static CURLcode slot_setup(struct hr_http *http,
 
     if (!strcmp(method, "HEAD")) {
         SETOPT(CURLOPT_NOBODY, 1L);
+    } else if (send_body && req->once) {
+        /* Read from a callback that cannot rewind: a request whose
+         * connection dies before the answer fails (CURLE_SEND_FAIL_REWIND)
+         * instead of being sent again on another connection. */
+        slot->sent = 0;
+        SETOPT(CURLOPT_POST, 1L);
+        SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        SETOPT(CURLOPT_READFUNCTION, body_read);
+        SETOPT(CURLOPT_READDATA, slot);
+        if (strcmp(method, "POST"))
+            SETOPT(CURLOPT_CUSTOMREQUEST, method);
     } else if (send_body) {
         /* POSTFIELDS does not copy: the body is borrowed until the end of
          * hr_http_perform(), as documented. */

@@ -23,7 +23,8 @@
  * byte of the answer, libcurl 7.88 silently sends the request again on
  * another connection, up to 5 more times (a server that resets on a
  * payload saw it 6 times in test_http), so receivers must be idempotent,
- * as SPEC section 7 requires anyway.
+ * as SPEC section 7 requires anyway — unless the request says "once":
+ * then it fails instead, and the caller decides.
  *
  * Logging: each transport failure (no complete HTTP answer) is logged at
  * warn and each completed request at debug; HTTP error statuses are left
@@ -67,6 +68,10 @@ struct hr_http_request {
     const void *body;           /* sent as is, may be NULL */
     size_t body_len;
     long timeout_ms; /* whole request; <= 0: the default */
+    bool once;       /* never sent twice: when a reused connection dies
+                        before the answer, fail (transient) instead of
+                        libcurl's silent resend on another connection (for
+                        calls that cannot be made idempotent, pushes) */
     void *opaque;    /* the caller's, untouched */
 
     /* ---- results, written by hr_http_perform() ---- */

@@ -24,6 +24,7 @@
 #include <jwt.h>
 
 #include "hr_arena.h"
+#include "hr_base64.h"
 #include "hr_log.h"
 
 /* Last: it turns banned libc functions into errors. */
@@ -203,42 +204,6 @@ hs_key_check(const void *key, size_t key_len, char *errstr, size_t errstr_size)
 }
 
 /*
- * Unpadded base64url of @len bytes, malloc'd and NUL-terminated, or NULL
- * when out of memory.
- */
-static char *b64url_encode(const void *data, size_t len)
-{
-    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                   "abcdefghijklmnopqrstuvwxyz0123456789-_";
-    const unsigned char *p = data;
-    char *out = malloc(4 * (len / 3) + 4), *o = out;
-    size_t i;
-
-    if (!out)
-        return NULL;
-    for (i = 0; i + 2 < len; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-
-        *o++ = alphabet[v >> 18];
-        *o++ = alphabet[(v >> 12) & 63];
-        *o++ = alphabet[(v >> 6) & 63];
-        *o++ = alphabet[v & 63];
-    }
-    if (len - i == 1) {
-        *o++ = alphabet[p[i] >> 2];
-        *o++ = alphabet[(p[i] & 3) << 4];
-    } else if (len - i == 2) {
-        uint32_t v = (uint32_t)p[i] << 8 | p[i + 1];
-
-        *o++ = alphabet[v >> 10];
-        *o++ = alphabet[(v >> 4) & 63];
-        *o++ = alphabet[(v & 15) << 2];
-    }
-    *o = '\0';
-    return out;
-}
-
-/*
  * Signing does not go through libjwt: jwt_encode_str() in 1.10 parses the
  * PEM key again for every token, which costs ~0.8 ms with OpenSSL 3 (an
  * ECDSA P-256 signature alone is ~40 us). The signer parses its key once;
@@ -293,8 +258,7 @@ struct hr_jwt_signer *hr_jwt_signer_new(const char *alg,
         }
     }
     snprintf(header, sizeof(header), "{\"alg\":\"%s\",\"typ\":\"JWT\"}", alg);
-    if (!(signer->header = b64url_encode(header, strlen(header))))
-        goto out_oom;
+    signer->header = hr_base64url_encode(header, strlen(header), NULL);
     return signer;
 
 out_oom:
@@ -388,8 +352,9 @@ static char *sign_compact(const struct hr_jwt_signer *signer,
     long sig_len;
 
     payload = hr_arena_json_dumps(claims, JSON_COMPACT);
-    if (!payload || !(payload_b64 = b64url_encode(payload, strlen(payload))))
+    if (!payload)
         goto out_oom;
+    payload_b64 = hr_base64url_encode(payload, strlen(payload), NULL);
 
     head_len = strlen(head_b64);
     input_len = head_len + 1 + strlen(payload_b64);
@@ -405,11 +370,7 @@ static char *sign_compact(const struct hr_jwt_signer *signer,
         token = NULL;
         goto out_free;
     }
-    if (!(sig_b64 = b64url_encode(sig, (size_t)sig_len))) {
-        free(token);
-        token = NULL;
-        goto out_oom;
-    }
+    sig_b64 = hr_base64url_encode(sig, (size_t)sig_len, NULL);
     snprintf(token + input_len, token_len - input_len, ".%s", sig_b64);
     goto out_free;
 
@@ -452,7 +413,8 @@ char *hr_jwt_sign_claims(struct hr_jwt_signer *signer,
                       "JWT", "kid", kid);
     header = jhead ? hr_arena_json_dumps(jhead, JSON_COMPACT) : NULL;
     json_decref(jhead);
-    head_b64 = header ? b64url_encode(header, strlen(header)) : NULL;
+    head_b64 =
+        header ? hr_base64url_encode(header, strlen(header), NULL) : NULL;
     free(header);
     if (!head_b64) {
         snprintf(errstr, errstr_size,
@@ -518,56 +480,6 @@ char *hr_jwt_sign(struct hr_jwt_signer *signer,
 
 /* ---- verification ----------------------------------------------------- */
 
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-/*
- * Strict unpadded base64url decoding of @len characters of @src into @dst
- * (at most @dst_size bytes). Returns the decoded length or -1 when the
- * input has a character outside the alphabet, padding, an impossible length
- * or does not fit.
- */
-static long
-b64url_decode(const char *src, size_t len, unsigned char *dst, size_t dst_size)
-{
-    uint32_t acc = 0;
-    size_t out = 0;
-    int bits = 0;
-
-    if (len % 4 == 1)
-        return -1;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64url_value((unsigned char)src[i]);
-
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (out >= dst_size)
-                return -1;
-            dst[out++] = (unsigned char)(acc >> bits);
-        }
-    }
-    /* Leftover bits must be zero (canonical encoding). */
-    if (bits > 0 && (acc & ((1u << bits) - 1)))
-        return -1;
-    return (long)out;
-}
-
 /* A token split at its two dots; lengths exclude the dots. */
 struct jws_parts {
     const char *head, *payload, *sig;
@@ -613,19 +525,22 @@ static int jws_header_check(const struct jws_parts *parts,
                             char *errstr,
                             size_t errstr_size)
 {
-    unsigned char buf[HR_JWT_HDR_MAX];
     json_t *hdr, *jalg;
     json_error_t jerr;
-    long n;
+    char *buf = NULL;
+    size_t n = 0;
     int rc = -1;
 
-    n = b64url_decode(parts->head, parts->head_len, buf, sizeof(buf));
-    if (n < 0) {
+    /* Bounded before decoding: the header comes from the peer. */
+    if (parts->head_len <= 4 * (HR_JWT_HDR_MAX / 3 + 1))
+        buf = hr_base64url_decode(parts->head, parts->head_len, 0, &n);
+    if (!buf || n > HR_JWT_HDR_MAX) {
         snprintf(errstr, errstr_size, "jwt header is not base64url");
+        free(buf);
         return -1;
     }
-    hdr =
-        json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
+    hdr = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &jerr);
+    free(buf);
     if (!json_is_object(hdr)) {
         snprintf(errstr, errstr_size, "jwt header is not a json object");
         goto out_free_hdr;
@@ -662,27 +577,33 @@ static int hs256_check(const struct jws_parts *parts,
                        char *errstr,
                        size_t errstr_size)
 {
-    unsigned char mac[EVP_MAX_MD_SIZE], sig[HR_JWT_SIG_MAX];
+    unsigned char mac[EVP_MAX_MD_SIZE], *sig = NULL;
     unsigned int mac_len = 0;
-    long sig_len;
+    size_t sig_len = 0;
     /* header "." payload: the signing input ends where the signature's
      * dot is. */
     size_t input_len = parts->head_len + 1 + parts->payload_len;
+    int rc = -1;
 
-    sig_len = b64url_decode(parts->sig, parts->sig_len, sig, sizeof(sig));
+    /* Bounded before decoding: the signature comes from the peer. */
+    if (parts->sig_len <= 4 * (HR_JWT_SIG_MAX / 3 + 1))
+        sig = hr_base64url_decode(parts->sig, parts->sig_len, 0, &sig_len);
     if (!HMAC(EVP_sha256(), key, (int)key_len,
               (const unsigned char *)parts->head, input_len, mac, &mac_len)) {
         char ebuf[256];
 
         snprintf(errstr, errstr_size, "cannot compute hmac: %s",
                  ossl_err(ebuf, sizeof(ebuf)));
-        return -1;
+        goto out_free_sig;
     }
-    if (sig_len != (long)mac_len || CRYPTO_memcmp(sig, mac, mac_len) != 0) {
+    if (!sig || sig_len != mac_len || CRYPTO_memcmp(sig, mac, mac_len) != 0) {
         snprintf(errstr, errstr_size, "jwt signature is invalid");
-        return -1;
+        goto out_free_sig;
     }
-    return 0;
+    rc = 0;
+out_free_sig:
+    free(sig);
+    return rc;
 }
 
 int hr_jwt_verify(const char *token,

@@ -243,6 +243,18 @@ int pf_send(struct pf_env *env,
             const char *id,
             const char *data)
 {
+    return pf_send_at(env, topic, key, type, id, NULL, data);
+}
+
+int pf_send_at(struct pf_env *env,
+               const char *topic,
+               const char *key,
+               const char *type,
+               const char *id,
+               const char *time,
+               const char *data)
+{
+    char when[64] = "";
     rd_kafka_t *rk = hx_producer_new(hx_broker_bootstraps(env->broker));
     size_t len = strlen(data) + strlen(id) + strlen(type) + 256;
     char *ev = malloc(len);
@@ -252,10 +264,12 @@ int pf_send(struct pf_env *env,
         free(ev);
         return -1;
     }
+    if (time)
+        snprintf(when, sizeof(when), "\"time\":\"%s\",", time);
     snprintf(ev, len,
              "{\"specversion\":\"1.0\",\"id\":\"%s\",\"source\":\"/test\","
-             "\"type\":\"%s\",\"data\":%s}",
-             id, type, data);
+             "\"type\":\"%s\",%s\"data\":%s}",
+             id, type, when, data);
     rc = hx_produce(rk, topic, key, strlen(key), ev, strlen(ev), NULL);
     free(ev);
     if (hx_producer_flush_free(rk, 10000))

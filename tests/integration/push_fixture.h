@@ -82,6 +82,15 @@ int pf_send(struct pf_env *env,
             const char *id,
             const char *data);
 
+/** pf_send() with a CloudEvent "time" attribute (@time RFC 3339). */
+int pf_send_at(struct pf_env *env,
+               const char *topic,
+               const char *key,
+               const char *type,
+               const char *id,
+               const char *time,
+               const char *data);
+
 /** Register @token (@platform) for @user on @topic.devices. */
 int pf_register(struct pf_env *env,
                 const char *topic,

@@ -1567,6 +1567,10 @@ function main() {
 
     const server = http2.createSecureServer({
         cert, key, allowHTTP1: true, maxSessionMemory: 256,
+        // A real push service does not drop a busy client's connection for
+        // streams it refused itself: do not count them against it.
+        maxSessionRejectedStreams: 1 << 30,
+        maxSessionInvalidFrames: 1 << 30,
         settings: {maxConcurrentStreams: maxStreams},
     });
     // HTTP/2 streams go to onStream; only HTTP/1.1 requests go through
@@ -1580,7 +1584,11 @@ function main() {
     server.on('session', (session) => {
         session[SID] = ++state.sessionSeq;
         session[SST] = newSessionState();
-        session.on('error', noop);
+        session.on('error', (e) => {
+            if (!state.quiet)
+                process.stderr.write(`fake_push: session ${session[SID]}: ` +
+                                     `${e.message}\n`);
+        });
         state.connections.add(session);
         session.on('close', () => state.connections.delete(session));
     });

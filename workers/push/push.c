@@ -267,6 +267,7 @@ void push_fini(struct hr_worker *w, void *state)
     json_decref(st->plan_devs);
     free(st->dels);
     free(st->calls);
+    free(st->call_del);
     free(st->dests);
     free(st->states);
     free(st->allowed);

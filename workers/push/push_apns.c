@@ -23,14 +23,16 @@
  * even when it could not be replaced. */
 #define APNS_TOKEN_LIFE_MS (55 * 60 * 1000)
 
-static int mint(void *opaque,
-                int64_t now_ms,
-                char *out,
-                size_t size,
-                int64_t *refresh_at_ms,
-                int64_t *expires_ms,
-                char *errstr,
-                size_t errstr_size)
+/* hr_shared_mint_fn: a provider token is a local ES256 signature; any
+ * failure is the key's (PUSH_PREPARE_AUTH). */
+static enum hr_shared_result mint(void *opaque,
+                                  int64_t now_ms,
+                                  char *out,
+                                  size_t size,
+                                  int64_t *refresh_at_ms,
+                                  int64_t *expires_ms,
+                                  char *errstr,
+                                  size_t errstr_size)
 {
     struct push_state *st = opaque;
     json_t *claims = json_pack("{s:s, s:I}", "iss", st->set.apns_team_id, "iat",
@@ -40,33 +42,40 @@ static int mint(void *opaque,
 
     json_decref(claims);
     if (!jwt)
-        return -1;
+        return HR_SHARED_AUTH;
     if (strlen(jwt) >= size) {
         snprintf(errstr, errstr_size, "apns token too long");
         free(jwt);
-        return -1;
+        return HR_SHARED_AUTH;
     }
     memcpy(out, jwt, strlen(jwt) + 1);
     free(jwt);
     *refresh_at_ms = now_ms + st->set.apns_refresh_s * 1000;
     *expires_ms = now_ms + APNS_TOKEN_LIFE_MS;
-    return 0;
+    return HR_SHARED_OK;
 }
 
 static int prepare(struct push_state *st, char *errstr, size_t errstr_size)
 {
     uint64_t minted = st->apns_token.minted;
+    enum hr_shared_result res = hr_shared_token_get(
+        &st->apns_token, st->redis, mint, st, errstr, errstr_size);
 
-    if (hr_shared_token_get(&st->apns_token, st->redis, mint, st, errstr,
-                            errstr_size))
-        return hr_redis_is_connected(st->redis) ? PUSH_PREPARE_AUTH
-                                                : PUSH_PREPARE_PAUSE;
     if (st->apns_token.minted != minted) {
         hr_metric_add(st->refreshes, (const char *[]){"apns"}, 1);
         hr_log_info("apns provider token minted",
                     HR_LOG_STR("kid", st->set.apns_key_id));
     }
-    return 0;
+    switch (res) {
+    case HR_SHARED_OK:
+        return 0;
+    case HR_SHARED_REDIS:
+        return PUSH_PREPARE_PAUSE;
+    case HR_SHARED_TRANSIENT: /* another replica's token is late */
+        return PUSH_PREPARE_TRANSIENT;
+    default:
+        return PUSH_PREPARE_AUTH;
+    }
 }
 
 static int forget(struct push_state *st,

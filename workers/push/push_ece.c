@@ -43,71 +43,28 @@
 
 /* ---- base64url ---------------------------------------------------------- */
 
-/* Base64url of @len bytes without padding, malloc'd: OpenSSL's standard
- * alphabet with its two characters swapped (RFC 4648 §5). */
-static char *b64url_encode(const void *data, size_t len)
-{
-    size_t n;
-    char *s = hr_base64_encode(data, len, &n);
-
-    while (n && s[n - 1] == '=')
-        n--;
-    s[n] = '\0';
-    for (char *p = s; *p; p++) {
-        if (*p == '+')
-            *p = '-';
-        else if (*p == '/')
-            *p = '_';
-    }
-    return s;
-}
-
 /*
- * Decode base64url @src (padding optional; the standard alphabet's '+' and
- * '/' are tolerated, the mapping being unambiguous) into exactly @want
- * bytes at @dst. Returns 0, or -1 when it is not base64 or has another
- * length.
+ * Decode base64url @src (leniently: padding optional, the standard
+ * alphabet's '+' and '/' tolerated) into exactly @want bytes at @dst.
+ * Returns 0, or -1 when it is not base64 or has another length.
  */
 static int b64url_decode_exact(const char *src, unsigned char *dst, size_t want)
 {
-    size_t len = strlen(src), n, got = 0;
+    size_t len = strlen(src), got = 0;
     unsigned char *raw;
-    char *std;
     int rc = -1;
 
-    while (len && src[len - 1] == '=')
-        len--;
-    if (len % 4 == 1 || len > 4 * want)
+    if (len > 4 * want + 4)
         return -1;
-    std = malloc(len + 4);
-    if (!std)
+    raw = hr_base64url_decode(src, len, HR_BASE64_LENIENT, &got);
+    if (!raw)
         return -1;
-    for (n = 0; n < len; n++) {
-        char c = src[n];
-
-        if (c == '-')
-            c = '+';
-        else if (c == '_')
-            c = '/';
-        else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                   (c >= '0' && c <= '9') || c == '+' || c == '/'))
-            goto out_free_std;
-        std[n] = c;
-    }
-    while (n % 4)
-        std[n++] = '=';
-    raw = hr_base64_decode(std, n, &got);
-    if (raw && got == want) {
+    if (got == want) {
         memcpy(dst, raw, want);
         rc = 0;
     }
-    if (raw) {
-        OPENSSL_cleanse(raw, got);
-        free(raw);
-    }
-out_free_std:
-    OPENSSL_cleanse(std, len);
-    free(std);
+    OPENSSL_cleanse(raw, got);
+    free(raw);
     return rc;
 }
 
@@ -488,7 +445,7 @@ static char *public_key_b64url(const char *pem)
     char *b64 = NULL;
 
     if (pkey && !point_of(pkey, point))
-        b64 = b64url_encode(point, sizeof(point));
+        b64 = hr_base64url_encode(point, sizeof(point), NULL);
     EVP_PKEY_free(pkey);
     BIO_free(bio);
     ERR_clear_error();

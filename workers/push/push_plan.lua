@@ -2,9 +2,13 @@
 -- push.requested: the devices of its user (herald:devices:{u}) or the
 -- tokens it names, the user's unread total when its badge asks for it
 -- (herald:unread_total:{u}), and a claim per (event, device) so that no
--- device gets one event twice, across redeliveries and crashes: a device
--- already claimed is skipped. The caller releases the claims of the
--- deliveries that failed and will be retried.
+-- device gets one event twice, across redeliveries and crashes. A claim is
+-- "p" (planned) when taken here, "s" once its call is about to go out
+-- (push_settle.lua, per group of calls in flight), and deleted when the
+-- delivery will be retried. A planned claim left by a crash is taken
+-- again (that call never started); a device whose claim says "s" is
+-- skipped (it was sent, or was in flight when the worker died: at most
+-- once).
 --
 -- KEYS: per push three keys in its user's slot (or its event's, for named
 --   tokens): the devices hash, the total, the claim prefix (a key name
@@ -18,10 +22,17 @@ local ttl = tonumber(ARGV[1])
 local pushes = cjson.decode(ARGV[2])
 local out = {}
 
+local taken = {} -- claims taken by this call: an event twice in one batch
+
 local function claim(prefix, token)
-  local ok = redis.call('SET', prefix .. redis.sha1hex(token), '1', 'NX',
-                        'EX', ttl)
-  return ok and 1 or 0
+  local key = prefix .. redis.sha1hex(token)
+  if taken[key] then return 0 end
+  if redis.call('SET', key, 'p', 'NX', 'EX', ttl) or
+     redis.call('GET', key) == 'p' then
+    taken[key] = true
+    return 1
+  end
+  return 0
 end
 
 for i, p in ipairs(pushes) do

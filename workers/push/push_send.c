@@ -64,8 +64,9 @@ static void scratch_reserve(struct push_state *st, size_t n)
     st->waits = realloc(st->waits, cap * sizeof(*st->waits));
     st->outs = realloc(st->outs, cap * sizeof(*st->outs));
     st->calls = realloc(st->calls, cap * sizeof(*st->calls));
+    st->call_del = realloc(st->call_del, cap * sizeof(*st->call_del));
     HR_ASSERT(st->dests && st->states && st->allowed && st->waits && st->outs &&
-              st->calls);
+              st->calls && st->call_del);
     st->cap_scratch = cap;
 }
 
@@ -168,10 +169,50 @@ static int circuit_check(struct push_state *st, char *errstr, size_t size)
     return 0;
 }
 
-/* Build and make the calls of every delivery in @want; classify them.
- * -1 when the HTTP client itself failed. */
+/* The claims of calls [@first, @first + @n) say "s": these calls go out
+ * now. A crash from here on leaves them claimed (at most once); the calls
+ * not yet marked are planned, and a redelivery makes them. -1: pause. */
+static int mark_sending(struct push_state *st, size_t first, size_t n)
+{
+    const char **argv = calloc(2 * n + 2, sizeof(*argv));
+    size_t nkeys = 0;
+    redisReply *reply;
+    char errstr[256];
+    int rc = 0;
+
+    HR_ASSERT(argv);
+    for (size_t c = first; c < first + n; c++) {
+        const struct push_delivery *d = &st->dels[st->call_del[c]];
+
+        if (d->claim)
+            argv[nkeys++] = d->claim;
+    }
+    if (nkeys) {
+        argv[nkeys] = "0"; /* no tombstones here */
+        argv[nkeys + 1] = "";
+        for (size_t k = 0; k < nkeys; k++)
+            argv[nkeys + 2 + k] = "s";
+        reply = hr_redis_eval(st->redis, &st->settle_script, (int)nkeys,
+                              (int)(2 * nkeys + 2), argv, NULL, errstr,
+                              sizeof(errstr));
+        if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+            hr_worker_set_pause_reason(st->w, "redis unavailable: %s",
+                                       reply ? "settle script failed" : errstr);
+            rc = -1;
+        }
+        freeReplyObject(reply);
+    }
+    free(argv);
+    return rc;
+}
+
+/* Build and make the calls of every delivery in @want, HERALD_PUSH_
+ * CONCURRENCY at a time, each group's claims marked first; classify them.
+ * -1 when the HTTP client itself failed, -2 when Redis did (pause). */
 static int call(struct push_state *st, enum push_verdict want)
 {
+    size_t chunk = (size_t)st->set.concurrency;
+
     st->ncalls = 0;
     scratch_reserve(st, st->ndels);
     for (size_t i = 0; i < st->ndels; i++) {
@@ -186,6 +227,7 @@ static int call(struct push_state *st, enum push_verdict want)
         if (d->verdict != PUSH_PENDING)
             continue; /* refused before any call */
         d->call = st->ncalls++;
+        st->call_del[d->call] = i;
         req = &st->calls[d->call];
         memset(req, 0, sizeof(*req));
         req->method = "POST";
@@ -194,11 +236,16 @@ static int call(struct push_state *st, enum push_verdict want)
         req->body = d->body;
         req->body_len = d->body_len;
         req->timeout_ms = st->set.timeout_ms;
+        req->once = true; /* a provider dedups nothing: never twice */
     }
-    if (!st->ncalls)
-        return 0;
-    if (hr_http_perform(st->http, st->calls, st->ncalls))
-        return -1;
+    for (size_t first = 0; first < st->ncalls; first += chunk) {
+        size_t n = st->ncalls - first < chunk ? st->ncalls - first : chunk;
+
+        if (mark_sending(st, first, n))
+            return -2;
+        if (hr_http_perform(st->http, st->calls + first, n))
+            return -1;
+    }
     for (size_t i = 0; i < st->ndels; i++) {
         struct push_delivery *d = &st->dels[i];
         const struct hr_http_request *req;
@@ -244,8 +291,13 @@ static int reauth(struct push_state *st)
     if (prepare(st, true))
         return -1;
     calls_release(st);
-    if (call(st, PUSH_REAUTH)) {
+    switch (call(st, PUSH_REAUTH)) {
+    case 0:
+        break;
+    case -1:
         hr_worker_set_pause_reason(st->w, "http client failed");
+        return -1;
+    default:
         return -1;
     }
     for (size_t i = 0; i < st->ndels; i++) {
@@ -496,16 +548,21 @@ enum hr_batch_result push_send(struct push_state *st, struct hr_batch *batch)
                                    errstr);
         return HR_BATCH_PAUSE;
     }
-    if (call(st, PUSH_PENDING)) {
+    switch (call(st, PUSH_PENDING)) {
+    case 0:
+        break;
+    case -1:
         hr_worker_set_pause_reason(st->w, "http client failed");
+        return HR_BATCH_PAUSE;
+    default: /* Redis: the calls already made keep their claims */
         return HR_BATCH_PAUSE;
     }
     if (reauth(st))
         return HR_BATCH_PAUSE;
-    /* The calls were made: from here on a pause would redo them, so Redis
-     * failures are logged and the batch goes on (claims and circuits are
-     * best effort; a claim not released only means a device is not sent
-     * the retry). */
+    /* The calls were made. A pause from here on redoes the batch, which
+     * makes no call twice (their claims say "s"), but a failed settle
+     * leaves the claims of the deliveries to retry in place: those are
+     * not retried. The circuit report is best effort. */
     if (circuit_report(st, errstr, sizeof(errstr)))
         hr_log_warn("circuit report failed", HR_LOG_STR("err", errstr));
     if (settle(st))

@@ -8,8 +8,9 @@
 -- KEYS: per operation: release: the claim key; remove: the devices hash
 --   and the tombstone hash.
 -- ARGV[1]: tombstone TTL; ARGV[2]: now (RFC 3339 ms); then per operation:
---   "c" (release: one key), or "i", token, since (RFC 3339 ms, "" when
---   unknown) (remove: two keys).
+--   "c" (release: one key), "s" (the call is going out: its claim, one
+--   key, becomes "s"), or "i", token, since (RFC 3339 ms, "" when unknown)
+--   (remove: two keys).
 -- Returns one integer per operation: 1 done (claim released, token
 -- removed), 0 not (the token had re-registered, or was gone already).
 local ttl, now = tonumber(ARGV[1]), ARGV[2]
@@ -26,6 +27,9 @@ end
 while a <= #ARGV do
   if ARGV[a] == 'c' then
     out[#out + 1] = redis.call('DEL', KEYS[k])
+    k, a = k + 1, a + 1
+  elseif ARGV[a] == 's' then
+    out[#out + 1] = redis.call('SET', KEYS[k], 's', 'XX', 'KEEPTTL') and 1 or 0
     k, a = k + 1, a + 1
   else
     local devices, gone = KEYS[k], KEYS[k + 1]

@@ -58,6 +58,7 @@ struct push_state {
     struct push_delivery *dels;
     size_t ndels, cap_dels;
     struct hr_http_request *calls; /* one per delivery called */
+    size_t *call_del;              /* the delivery of each call */
     size_t ncalls, cap_calls;
     const char **dests; /* scratch: a destination per delivery */
     enum hr_circuit_state *states;
