@@ -171,10 +171,13 @@ pf_worker_start(struct pf_env *env, const char *topic, const char *const *extra)
     static int seq;
     struct pf_worker *w = calloc(1, sizeof(*w));
     char vars[16][700];
-    const char *envp[48];
+    const char *envp[64];
     size_t n = 0, v = 0;
 
     w->port = hx_free_port();
+    /* the caller's settings first: the first of a name wins */
+    for (size_t i = 0; extra && extra[i] && n < 24; i++)
+        envp[n++] = extra[i];
 #define VAR(...)                                         \
     do {                                                 \
         snprintf(vars[v], sizeof(vars[v]), __VA_ARGS__); \
@@ -204,8 +207,6 @@ pf_worker_start(struct pf_env *env, const char *topic, const char *const *extra)
     envp[n++] = "HERALD_SHUTDOWN_TIMEOUT_MS=10000";
     envp[n++] = "HERALD_KAFKA_PROPERTIES=session.timeout.ms=6000;"
                 "heartbeat.interval.ms=500";
-    for (size_t i = 0; extra && extra[i] && n < 46; i++)
-        envp[n++] = extra[i];
     envp[n] = NULL;
     snprintf(w->log, sizeof(w->log), "%s/push-%s-%d.log", env->dir, topic,
              ++seq);

@@ -31,7 +31,9 @@
     "p-dup:2,p-dup.devices:2,p-dup.retry:1,p-dup.dlq:1,"                 \
     "p-crash:4,p-crash.devices:2,p-crash.retry:1,p-crash.dlq:1,"         \
     "p-tokens:4,p-tokens.devices:2,p-tokens.retry:1,p-tokens.dlq:1,"     \
-    "p-reg:2,p-reg.devices:2,p-reg.retry:1,p-reg.dlq:1"
+    "p-reg:2,p-reg.devices:2,p-reg.retry:1,p-reg.dlq:1,"                 \
+    "herald.changes:4,herald.messages:4,herald.push:4,herald.devices:4," \
+    "herald.unread:4,herald.email:1,herald.retry:1,herald.dlq:1"
 
 static struct pf_env *env;
 
@@ -459,6 +461,39 @@ static void test_every_provider_answer_has_its_action(void **state)
     assert_true(json_integer_value(json_object_get(summary, "fcm_exchanges")) >=
                 2);
     assert_true(hx_metric(w->port, "herald_push_invalidated_total{") >= 9);
+    {
+        /* what the dashboards read (SPEC section 6 and the push metrics) */
+        static const char *const names[] = {
+            "herald_push_deliveries_total{",
+            "herald_push_invalidated_total{",
+            "herald_push_latency_seconds_bucket{",
+            "herald_push_token_refreshes_total{",
+            "herald_push_registry_total{",
+            "herald_guard_circuit_state{",
+            "herald_events_consumed_total{",
+            "herald_events_processed_total{",
+            "herald_event_processing_seconds_bucket{",
+            "herald_consumer_lag{",
+            "herald_redis_errors_total{",
+            "herald_source_errors_total{",
+            "herald_build_info{",
+        };
+        char *text = NULL;
+
+        for (int tries = 0; tries < 100; tries++) { /* lag: stats, 1 s */
+            free(text);
+            text = hx_metrics_get(w->port);
+            if (text && strstr(text, "herald_consumer_lag{"))
+                break;
+            hx_sleep_ms(100);
+        }
+        assert_non_null(text);
+        for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+            if (!strstr(text, names[k]))
+                fail_msg("missing on /metrics: %s", names[k]);
+        }
+        free(text);
+    }
     json_decref(summary);
     json_decref(retries);
     json_decref(dead);
@@ -706,6 +741,252 @@ static void test_kill_9_mid_run_pushes_nothing_twice(void **state)
     pf_worker_free(w);
 }
 
+/* --- 6. credentials are the fleet's; connections are HTTP/2 and kept -- */
+
+static void test_three_replicas_share_one_token_per_window(void **state)
+{
+    const char *const fast[] = {"HERALD_APNS_TOKEN_REFRESH_S=2", NULL};
+    struct pf_worker *w[3];
+    json_t *summary, *tokens, *versions;
+    double minted = 0, fetched = 0;
+    int64_t until;
+    int sent = 0;
+
+    (void)state;
+    hx_redis_flushall(env->redis);
+    assert_int_equal(pf_fake_reset(env), 0);
+    for (int i = 0; i < 3; i++) {
+        w[i] = pf_worker_start(env, "p-tokens", fast);
+        assert_non_null(w[i]);
+    }
+    register_fleet("p-tokens", 30);
+    assert_int_equal(pf_wait_processed(w[0], 0, 1000), 0);
+    /* the group settles, then pushes flow for about nine seconds */
+    hx_sleep_ms(8000);
+    until = hx_now_ms() + 9000;
+    while (hx_now_ms() < until) {
+        assert_int_equal(send_pushes("p-tokens", sent, 30, 30), 0);
+        sent += 30;
+        hx_sleep_ms(300);
+    }
+    hx_sleep_ms(2000);
+    summary = hx_fake_http_get(env->fake, "/_control/summary");
+    assert_non_null(summary);
+    tokens = json_object_get(summary, "apns_tokens");
+    /* one new token per 2 s window, whoever minted it */
+    print_message("%zu apns tokens over ~15 s\n", json_array_size(tokens));
+    assert_true(json_array_size(tokens) >= 3);
+    assert_true(json_array_size(tokens) <= 9);
+    for (size_t i = 1; i < json_array_size(tokens); i++) {
+        json_int_t a = json_integer_value(
+            json_object_get(json_array_get(tokens, i - 1), "iat"));
+        json_int_t b = json_integer_value(
+            json_object_get(json_array_get(tokens, i), "iat"));
+
+        assert_true(b - a >= 2);
+    }
+    for (int i = 0; i < 3; i++) {
+        minted += hx_metric(w[i]->port, "herald_push_token_refreshes_total{"
+                                        "worker=\"push\",provider=\"apns\"}");
+        fetched += hx_metric(w[i]->port, "herald_push_token_refreshes_total{"
+                                         "worker=\"push\",provider=\"fcm\"}");
+    }
+    /* each token was minted once, by one replica */
+    assert_true(minted == (double)json_array_size(tokens));
+    /* one FCM access token serves the three (it lives an hour) */
+    assert_int_equal(
+        json_integer_value(json_object_get(summary, "fcm_exchanges")), 1);
+    assert_true(fetched == 1);
+    /* HTTP/2 only, and connections kept: a few per replica, not per push */
+    versions = json_object_get(summary, "http_versions");
+    assert_null(json_object_get(versions, "1.1"));
+    assert_true(json_integer_value(json_object_get(versions, "2.0")) >=
+                2 * sent);
+    print_message(
+        "%lld connections for %lld requests\n",
+        (long long)json_integer_value(json_object_get(summary, "sessions")),
+        (long long)json_integer_value(json_object_get(versions, "2.0")));
+    assert_true(json_integer_value(json_object_get(summary, "sessions")) <= 12);
+    json_decref(summary);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pf_worker_stop(w[i]), 0);
+        pf_worker_free(w[i]);
+    }
+}
+
+/* --- 7. from change records to pushes: exact badges, one per device ---- */
+
+/* Spawn herald-@name with @envp (NULL-terminated) and --config @config
+ * (NULL: none); its log in the test directory. */
+static struct hx_proc *
+spawn(const char *name, const char *const *envp, const char *config)
+{
+    char log[512];
+
+    snprintf(log, sizeof(log), "%s/%s-e2e.log", env->dir, name);
+    return hx_proc_spawn((const char *[]){hx_bin(name),
+                                          config ? "--config" : NULL, config,
+                                          NULL},
+                         envp, NULL, log);
+}
+
+static void test_change_records_end_as_pushes_with_exact_badges(void **state)
+{
+    static const char *const gen[] = {
+        "--users",    "8",   "--convs", "6",   "--members", "3",
+        "--messages", "150", "--reads", "0.3", "--dups",    "0.1",
+        "--window",   "20",  "--seed",  "11",  NULL};
+    const char *argv[40];
+    char brokers[300], redis_url[300], fport[64], uport[64], rules[512];
+    const char *const push_env[] = {"HERALD_KAFKA_TOPICS=herald.push,"
+                                    "herald.devices",
+                                    "HERALD_KAFKA_GROUP=herald-push",
+                                    "HERALD_RETRY_TOPIC=herald.retry",
+                                    "HERALD_DLQ_TOPIC=herald.dlq",
+                                    "HERALD_PUSH_INVALIDATED_TOPIC=herald."
+                                    "devices",
+                                    NULL};
+    struct hx_proc *fanout, *unread, *chatgen;
+    struct pf_worker *push;
+    json_t *pushes, *reqs, *badge_of = json_object(), *r;
+    size_t i, n;
+    int status = -1, fport_n = hx_free_port(), uport_n = hx_free_port();
+    rd_kafka_t *rk;
+    char *text;
+
+    (void)state;
+    hx_redis_flushall(env->redis);
+    assert_int_equal(pf_fake_reset(env), 0);
+    snprintf(brokers, sizeof(brokers), "HERALD_KAFKA_BROKERS=%s",
+             hx_broker_bootstraps(env->broker));
+    snprintf(redis_url, sizeof(redis_url), "HERALD_REDIS_URL=%s",
+             hx_redis_url(env->redis));
+    snprintf(fport, sizeof(fport), "HERALD_METRICS_ADDR=127.0.0.1:%d", fport_n);
+    snprintf(uport, sizeof(uport), "HERALD_METRICS_ADDR=127.0.0.1:%d", uport_n);
+    /* the example rules; their webhooks are not called here */
+    snprintf(rules, sizeof(rules), "%s/rules.json", env->dir);
+    text = hx_file_read(
+        HX_SOURCE_DIR "/workers/fanout/examples/chat-rules.json", NULL);
+    assert_non_null(text);
+    {
+        FILE *f = fopen(rules, "w");
+
+        assert_non_null(f);
+        fputs(text, f);
+        fclose(f);
+        free(text);
+    }
+    fanout = spawn(
+        "herald-fanout",
+        (const char *[]){brokers, redis_url, fport,
+                         "LEGACY_JWT_SECRET=0123456789abcdef0123456789abcdef",
+                         "TRUST_SAFETY_TOKEN=x", NULL},
+        rules);
+    unread =
+        spawn("herald-unread",
+              (const char *[]){brokers, redis_url, uport,
+                               "HERALD_UNREAD_PUSH_TOPIC=herald.push", NULL},
+              NULL);
+    push = pf_worker_start(env, "herald.push", push_env);
+    assert_non_null(fanout);
+    assert_non_null(unread);
+    assert_non_null(push);
+    /* each user's iPhone, from the app's Devices table */
+    rk = hx_producer_new(hx_broker_bootstraps(env->broker));
+    for (int u = 0; u < 8; u++) {
+        char rec[1024];
+
+        snprintf(rec, sizeof(rec),
+                 "{\"eventID\":\"dev-%d\",\"eventName\":\"INSERT\","
+                 "\"eventSourceARN\":\"arn:aws:dynamodb:eu-west-1:1:table/"
+                 "Devices/stream/x\",\"dynamodb\":{\"Keys\":{\"token\":{\"S\":"
+                 "\"%064x\"}},\"NewImage\":{\"user_id\":{\"S\":\"u%d\"},"
+                 "\"token\":{\"S\":\"%064x\"},\"platform\":{\"S\":\"ios\"}}}}",
+                 u, u + 1, u, u + 1);
+        assert_int_equal(
+            hx_produce(rk, "herald.changes", "d", 1, rec, strlen(rec), NULL),
+            0);
+    }
+    assert_int_equal(hx_producer_flush_free(rk, 10000), 0);
+    assert_int_equal(pf_wait_processed(push, 8, 60000), 0);
+    /* the chat, as the app's Messages and ReadReceipts streams */
+    n = 0;
+    argv[n++] = hx_bin("herald-chatgen");
+    argv[n++] = "produce";
+    argv[n++] = "--brokers";
+    argv[n++] = hx_broker_bootstraps(env->broker);
+    argv[n++] = "--topic";
+    argv[n++] = "herald.changes";
+    argv[n++] = "--dynamodb";
+    for (i = 0; gen[i]; i++)
+        argv[n++] = gen[i];
+    argv[n] = NULL;
+    chatgen = hx_proc_spawn(argv, NULL, "/dev/null", NULL);
+    assert_non_null(chatgen);
+    assert_int_equal(hx_proc_wait(chatgen, 60000, &status), 0);
+    assert_int_equal(status, 0);
+    hx_proc_free(chatgen);
+    /* everything through: the pushes the unread worker asked for */
+    for (int k = 0; k < 600; k++) {
+        int64_t asked = topic_count("herald.push");
+
+        if (asked > 0 &&
+            hx_metric(push->port, "herald_events_processed_total{") >=
+                (double)(asked + 8))
+            break;
+        hx_sleep_ms(200);
+    }
+    pushes = pf_collect(env, "herald.push");
+    reqs = pf_requests(env, "apns");
+    assert_non_null(pushes);
+    assert_non_null(reqs);
+    assert_true(json_array_size(pushes) > 100);
+    json_array_foreach(reqs, i, r)
+    {
+        const char *apns_id = json_string_value(
+            json_object_get(json_object_get(r, "headers"), "apns-id"));
+        json_t *aps = json_object_get(json_object_get(r, "body"), "aps");
+
+        assert_non_null(apns_id);
+        assert_null(json_object_get(badge_of, apns_id)); /* once each */
+        json_object_set_new(badge_of, apns_id,
+                            json_copy(json_object_get(aps, "badge")));
+    }
+    /* each push.requested reached its recipient's device once, carrying
+     * the badge herald-unread computed for it */
+    json_array_foreach(pushes, i, r)
+    {
+        json_t *ev = json_object_get(r, "event");
+        json_t *data = json_object_get(ev, "data");
+        const char *id = json_string_value(json_object_get(ev, "id"));
+        const char *user = json_string_value(json_object_get(data, "user_id"));
+        char tok[80], apns_id[37];
+        json_t *got;
+
+        snprintf(tok, sizeof(tok), "%064x", atoi(user + 1) + 1);
+        hr_event_derive_id(apns_id, (const char *[]){id, tok}, 2);
+        got = json_object_get(badge_of, apns_id);
+        if (!got)
+            fail_msg("push %s for %s never reached its device", id, user);
+        assert_int_equal(json_integer_value(got),
+                         json_integer_value(json_object_get(data, "badge")));
+    }
+    assert_int_equal(json_object_size(badge_of), json_array_size(pushes));
+    json_decref(badge_of);
+    json_decref(pushes);
+    json_decref(reqs);
+    assert_int_equal(pf_worker_stop(push), 0);
+    pf_worker_free(push);
+    hx_proc_signal(unread, SIGTERM);
+    hx_proc_signal(fanout, SIGTERM);
+    assert_int_equal(hx_proc_wait(unread, 15000, &status), 0);
+    assert_int_equal(status, 0);
+    assert_int_equal(hx_proc_wait(fanout, 15000, &status), 0);
+    assert_int_equal(status, 0);
+    hx_proc_free(unread);
+    hx_proc_free(fanout);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -729,6 +1010,8 @@ int main(void)
             test_registry_takes_the_newest_word_whatever_the_order),
         cmocka_unit_test(test_an_event_delivered_twice_pushes_once),
         cmocka_unit_test(test_kill_9_mid_run_pushes_nothing_twice),
+        cmocka_unit_test(test_three_replicas_share_one_token_per_window),
+        cmocka_unit_test(test_change_records_end_as_pushes_with_exact_badges),
     };
 
     if (getenv("HERALD_TEST_FILTER"))
