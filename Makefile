@@ -47,6 +47,7 @@ bench: release
 	@bash scripts/bench-fanout.sh
 	@bash scripts/bench-guard.sh
 	@bash scripts/bench-sqs.sh
+	@bash scripts/bench-push.sh
 
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i

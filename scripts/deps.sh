@@ -11,7 +11,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 pkgs=(build-essential cmake pkg-config
       librdkafka-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev
       libjwt-dev libssl-dev libmicrohttpd-dev libcmocka-dev
-      redis-server redis-tools kcat curl bc)
+      redis-server redis-tools kcat curl bc nghttp2-client)
 
 missing=()
 for p in "${pkgs[@]}"; do
