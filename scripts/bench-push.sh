@@ -31,7 +31,7 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/AuthK
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/sa.key" 2>/dev/null
 FAKE_PORT=$(free_port)
 node "$NODE/fake_push.js" --port "$FAKE_PORT" --tls --cert "$WORK/server.pem" \
-    --key "$WORK/server.key" --quiet >"$WORK/fake.out" 2>"$WORK/fake.log" &
+    --key "$WORK/server.key" ${FAKE_QUIET---quiet} >"$WORK/fake.out" 2>"$WORK/fake.log" &
 PIDS+=($!)
 FAKE_PID=$!
 FAKE=https://127.0.0.1:$FAKE_PORT

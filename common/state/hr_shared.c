@@ -272,11 +272,11 @@ static enum hr_shared_result mint_here(struct hr_shared_token *t,
     if (res == HR_SHARED_OK &&
         !token_is_sane(fresh, strnlen(fresh, sizeof(fresh)))) {
         snprintf(errstr, errstr_size,
-                 "shared token '%s': the mint gave an unusable token", t->key);
+                 "shared token '%.200s': the mint gave an unusable token", t->key);
         res = HR_SHARED_TRANSIENT;
     } else if (res == HR_SHARED_OK && expires <= hr_time_now_ms()) {
         snprintf(errstr, errstr_size,
-                 "shared token '%s': the mint gave a token that has expired",
+                 "shared token '%.200s': the mint gave a token that has expired",
                  t->key);
         res = HR_SHARED_TRANSIENT;
     }
@@ -406,7 +406,7 @@ static enum hr_shared_result renew(struct hr_shared_token *t,
         }
     }
     snprintf(errstr, errstr_size,
-             "shared token '%s': another replica holds the lock and no token "
+             "shared token '%.200s': another replica holds the lock and no token "
              "arrived within %d ms",
              t->key, HR_SHARED_WAIT_MS);
     res = HR_SHARED_TRANSIENT;
