@@ -20,38 +20,7 @@ start_redis
 start_broker --topics herald.push:32,herald.devices:4,herald.unread:4
 
 # --- keys, a CA and the fake ------------------------------------------------
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-    -subj /CN=herald-bench-ca -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -subj /CN=127.0.0.1 -keyout "$WORK/server.key" -out "$WORK/server.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$WORK/san.ext"
-openssl x509 -req -in "$WORK/server.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
-    -CAcreateserial -days 1 -extfile "$WORK/san.ext" -out "$WORK/server.pem" 2>/dev/null
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/AuthKey.p8" 2>/dev/null
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/sa.key" 2>/dev/null
-FAKE_PORT=$(free_port)
-node "$NODE/fake_push.js" --port "$FAKE_PORT" --tls --cert "$WORK/server.pem" \
-    --key "$WORK/server.key" ${FAKE_QUIET---quiet} >"$WORK/fake.out" 2>"$WORK/fake.log" &
-PIDS+=($!)
-FAKE_PID=$!
-FAKE=https://127.0.0.1:$FAKE_PORT
-for _ in $(seq 200); do grep -q listening "$WORK/fake.out" 2>/dev/null && break; sleep 0.05; done
-node -e '
-const fs = require("fs");
-const [dir, fake, project] = process.argv.slice(1);
-fs.writeFileSync(dir + "/sa.json", JSON.stringify({type: "service_account",
-    project_id: project, private_key_id: "k1",
-    private_key: fs.readFileSync(dir + "/sa.key", "utf8"),
-    client_email: "herald@" + project + ".iam.gserviceaccount.com",
-    token_uri: fake + "/token"}));
-fs.writeFileSync(dir + "/config.json", JSON.stringify({
-    apns: {public_key_pem: fs.readFileSync(dir + "/AuthKey.p8", "utf8"),
-           team_id: "'$TEAM'", key_id: "'$KID'", topic: "'$TOPIC'"},
-    fcm: {public_key_pem: fs.readFileSync(dir + "/sa.key", "utf8"),
-          client_email: "herald@" + project + ".iam.gserviceaccount.com",
-          project_id: project}}));' "$WORK" "$FAKE" "$PROJECT"
-fake() { curl -sf --cacert "$WORK/ca.pem" "$@"; }
-fake -X POST --data-binary @"$WORK/config.json" "$FAKE/_control/config" >/dev/null
+start_fake_push $TEAM $KID $TOPIC $PROJECT ${FAKE_QUIET---quiet}
 
 # --- the workload -----------------------------------------------------------
 # devices: DEVICES users with one device each; totals for the badges

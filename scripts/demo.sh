@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Herald demo: a throw-away Redis, herald-devbroker, an SQS emulator
-# (fauxqs) and two fake APIs; the fleet (herald-fanout, herald-unread,
-# herald-guard) on top; a chat app's DynamoDB change records fed through it
+# (fauxqs), two fake APIs and fake push providers; the fleet
+# (herald-fanout, herald-unread, herald-push, herald-guard) on top; a chat app's DynamoDB change records fed through it
 # — the abuse reports through an SQS queue, some of them wrapped by SNS,
 # read by a second herald-fanout with HERALD_SOURCE=sqs — and a summary of
 # what happened. The legacy API fails with 503 for a while and then
@@ -80,13 +80,50 @@ start_worker guard "$WORK/guard.log" "${CIRCUIT[@]}" \
     HERALD_GUARD_BASE_DELAY_MS=300 HERALD_GUARD_MAX_DELAY_MS=2000
 GUARD=$METRICS GUARD_PID=$WORKER_PID
 
+say "starting the fake APNs, FCM and Web Push (HTTP/2 over TLS) and herald-push"
+start_fake_push TEAM123456 KEY1234567 com.example.chat herald-demo
+echo "fake push:  $FAKE"
+start_worker push "$WORK/push.log" HERALD_TLS_CA_FILE="$WORK/ca.pem" \
+    HERALD_APNS_KEY_FILE="$WORK/AuthKey.p8" HERALD_APNS_KEY_ID=KEY1234567 \
+    HERALD_APNS_TEAM_ID=TEAM123456 HERALD_APNS_TOPIC=com.example.chat \
+    HERALD_APNS_ENDPOINT="$FAKE" HERALD_APNS_SANDBOX_ENDPOINT="$FAKE" \
+    HERALD_FCM_CREDENTIALS_FILE="$WORK/sa.json" HERALD_FCM_ENDPOINT="$FAKE" \
+    HERALD_WEBPUSH_VAPID_KEY_FILE="$WORK/vapid.pem" \
+    HERALD_WEBPUSH_SUBJECT=mailto:ops@example.com
+PUSH=$METRICS PUSH_PID=$WORKER_PID
+
+say "registering the users' devices (the app's Devices table)"
+# u0-u3 and u7 on iPhones, u4 and u5 on Android, u6 in a browser (a Web
+# Push subscription). u7 deleted the app: APNs answers 410 Unregistered.
+ios_token() { printf '%064x' "$(( $1 + 1 ))"; }
+fake_push -X POST -H 'content-type: application/json' \
+    -d "{\"provider\":\"apns\",\"token\":\"$(ios_token 7)\",\"answers\":[{\"status\":410,\"reason\":\"Unregistered\"}]}" \
+    /_control/script >/dev/null
+subscription=$(fake_push -X POST -d '{}' /_control/webpush/subscribe)
+device() { # user token platform
+    node -e 'const [u, t, p, arn] = process.argv.slice(1);
+        console.log(u + "|" + JSON.stringify({eventID: "dev-" + u, eventName: "INSERT",
+            eventSourceARN: arn + "/Devices/stream/x",
+            dynamodb: {Keys: {token: {S: t}}, NewImage: {user_id: {S: u},
+                token: {S: t}, platform: {S: p}, environment: {S: "production"}}}}))' \
+        "$1" "$2" "$3" "$arn"
+}
+arn='arn:aws:dynamodb:eu-west-1:123456789012:table'
+{
+    for u in 0 1 2 3 7; do device "u$u" "$(ios_token $u)" ios; done
+    device u4 fcm-token-u4 android
+    device u5 fcm-token-u5 android
+    device u6 "$subscription" web
+} | kcat -P -b "$BROKERS" -t herald.changes -K '|'
+wait_metric "$PUSH" 'herald_push_registry_total{' 8 60 ||
+    { echo "timed out; push log:"; tail -20 "$WORK/push.log"; exit 1; }
+
 say "feeding the app's change records to herald.changes"
 "$BIN/herald-chatgen" produce --brokers "$BROKERS" --topic herald.changes \
     --dynamodb "${GEN[@]}"
 # Six new conversations (the rules call the legacy API for these), four
 # abuse reports (the trust-and-safety API, through SQS below), and three
 # records no producer should ever send.
-arn='arn:aws:dynamodb:eu-west-1:123456789012:table'
 for i in 1 2 3 4 5 6; do
     printf '%s\n' "c10$i|{\"eventID\":\"conv-$i\",\"eventName\":\"INSERT\",\"eventSourceARN\":\"$arn/Conversations/stream/x\",\"dynamodb\":{\"Keys\":{\"conversation_id\":{\"S\":\"c10$i\"}},\"NewImage\":{\"conversation_id\":{\"S\":\"c10$i\"},\"title\":{\"S\":\"Project $i\"},\"member_ids\":{\"SS\":[\"u1\",\"u2\"]},\"created_at\":{\"S\":\"2026-11-22T09:0$i:00Z\"}}}}"
 done | kcat -P -b "$BROKERS" -t herald.changes -K '|'
@@ -121,6 +158,13 @@ wait_metric "$FANOUT_SQS" 'herald_events_processed_total{' 4 60 ||
 messages=$(count herald.messages)
 wait_metric "$UNREAD" 'herald_events_processed_total{' "$messages" 60 ||
     { echo "timed out; unread log:"; tail -20 "$WORK/unread.log"; exit 1; }
+# herald-push reads herald.push and herald.devices (registrations, and the
+# device.invalidated it announces itself).
+for _ in $(seq 600); do
+    want=$(( $(count herald.push) + $(count herald.devices) ))
+    [ "$(metric "$PUSH" 'herald_events_processed_total{')" -ge "$want" ] && break
+    sleep 0.1
+done
 
 say "waiting until the legacy API has every conversation (it fails first)"
 # The circuit as the guard sees it: fleet-wide, from the shared state in
@@ -161,6 +205,61 @@ say "herald-unread: $messages events in (message.created, conversation.read)"
 curl -sf "$UNREAD/metrics" |
     grep -E '^herald_(events_processed_total|unread_pairs_updated_total|batch_pauses_total)' |
     sed 's/worker="unread",//; s/{}//; s/^/  /'
+
+say "herald-push: $(count herald.push) push.requested in, to 8 devices on APNs, FCM and Web Push"
+curl -sf "$PUSH/metrics" |
+    grep -E '^herald_push_(deliveries_total|invalidated_total|registry_total|token_refreshes_total)' |
+    grep -v ' 0$' | sed 's/worker="push",//; s/{}//; s/^/  /'
+# Every push.requested against what the fake providers received: each
+# reached its user's device once, with the badge herald-unread computed.
+kcat -C -b "$BROKERS" -t herald.push -o beginning -e -q >"$WORK/pushes.jsonl"
+fake_push /_control/requests >"$WORK/provider-requests.json"
+node -e '
+const fs = require("fs");
+const [dir, sub] = process.argv.slice(1);
+const user = {};               /* token or subscription id -> user */
+for (const u of [0, 1, 2, 3, 7]) user[(u + 1).toString(16).padStart(64, "0")] = "u" + u;
+user["fcm-token-u4"] = "u4"; user["fcm-token-u5"] = "u5";
+user[JSON.parse(sub).endpoint.split("/").pop()] = "u6";
+const asked = {}, got = {}, by = {};
+for (const line of fs.readFileSync(dir + "/pushes.jsonl", "utf8").split("\n")) {
+    if (!line) continue;
+    const d = JSON.parse(line).data;
+    (asked[d.user_id] ||= []).push(d.badge);
+}
+for (const r of JSON.parse(fs.readFileSync(dir + "/provider-requests.json", "utf8"))) {
+    if (r.provider === "token") continue;
+    const k = `${r.provider} ${r.status}${r.reason ? " " + r.reason : ""}`;
+    by[k] = (by[k] || 0) + 1;
+    if (r.status !== 200 && r.status !== 201) continue;
+    const b = r.provider === "apns" ? r.body.aps.badge :
+        r.provider === "fcm" ? r.body.message.android.notification.notification_count :
+        r.plaintext.badge;
+    (got[user[r.token]] ||= []).push(b);
+}
+let gone = 0;
+for (const r of JSON.parse(fs.readFileSync(dir + "/provider-requests.json", "utf8")))
+    if (user[r.token] === "u7" && r.status === 410) gone++;
+{
+}
+for (const k of Object.keys(by).sort()) console.log(`  provider calls ${k}: ${by[k]}`);
+let ok = 0, total = 0;
+for (const u of Object.keys(asked).sort()) {
+    if (u === "u7") continue;
+    const a = asked[u].slice().sort((x, y) => x - y).join(",");
+    const g = (got[u] || []).slice().sort((x, y) => x - y).join(",");
+    total += asked[u].length;
+    if (a === g) ok += asked[u].length;
+    else console.log(`  MISMATCH for ${u}: asked badges ${a}, delivered ${g}`);
+}
+console.log(`  delivered once each with the badge herald-unread computed: ${ok} of ${total}` +
+            " (u0-u6)");
+console.log(`  u7 (app deleted): ${(asked.u7 || []).length} asked, ${(got.u7 || []).length} delivered;` +
+            ` APNs answered 410 Unregistered to the ${gone} calls made before the token was` +
+            " removed (one batch); later pushes find no device");' \
+    "$WORK" "$subscription"
+printf '  device.invalidated on herald.devices: %s\n' \
+    "$(kcat -C -b "$BROKERS" -t herald.devices -o beginning -e -q | grep -c '"device.invalidated"' || true)"
 
 say "what came out"
 printf '  unread.changed on herald.unread: %s\n' "$(count herald.unread)"
@@ -208,8 +307,8 @@ kcat -C -b "$BROKERS" -t herald.dlq -o beginning -e -q -f '%h\n' |
     cut -c1-120
 
 say "graceful shutdown (SIGTERM)"
-kill -TERM "$FANOUT_PID" "$FANOUT_SQS_PID" "$UNREAD_PID" "$GUARD_PID"
-for name in fanout fanout_sqs unread guard; do
+kill -TERM "$FANOUT_PID" "$FANOUT_SQS_PID" "$UNREAD_PID" "$PUSH_PID" "$GUARD_PID"
+for name in fanout fanout_sqs unread push guard; do
     pid=${name^^}_PID
     status=0
     wait "${!pid}" || status=$?

@@ -124,3 +124,51 @@ redis_rate() {
     redis-benchmark -s "$REDIS_SOCK" -n "$1" -P 64 -t set -q --csv 2>/dev/null |
         awk -F'"' '/SET/ { printf "%d\n", $4 }'
 }
+
+# start_fake_push TEAM KEY_ID TOPIC PROJECT [fake_push.js args...]: the fake
+# APNs/FCM/Web Push (tests/node/fake_push.js, HTTP/2 over TLS) with a
+# throw-away CA, and the credentials herald-push needs, all in $WORK:
+# ca.pem (HERALD_TLS_CA_FILE), AuthKey.p8 (APNs), sa.json (FCM service
+# account, token_uri on the fake), vapid.pem (Web Push). The fake is told
+# the public halves. Sets FAKE (its origin), FAKE_PORT, FAKE_PID.
+start_fake_push() {
+    local team=$1 kid=$2 topic=$3 project=$4
+    shift 4
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+        -subj /CN=herald-test-ca -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -subj /CN=127.0.0.1 -keyout "$WORK/server.key" -out "$WORK/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$WORK/san.ext"
+    openssl x509 -req -in "$WORK/server.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
+        -CAcreateserial -days 1 -extfile "$WORK/san.ext" -out "$WORK/server.pem" 2>/dev/null
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/AuthKey.p8" 2>/dev/null
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/vapid.pem" 2>/dev/null
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/sa.key" 2>/dev/null
+    FAKE_PORT=$(free_port)
+    node tests/node/fake_push.js --port "$FAKE_PORT" --cert "$WORK/server.pem" \
+        --key "$WORK/server.key" "$@" >"$WORK/fake.out" 2>"$WORK/fake.log" &
+    FAKE_PID=$!
+    PIDS+=($FAKE_PID)
+    FAKE=https://127.0.0.1:$FAKE_PORT
+    for _ in $(seq 200); do grep -q listening "$WORK/fake.out" 2>/dev/null && break; sleep 0.05; done
+    node -e '
+        const fs = require("fs");
+        const [dir, fake, team, kid, topic, project] = process.argv.slice(1);
+        const email = "herald@" + project + ".iam.gserviceaccount.com";
+        const sa = fs.readFileSync(dir + "/sa.key", "utf8");
+        fs.writeFileSync(dir + "/sa.json", JSON.stringify({type: "service_account",
+            project_id: project, private_key_id: "k1", private_key: sa,
+            client_email: email, token_uri: fake + "/token"}));
+        fs.writeFileSync(dir + "/config.json", JSON.stringify({
+            apns: {public_key_pem: fs.readFileSync(dir + "/AuthKey.p8", "utf8"),
+                   team_id: team, key_id: kid, topic: topic},
+            fcm: {public_key_pem: sa, client_email: email, project_id: project}}));' \
+        "$WORK" "$FAKE" "$team" "$kid" "$topic" "$project"
+    fake_push -X POST --data-binary @"$WORK/config.json" /_control/config >/dev/null
+}
+
+# fake_push [curl args...] PATH: a call to the fake's control API.
+fake_push() {
+    local path=${*: -1}
+    curl -sf --cacert "$WORK/ca.pem" "${@:1:$#-1}" "$FAKE$path"
+}
