@@ -272,12 +272,14 @@ static enum hr_shared_result mint_here(struct hr_shared_token *t,
     if (res == HR_SHARED_OK &&
         !token_is_sane(fresh, strnlen(fresh, sizeof(fresh)))) {
         snprintf(errstr, errstr_size,
-                 "shared token '%.200s': the mint gave an unusable token", t->key);
+                 "shared token '%.200s': the mint gave an unusable token",
+                 t->key);
         res = HR_SHARED_TRANSIENT;
     } else if (res == HR_SHARED_OK && expires <= hr_time_now_ms()) {
-        snprintf(errstr, errstr_size,
-                 "shared token '%.200s': the mint gave a token that has expired",
-                 t->key);
+        snprintf(
+            errstr, errstr_size,
+            "shared token '%.200s': the mint gave a token that has expired",
+            t->key);
         res = HR_SHARED_TRANSIENT;
     }
     if (res == HR_SHARED_OK) {
@@ -405,10 +407,11 @@ static enum hr_shared_result renew(struct hr_shared_token *t,
             goto out;
         }
     }
-    snprintf(errstr, errstr_size,
-             "shared token '%.200s': another replica holds the lock and no token "
-             "arrived within %d ms",
-             t->key, HR_SHARED_WAIT_MS);
+    snprintf(
+        errstr, errstr_size,
+        "shared token '%.200s': another replica holds the lock and no token "
+        "arrived within %d ms",
+        t->key, HR_SHARED_WAIT_MS);
     res = HR_SHARED_TRANSIENT;
 out:
     OPENSSL_cleanse(&sh, sizeof(sh));

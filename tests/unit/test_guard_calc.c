@@ -14,8 +14,8 @@
 #include "guard.h"
 #include "hr_circuit.h"
 #include "hr_conf.h"
-#include "hr_source.h"
 #include "hr_msg.h"
+#include "hr_source.h"
 
 static const struct guard_settings set = {
     .max_attempts = 8,

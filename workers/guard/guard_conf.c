@@ -93,9 +93,10 @@ void guard_validate(struct hr_conf *cfg)
     /* Retry records exist only on Kafka: an SQS worker's retries are
      * paced by its queue's visibility timeout instead. */
     if (source && strcmp(source, "kafka"))
-        hr_conf_add_error(cfg, "HERALD_SOURCE: herald-guard reads %s on "
-                               "Kafka; '%s' is not supported (an SQS "
-                               "worker's retries are paced by its queue)",
+        hr_conf_add_error(cfg,
+                          "HERALD_SOURCE: herald-guard reads %s on "
+                          "Kafka; '%s' is not supported (an SQS "
+                          "worker's retries are paced by its queue)",
                           "herald.retry", source);
     if (hr_conf_int(cfg, "HERALD_GUARD_BASE_DELAY_MS") >
         hr_conf_int(cfg, "HERALD_GUARD_MAX_DELAY_MS"))
