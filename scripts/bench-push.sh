@@ -47,21 +47,26 @@ pushes() {
         kcat -P -b "$BROKERS" -t herald.push -K '|' -z lz4
 }
 
-# run_push PROVIDER-ENV...: herald-push until N pushes are done; sets RATE,
-# RSS, CPU, SENT
+# run_push PROVIDER ENV...: herald-push, with herald-guard beside it as in
+# production (calls lost with a connection go to herald.retry and come
+# back), until every push is sent; sets RATE, RSS, CPU, SENT, RETRIED
 run_push() {
+    local t0 t1 sent_metric="herald_push_deliveries_total{worker=\"push\",provider=\"$1\",status=\"sent\"}"
+    start_worker guard "$WORK/guard-$1.log" HERALD_LOG_LEVEL=warn \
+        HERALD_GUARD_BASE_DELAY_MS=100 HERALD_GUARD_MAX_DELAY_MS=1000
+    GUARD_PID=$WORKER_PID
     start_worker push "$WORK/push-$1.log" HERALD_LOG_LEVEL=warn \
         HERALD_KAFKA_TOPICS=herald.push HERALD_TLS_CA_FILE="$WORK/ca.pem" \
-        HERALD_PUSH_CONCURRENCY="$C" HERALD_PUSH_INVALIDATED_TOPIC=off "${@:2}"
+        HERALD_PUSH_CONCURRENCY="$C" HERALD_PUSH_INVALIDATED_TOPIC=off ${XENV:-} "${@:2}"
     wait_metric "$METRICS" 'herald_events_consumed_total{' 1 120
-    local t0 t1
     t0=$(date +%s.%N)
-    wait_metric "$METRICS" 'herald_events_processed_total{' "$N" 900
+    wait_metric "$METRICS" "$sent_metric" "$N" 900 || true
     t1=$(date +%s.%N)
     RSS=$(peak_rss_mb "$WORKER_PID")
     CPU=$(cpu_s "$WORKER_PID")
-    SENT=$(metric "$METRICS" "herald_push_deliveries_total{worker=\"push\",provider=\"$1\",status=\"sent\"}")
-    kill -TERM "$WORKER_PID"; wait "$WORKER_PID" || true
+    SENT=$(metric "$METRICS" "$sent_metric")
+    RETRIED=$(metric "$METRICS" 'herald_events_processed_total{worker="push",outcome="retried"}')
+    kill -TERM "$WORKER_PID" "$GUARD_PID"; wait "$WORKER_PID" "$GUARD_PID" || true
     RATE=$(echo "$N / ($t1 - $t0)" | bc)
 }
 
@@ -83,7 +88,7 @@ fake_cpu0=$(cpu_s "$FAKE_PID")
 run_push apns HERALD_APNS_KEY_FILE="$WORK/AuthKey.p8" HERALD_APNS_KEY_ID=$KID \
     HERALD_APNS_TEAM_ID=$TEAM HERALD_APNS_TOPIC=$TOPIC \
     HERALD_APNS_ENDPOINT="$FAKE" HERALD_APNS_SANDBOX_ENDPOINT="$FAKE"
-APNS_RATE=$RATE APNS_RSS=$RSS APNS_CPU=$CPU APNS_SENT=$SENT
+APNS_RATE=$RATE APNS_RSS=$RSS APNS_CPU=$CPU APNS_SENT=$SENT APNS_RETRIED=$RETRIED
 APNS_FAKE_CPU=$(echo "$(cpu_s "$FAKE_PID") - $fake_cpu0" | bc)
 jwt=$(redis-cli -s "$REDIS_SOCK" get "herald:push:apns:token:$TEAM:$KID" | awk '{ print $3 }')
 printf '{"aps":{"alert":{"title":"Alice","body":"message 1 in the conversation"},"badge":7,"thread-id":"c1"},"conversation_id":"c1"}' >"$WORK/apns.json"
@@ -103,7 +108,7 @@ redis-cli -s "$REDIS_SOCK" flushall >/dev/null
 registry android
 pushes fcm
 run_push fcm HERALD_FCM_CREDENTIALS_FILE="$WORK/sa.json" HERALD_FCM_ENDPOINT="$FAKE"
-FCM_RATE=$RATE FCM_RSS=$RSS FCM_CPU=$CPU FCM_SENT=$SENT
+FCM_RATE=$RATE FCM_RSS=$RSS FCM_CPU=$CPU FCM_SENT=$SENT FCM_RETRIED=$RETRIED
 access=$(redis-cli -s "$REDIS_SOCK" --scan --pattern 'herald:gcp:token:*' | head -1 |
     xargs -r redis-cli -s "$REDIS_SOCK" get | awk '{ print $3 }')
 printf '{"message":{"token":"fcm-token-1","notification":{"title":"Alice","body":"message 1 in the conversation"},"data":{"conversation_id":"c1"},"android":{"priority":"HIGH","notification":{"notification_count":7}}}}' >"$WORK/fcm.json"
@@ -128,14 +133,14 @@ and "unread_total" badge each), $C streams in flight on HTTP/2 + TLS, the
 fake on loopback, one machine ($(nproc) cores)
 
   APNs
-  herald-push                  $(printf '%7d' "$APNS_RATE") pushes/s   peak RSS ${APNS_RSS} MB  ($APNS_SENT sent; CPU s: worker $APNS_CPU, fake $APNS_FAKE_CPU)
+  herald-push                  $(printf '%7d' "$APNS_RATE") pushes/s   peak RSS ${APNS_RSS} MB  ($APNS_SENT sent, $APNS_RETRIED retried; CPU s: worker $APNS_CPU, fake $APNS_FAKE_CPU)
   h2load, same fake and load   $(printf '%7d' "${APNS_H2:-0}") requests/s (the fake's limit)
   @parse/node-apn              $(printf '%7d' "${NODEAPN:-0}") pushes/s
   herald-push / h2load: $(pct "$APNS_RATE" "$APNS_H2")%  (target >= 50%)
   herald-push / node-apn: $(ratio "$APNS_RATE" "$NODEAPN")x  (target >= 3)
 
   FCM
-  herald-push                  $(printf '%7d' "$FCM_RATE") pushes/s   peak RSS ${FCM_RSS} MB  ($FCM_SENT sent; worker CPU s $FCM_CPU)
+  herald-push                  $(printf '%7d' "$FCM_RATE") pushes/s   peak RSS ${FCM_RSS} MB  ($FCM_SENT sent, $FCM_RETRIED retried; worker CPU s $FCM_CPU)
   h2load, same fake and load   $(printf '%7d' "${FCM_H2:-0}") requests/s (the fake's limit)
   firebase-admin send()        $(printf '%7d' "${ADMIN:-0}") pushes/s (HTTP/1.1: its messaging host is fixed; reached through its httpAgent)
   Node http2 + its token       $(printf '%7d' "${H2PEER:-0}") pushes/s

@@ -846,6 +846,12 @@ int hr_worker_main(const struct hr_worker_def *def, int argc, char **argv)
     snprintf(group, sizeof(group), "herald-%s", def->name);
     hr_conf_set_default(w.cfg, "HERALD_KAFKA_GROUP", group);
     hr_conf_set_default(w.cfg, "HERALD_KAFKA_TOPICS", def->topics);
+    if (def->batch_max) {
+        char n[24];
+
+        snprintf(n, sizeof(n), "%d", def->batch_max);
+        hr_conf_set_default(w.cfg, "HERALD_BATCH_MAX", n);
+    }
     if (help) {
         usage_line(def, usage, sizeof(usage));
         hr_conf_print_help(w.cfg, stdout, usage, def->summary);

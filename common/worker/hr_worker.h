@@ -146,6 +146,7 @@ struct hr_worker_def {
     const struct hr_conf_spec *conf; /* worker settings, may be NULL */
     bool cloudevents;                /* parse each input as a CloudEvent */
     bool uses_redis; /* connect Redis; readiness depends on it */
+    int batch_max;   /* default HERALD_BATCH_MAX, 0: the runtime's */
     hr_validate_fn *validate;
     hr_init_fn *init;
     hr_submit_fn *submit; /* optional: pipeline batches (see above) */

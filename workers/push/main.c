@@ -11,6 +11,10 @@ int main(int argc, char **argv)
         .conf = push_conf,
         .cloudevents = true,
         .uses_redis = true,
+        /* A push carries a request body, headers and a device each: 1,000
+         * keeps a batch's memory small while still filling the HTTP/2
+         * streams (HERALD_PUSH_CONCURRENCY at a time) many times over. */
+        .batch_max = 1000,
         .validate = push_validate,
         .init = push_init,
         .handle = push_handle,
