@@ -235,12 +235,12 @@ static void classify(struct push_state *st,
         json_is_integer(json_object_get(body, "timestamp"))
             ? json_integer_value(json_object_get(body, "timestamp"))
             : 0;
-    json_decref(body);
     d->verdict = PUSH_PENDING;
     for (size_t i = 0; reason && i < HR_ARRAY_SIZE(actions); i++) {
         if (!strcmp(reason, actions[i].reason))
             d->verdict = actions[i].verdict;
     }
+    json_decref(body); /* reason pointed into it */
     if (d->verdict == PUSH_PENDING) {
         switch (cls) {
         case HR_ERR_TRANSIENT:

@@ -236,7 +236,6 @@ static void classify(struct push_state *st,
         if (!strcmp(status, statuses[i].code))
             d->verdict = statuses[i].verdict;
     }
-    json_decref(body);
     if (d->verdict == PUSH_PENDING) {
         d->verdict = cls == HR_ERR_TRANSIENT   ? PUSH_TRANSIENT
                      : cls == HR_ERR_THROTTLED ? PUSH_THROTTLED
@@ -249,6 +248,7 @@ static void classify(struct push_state *st,
         d->retry_after_ms = FCM_QUOTA_WAIT_MS;
     if (code && d->verdict == PUSH_INVALID)
         snprintf(d->reason, sizeof(d->reason), "%s", code);
+    json_decref(body); /* code and status pointed into it */
 }
 
 const struct push_provider push_fcm = {

@@ -146,12 +146,13 @@ int push_plan(struct push_state *st,
     for (size_t i = 0; i < batch->n; i++) {
         const struct push_event *ev = &st->events[i];
         const char *tag = ev->user_id ? ev->user_id : ev->id;
-        json_t *targets = json_array();
+        json_t *targets;
         char rest[300];
 
         if (!st->parsed[i] || ev->kind != PUSH_REQUESTED ||
             batch->items[i].outcome != HR_OUT_PENDING)
             continue;
+        targets = json_array();
         snprintf(rest, sizeof(rest), ":%s:", ev->id);
         keys[nkeys] = key_of(st->prefix, "devices:", tag, "");
         keys[nkeys + 1] = key_of(st->prefix, "unread_total:", tag, "");
