@@ -422,6 +422,11 @@ static void abort_in_flight(struct hr_http *http, CURLMcode mc)
     }
 }
 
+void hr_http_limit_host_connections(struct hr_http *http, int n)
+{
+    curl_multi_setopt(http->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)n);
+}
+
 int hr_http_perform(struct hr_http *http,
                     struct hr_http_request *reqs,
                     size_t n)

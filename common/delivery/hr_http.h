@@ -107,6 +107,14 @@ struct hr_http *hr_http_new(const char *ca_file,
                             size_t errstr_size);
 
 /**
+ * At most @n connections per host (0: no limit, the default). For HTTP/2
+ * providers that are spoken to over one multiplexed connection: when that
+ * connection goes away, the transfers waiting for it queue for one new
+ * connection instead of each opening its own.
+ */
+void hr_http_limit_host_connections(struct hr_http *http, int n);
+
+/**
  * Run all @n requests to completion, at most max_concurrent at a time, and
  * fill in their results: each ends with a status (any HTTP response,
  * curl_code CURLE_OK) or with a curl_code and error (no response: timeout,

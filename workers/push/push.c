@@ -181,6 +181,9 @@ int push_init(struct hr_worker *w, void **state)
                      HR_LOG_STR("err", errstr));
         return -1;
     }
+    /* Two per provider host: one in use and one replacing it when the
+     * provider sends GOAWAY, not one per waiting call. */
+    hr_http_limit_host_connections(st->http, 2);
     hr_circuit_conf_load(&cc, cfg);
     st->circuit = hr_circuit_new(&cc);
     if (!st->circuit || providers_new(st))
