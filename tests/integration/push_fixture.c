@@ -308,23 +308,32 @@ json_t *pf_requests(struct pf_env *env, const char *provider)
     return hx_fake_http_get(env->fake, path);
 }
 
-struct processed_arg {
+struct metric_arg {
     const struct pf_worker *w;
+    const char *prefix;
     double n;
 };
 
-static bool has_processed(void *p)
+static bool metric_reached(void *p)
 {
-    struct processed_arg *a = p;
+    struct metric_arg *a = p;
 
-    return hx_metric(a->w->port, "herald_events_processed_total{") >= a->n;
+    return hx_metric(a->w->port, a->prefix) >= a->n;
+}
+
+int pf_wait_metric(const struct pf_worker *w,
+                   const char *prefix,
+                   double n,
+                   int timeout_ms)
+{
+    struct metric_arg a = {w, prefix, n};
+
+    return hx_wait_until(metric_reached, &a, timeout_ms);
 }
 
 int pf_wait_processed(const struct pf_worker *w, double n, int timeout_ms)
 {
-    struct processed_arg a = {w, n};
-
-    return hx_wait_until(has_processed, &a, timeout_ms);
+    return pf_wait_metric(w, "herald_events_processed_total{", n, timeout_ms);
 }
 
 static int collect_cb(void *opaque, const rd_kafka_message_t *rkm)

@@ -108,4 +108,11 @@ json_t *pf_collect(struct pf_env *env, const char *topic);
 /** Wait until the worker's herald_events_processed_total reaches @n. */
 int pf_wait_processed(const struct pf_worker *w, double n, int timeout_ms);
 
+/** Wait until the sum of @w's metric series starting with @prefix reaches
+ *  @n; 0, or -1 on timeout. */
+int pf_wait_metric(const struct pf_worker *w,
+                   const char *prefix,
+                   double n,
+                   int timeout_ms);
+
 #endif

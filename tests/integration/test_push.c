@@ -371,7 +371,13 @@ static void test_every_provider_answer_has_its_action(void **state)
             json_decref(data);
         }
     }
-    assert_int_equal(pf_wait_processed(w, (double)(2 * NCASES), 90000), 0);
+    /* every push handled and durable (not "processed": the worker also
+     * reads back the device.invalidated it emits on p-answers.devices) */
+    assert_int_equal(pf_wait_metric(w,
+                                    "herald_events_consumed_total{worker="
+                                    "\"push\",topic=\"p-answers\"}",
+                                    (double)NCASES, 90000),
+                     0);
     retries = pf_collect(env, "p-answers.retry");
     dead = pf_collect(env, "p-answers.dlq");
     devices = pf_collect(env, "p-answers.devices");
