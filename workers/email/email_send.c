@@ -39,26 +39,24 @@ static char *sent_key(const struct email_state *st,
     return k;
 }
 
-/* email_sent.lua: "claim" (@settle false) or "settle" the jobs that
- * attempt (called ones, with their results). Returns the reply or NULL
- * with @errstr. */
-static redisReply *sent_script(struct email_state *st,
-                               struct job *jobs,
-                               size_t n,
-                               bool settle,
-                               size_t *nkeys_out,
-                               char *errstr,
-                               size_t errstr_size)
+/* email_sent.lua "claim" for every job to claim (attempt -1). Returns the
+ * reply or NULL with @errstr. */
+static redisReply *claim_script(struct email_state *st,
+                                struct job *jobs,
+                                size_t n,
+                                size_t *nkeys_out,
+                                char *errstr,
+                                size_t errstr_size)
 {
-    const char **argv = calloc(4 + 3 * n, sizeof(*argv));
-    char **owned = calloc(2 * n, sizeof(*owned));
+    const char **argv = calloc(4 + n, sizeof(*argv));
+    char **owned = calloc(n + 1, sizeof(*owned));
     char now[24], lease[24], ttl[24];
     size_t nkeys = 0, nargs, nowned = 0;
     redisReply *reply;
 
     HR_ASSERT(argv && owned);
     for (size_t i = 0; i < n; i++) {
-        if (settle ? !jobs[i].attempt : jobs[i].attempt != -1)
+        if (jobs[i].attempt != -1)
             continue;
         owned[nowned] = sent_key(st, jobs[i].ev);
         argv[nkeys++] = owned[nowned++];
@@ -73,22 +71,10 @@ static redisReply *sent_script(struct email_state *st,
     snprintf(lease, sizeof(lease), "%lld", (long long)st->set.lease_ms);
     snprintf(ttl, sizeof(ttl), "%lld", (long long)st->set.sent_ttl_ms);
     nargs = nkeys;
-    argv[nargs++] = settle ? "settle" : "claim";
+    argv[nargs++] = "claim";
     argv[nargs++] = now;
     argv[nargs++] = lease;
     argv[nargs++] = ttl;
-    for (size_t i = 0; settle && i < n; i++) {
-        if (!jobs[i].attempt)
-            continue;
-        owned[nowned] = malloc(24);
-        HR_ASSERT(owned[nowned]);
-        snprintf(owned[nowned], 24, "%lld", jobs[i].attempt);
-        argv[nargs++] = owned[nowned++];
-        argv[nargs++] =
-            jobs[i].called && jobs[i].out.result == HR_CIRCUIT_SUCCESS
-                ? "sent"
-                : "failed";
-    }
     reply = hr_redis_eval(st->redis, &st->sent_script, (int)nkeys, (int)nargs,
                           argv, NULL, errstr, errstr_size);
     if (reply &&
@@ -105,6 +91,98 @@ static redisReply *sent_script(struct email_state *st,
     return reply;
 }
 
+/* email_sent.lua "settle" for @j: sent, or failed (the next attempt is not
+ * then taken for a possible duplicate). @async: written to Redis at once,
+ * its reply read later (settle_collect()): a send is recorded as soon as
+ * it ends, so a crash in the middle of a batch repeats only the sends in
+ * flight. Returns 0, or -1 with @errstr. */
+static int settle(struct email_state *st,
+                  const struct job *j,
+                  bool async,
+                  char *errstr,
+                  size_t errstr_size)
+{
+    char *key = sent_key(st, j->ev);
+    char now[24], lease[24], ttl[24], attempt[24];
+    const char *argv[] = {
+        key,
+        "settle",
+        now,
+        lease,
+        ttl,
+        attempt,
+        j->called && j->out.result == HR_CIRCUIT_SUCCESS ? "sent" : "failed"};
+    redisReply *reply = NULL;
+    int rc;
+
+    snprintf(now, sizeof(now), "%lld", (long long)hr_time_now_ms());
+    snprintf(lease, sizeof(lease), "%lld", (long long)st->set.lease_ms);
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)st->set.sent_ttl_ms);
+    snprintf(attempt, sizeof(attempt), "%lld", j->attempt);
+    if (async) {
+        rc = hr_redis_eval_send(st->redis, &st->sent_script, 1, 7, argv, NULL,
+                                errstr, errstr_size);
+    } else {
+        reply = hr_redis_eval(st->redis, &st->sent_script, 1, 7, argv, NULL,
+                              errstr, errstr_size);
+        rc = reply && reply->type == REDIS_REPLY_ARRAY ? 0 : -1;
+        if (reply && rc)
+            snprintf(errstr, errstr_size, "sent script: %s",
+                     reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                      : "bad reply");
+        if (reply)
+            freeReplyObject(reply);
+    }
+    free(key);
+    return rc;
+}
+
+struct sending {
+    struct email_state *st;
+    struct job *jobs;
+    const struct email_out *calls;
+    size_t *call_job; /* the job of each call */
+    size_t pending;   /* settle replies to read */
+    uint64_t epoch;   /* the Redis connection they were sent on */
+};
+
+/* A send ended: record it at once. */
+static void sent_one(void *opaque, size_t call)
+{
+    struct sending *s = opaque;
+    struct job *j = &s->jobs[s->call_job[call]];
+    char errstr[256];
+
+    j->called = true;
+    j->out = s->calls[call];
+    if (!settle(s->st, j, true, errstr, sizeof(errstr)))
+        s->pending++;
+    else
+        hr_log_warn("cannot record a send (a redelivery would count it as "
+                    "a possible duplicate)",
+                    HR_LOG_STR("err", errstr));
+}
+
+static void settle_collect(struct sending *s)
+{
+    char errstr[256];
+
+    for (; s->pending; s->pending--) {
+        redisReply *r;
+
+        if (hr_redis_epoch(s->st->redis) != s->epoch)
+            break; /* the connection went: its replies with it */
+        r = hr_redis_reply(s->st->redis, &s->st->sent_script, errstr,
+                           sizeof(errstr));
+        if (!r) {
+            hr_log_warn("cannot record sends", HR_LOG_STR("err", errstr));
+            break;
+        }
+        freeReplyObject(r);
+    }
+    s->pending = 0;
+}
+
 /* Claim the sends; jobs that must not be sent get their outcome. Returns
  * 0, or -1 with @errstr (Redis: pause). */
 static int claim(struct email_state *st,
@@ -119,7 +197,7 @@ static int claim(struct email_state *st,
 
     for (size_t i = 0; i < n; i++)
         jobs[i].attempt = -1; /* to claim */
-    reply = sent_script(st, jobs, n, false, &nkeys, errstr, errstr_size);
+    reply = claim_script(st, jobs, n, &nkeys, errstr, errstr_size);
     if (!reply)
         return nkeys ? -1 : 0;
     for (size_t i = 0; i < n; i++) {
@@ -196,6 +274,8 @@ account(struct email_state *st, struct hr_item *item, const struct job *j)
         hr_metric_add(st->sent, (const char *[]){label, j->ev->mode}, 1);
         hr_metric_observe(st->digest_items, NULL, (double)j->ev->items, 1);
         late = (double)(hr_time_now_ms() - j->ev->due_ms) / 1000.0;
+        hr_log_debug("email sent", HR_LOG_STR("message_id", j->ev->message_id),
+                     HR_LOG_I64("late_ms", (int64_t)(late * 1000)));
         hr_metric_observe(st->lateness, NULL, late > 0 ? late : 0, 1);
         if (j->maybe_dup) {
             hr_metric_add(st->duplicates, NULL, 1);
@@ -226,9 +306,9 @@ enum hr_batch_result email_send_batch(struct email_state *st,
     struct hr_circuit_outcome *outs;
     struct email_out *calls;
     struct job *jobs;
-    size_t n = 0, ncalls = 0, nkeys;
+    struct sending sending = {.st = st};
+    size_t n = 0, ncalls = 0;
     char errstr[512];
-    redisReply *reply;
 
     for (size_t i = 0; i < batch->n; i++) {
         if (st->parsed[i] && st->events[i].kind == EMAIL_SEND &&
@@ -240,7 +320,10 @@ enum hr_batch_result email_send_batch(struct email_state *st,
     jobs = calloc(n, sizeof(*jobs));
     calls = calloc(n, sizeof(*calls));
     outs = calloc(n, sizeof(*outs));
-    HR_ASSERT(jobs && calls && outs);
+    sending.call_job = calloc(n, sizeof(*sending.call_job));
+    HR_ASSERT(jobs && calls && outs && sending.call_job);
+    sending.jobs = jobs;
+    sending.calls = calls;
     n = 0;
     for (size_t i = 0; i < batch->n; i++) {
         const struct email_event *ev = &st->events[i];
@@ -265,52 +348,52 @@ enum hr_batch_result email_send_batch(struct email_state *st,
     if (claim(st, batch, jobs, n, errstr, sizeof(errstr)) ||
         circuit(st, batch, jobs, n, errstr, sizeof(errstr))) {
         hr_worker_set_pause_reason(st->w, "redis unavailable: %s", errstr);
-        free(jobs);
-        free(calls);
-        free(outs);
-        return HR_BATCH_PAUSE;
+        goto out;
     }
     for (size_t i = 0; i < n; i++) {
         struct job *j = &jobs[i];
 
-        if (j->attempt <= 0 || batch->items[j->item].outcome != HR_OUT_PENDING)
+        if (j->attempt <= 0)
             continue;
-        j->called = true;
+        if (batch->items[j->item].outcome != HR_OUT_PENDING) {
+            /* refused by the circuit: no call, the attempt failed */
+            if (settle(st, j, false, errstr, sizeof(errstr)))
+                hr_log_warn("cannot record a send", HR_LOG_STR("err", errstr));
+            continue;
+        }
+        sending.call_job[ncalls] = i;
         calls[ncalls].from = j->ev->from;
         calls[ncalls].to = j->ev->to;
         calls[ncalls].raw = j->ev->raw;
         calls[ncalls].raw_len = j->ev->raw_len;
         ncalls++;
     }
+    sending.epoch = hr_redis_epoch(st->redis);
     if (ncalls)
-        email_transport_send(st->transport, calls, ncalls);
-    ncalls = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct job *j = &jobs[i];
+        email_transport_send(st->transport, calls, ncalls, sent_one, &sending);
+    settle_collect(&sending);
+    for (size_t k = 0; k < ncalls; k++) {
+        struct job *j = &jobs[sending.call_job[k]];
 
-        if (!j->called)
-            continue;
-        j->out = calls[ncalls++];
-        outs[ncalls - 1].destination = dest;
-        outs[ncalls - 1].result = j->out.result;
-        outs[ncalls - 1].retry_after_ms = j->out.retry_after_ms;
+        j->out = calls[k];
+        outs[k].destination = dest;
+        outs[k].result = j->out.result;
+        outs[k].retry_after_ms = j->out.retry_after_ms;
         account(st, &batch->items[j->item], j);
     }
     if (ncalls &&
         hr_circuit_report(st->circuit, st->redis, outs, ncalls,
                           hr_time_now_ms(), NULL, errstr, sizeof(errstr)))
         hr_log_warn("circuit report failed", HR_LOG_STR("err", errstr));
-    /* Jobs refused before a call (circuit) settle as failed too, so the
-     * next attempt is not taken for a possible duplicate. */
-    reply = sent_script(st, jobs, n, true, &nkeys, errstr, sizeof(errstr));
-    if (reply)
-        freeReplyObject(reply);
-    else if (nkeys)
-        hr_log_warn("cannot record sends (a redelivery would count them as "
-                    "possible duplicates)",
-                    HR_LOG_STR("err", errstr));
     free(jobs);
     free(calls);
     free(outs);
+    free(sending.call_job);
     return HR_BATCH_DONE;
+out:
+    free(jobs);
+    free(calls);
+    free(outs);
+    free(sending.call_job);
+    return HR_BATCH_PAUSE;
 }

@@ -60,11 +60,17 @@ const char *email_transport_name(const struct email_transport *t);
 /** "email:smtp" or "email:ses": the circuit and retry destination. */
 const char *email_transport_destination(const struct email_transport *t);
 
+/** Called as soon as @outs[@i] has its result (before the others are
+ *  done). */
+typedef void email_sent_fn(void *opaque, size_t i);
+
 /** Send @n messages, up to the transport's concurrency at a time, and set
- *  each one's result. */
+ *  each one's result, calling @done (may be NULL) for each as it ends. */
 void email_transport_send(struct email_transport *t,
                           struct email_out *outs,
-                          size_t n);
+                          size_t n,
+                          email_sent_fn *done,
+                          void *opaque);
 
 /* --- the worker -------------------------------------------------------------
  */

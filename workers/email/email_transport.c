@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 
 #include "email_state.h"
+#include "hr_arena.h"
 #include "hr_aws.h"
 #include "hr_base64.h"
 #include "hr_http.h"
@@ -232,7 +233,7 @@ static int setup_ses(struct email_transport *t, struct conn *c)
                     "Content", "Raw", "Data", b64);
     free(b64);
     free(c->body);
-    c->body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    c->body = req ? hr_arena_json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     if (!c->body)
         return -1;
@@ -350,16 +351,21 @@ static void classify_ses(struct email_transport *t, struct conn *c, CURLcode rc)
 
 void email_transport_send(struct email_transport *t,
                           struct email_out *outs,
-                          size_t n)
+                          size_t n,
+                          email_sent_fn *cb,
+                          void *opaque)
 {
     size_t next = 0, done = 0;
     int active = 0, running;
     char errstr[256];
 
     if (t->ses && hr_aws_refresh(t->aws, errstr, sizeof(errstr))) {
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             result(&outs[i], HR_ERR_TRANSIENT, "ses: no credentials: %s",
                    errstr);
+            if (cb)
+                cb(opaque, i);
+        }
         return;
     }
     for (size_t i = 0; i < n; i++)
@@ -378,6 +384,8 @@ void email_transport_send(struct email_transport *t,
             if ((t->ses ? setup_ses(t, c) : setup_smtp(t, c)) ||
                 curl_multi_add_handle(t->multi, c->easy) != CURLM_OK) {
                 result(c->out, HR_ERR_TRANSIENT, "cannot start the transfer");
+                if (cb)
+                    cb(opaque, (size_t)(c->out - outs));
                 c->out = NULL;
                 done++;
                 continue;
@@ -396,6 +404,8 @@ void email_transport_send(struct email_transport *t,
             else
                 classify_smtp(c, m->data.result);
             c->out->elapsed_s = hr_time_mono_s() - c->out->elapsed_s;
+            if (cb)
+                cb(opaque, (size_t)(c->out - outs));
             curl_multi_remove_handle(t->multi, c->easy);
             c->out = NULL;
             active--;

@@ -11,6 +11,7 @@
 
 #include "email_mime.h"
 #include "email_state.h"
+#include "hr_arena.h"
 #include "hr_event.h"
 #include "hr_log.h"
 #include "hr_metrics.h"
@@ -51,7 +52,7 @@ static char *item_json(const struct hr_item *item, size_t *len)
     }
     wrap = json_pack("{s:s, s:s?, s:O}", "id", item->ev.id, "time",
                      item->ev.time, "data", item->ev.data);
-    s = wrap ? json_dumps(wrap, JSON_COMPACT) : NULL;
+    s = wrap ? hr_arena_json_dumps(wrap, JSON_COMPACT) : NULL;
     json_decref(wrap);
     HR_ASSERT(s);
     *len = strlen(s);
@@ -480,6 +481,9 @@ static int flush_once(struct email_state *st)
     cs = calloc((size_t)st->set.claim_max, sizeof(*cs));
     HR_ASSERT(cs);
     n = claimed_parse(reply, cs, (size_t)st->set.claim_max);
+    if (n)
+        hr_log_debug("windows claimed", HR_LOG_I64("windows", (int64_t)n),
+                     HR_LOG_I64("late_ms", hr_time_now_ms() - cs[0].due));
     for (size_t i = 0; i < n; i++) {
         const char *label = email_category_label(st, cs[i].cat);
         int r;
