@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Herald demo: a throw-away Redis, herald-devbroker, an SQS emulator
 # (fauxqs), two fake APIs and fake push providers; the fleet
-# (herald-fanout, herald-unread, herald-push, herald-guard) on top; a chat app's DynamoDB change records fed through it
+# (herald-fanout, herald-unread, herald-push, herald-email, herald-guard) on
+# top; a chat app's DynamoDB change records fed through it
 # — the abuse reports through an SQS queue, some of them wrapped by SNS,
 # read by a second herald-fanout with HERALD_SOURCE=sqs — and a summary of
 # what happened. The legacy API fails with 503 for a while and then
@@ -92,6 +93,25 @@ start_worker push "$WORK/push.log" HERALD_TLS_CA_FILE="$WORK/ca.pem" \
     HERALD_WEBPUSH_SUBJECT=mailto:ops@example.com
 PUSH=$METRICS PUSH_PID=$WORKER_PID
 
+say "starting a fake SMTP server (npm smtp-server) and herald-email"
+# Comments are digested per user in windows of 3 seconds (900 in
+# production); a reaction is emailed at once and the rest of its window
+# suppressed (workers/email/examples/email.json).
+start_fake_email
+echo "fake SMTP:  smtp://127.0.0.1:$SMTP_PORT (control: $FAKE_EMAIL)"
+start_worker email "$WORK/email.log" HERALD_SMTP_URL=smtp://127.0.0.1:$SMTP_PORT \
+    HERALD_EMAIL_FROM=notify@chat.example HERALD_EMAIL_WINDOW_SECONDS=3 \
+    -- --config workers/email/examples/email.json
+EMAIL=$METRICS EMAIL_PID=$WORKER_PID
+# The app keeps profiles in Redis (SPEC section 5): Bruno reads French,
+# Chen opted out of email, Dev has no address.
+profile() { redis-cli -s "$REDIS_SOCK" HSET "herald:profiles:{$1}" "${@:2}" >/dev/null; }
+profile u1 email ann@chat.example name Ann locale en
+profile u2 email bruno@chat.example name Bruno locale fr
+profile u3 email chen@chat.example name Chen email_opt_out 1
+profile u4 name Dev
+profile u5 email dana@chat.example name Dana
+
 say "registering the users' devices (the app's Devices table)"
 # u0-u3 and u7 on iPhones, u4 and u5 on Android, u6 in a browser (a Web
 # Push subscription). u7 deleted the app: APNs answers 410 Unregistered.
@@ -143,6 +163,25 @@ entries=$(node -e 'console.log(JSON.stringify(process.argv.slice(1).map(
     (b, i) => ({Id: "r" + i, MessageBody: b}))))' \
     "$(report 1)" "$(report 2)" "$(sns "$(report 3)" 3)" "$(sns "$(report 4)" 4)")
 sqs SendMessageBatch "{\"QueueUrl\":\"$REPORTS\",\"Entries\":$entries}" >/dev/null
+# A burst of comments on posts (authors u1-u4) and of reactions to
+# messages (authors u1, u2, u5): the fanout rules make them
+# notification.email for herald-email.
+node -e 'const arn = process.argv[1];
+    const names = ["Ann", "Bruno", "Chen", "Dev", "Eve", "Farid"];
+    const authors = ["u1", "u1", "u2", "u1", "u3", "u2", "u4", "u1", "u2", "u1", "u3", "u1"];
+    authors.forEach((a, i) => console.log(a + "|" + JSON.stringify({eventID: "comment-" + i,
+        eventName: "INSERT", eventSourceARN: arn + "/Comments/stream/x",
+        dynamodb: {Keys: {comment_id: {S: "k" + i}}, NewImage: {comment_id: {S: "k" + i},
+            post_id: {S: "p" + a}, post_author_id: {S: a}, post_title: {S: "Weekend plans"},
+            author_id: {S: "u" + (10 + i)}, author_name: {S: names[i % 6]},
+            text: {S: ["Count me in!", "Where do we meet?", "Bringing snacks <3", "Rain is forecast & cold"][i % 4]}}}})));
+    const reactors = ["u1", "u1", "u5", "u1", "u2", "u5", "u1", "u1", "u5"];
+    reactors.forEach((a, i) => console.log(a + "|" + JSON.stringify({eventID: "reaction-" + i,
+        eventName: "INSERT", eventSourceARN: arn + "/Reactions/stream/x",
+        dynamodb: {Keys: {reaction_id: {S: "r" + i}}, NewImage: {reaction_id: {S: "r" + i},
+            message_id: {S: "m" + i}, conversation_id: {S: "c1"}, message_author_id: {S: a},
+            reactor_name: {S: names[(i + 2) % 6]}, emoji: {S: ["👍", "🎉", "❤️"][i % 3]}}}})));' "$arn" |
+    kcat -P -b "$BROKERS" -t herald.changes -K '|'
 printf '%s\n' \
     'c0|{"eventID":"bad-1","eventName":"INSERT","eventSourceARN":"'"$arn"'/Messages/stream/x","dynamodb":{"NewImage":{"n":{"Q":"1"}}}}' \
     'c0|{"op":"x","before":null,"after":{},"source":{"table":"t"}}' \
@@ -165,6 +204,13 @@ for _ in $(seq 600); do
     [ "$(metric "$PUSH" 'herald_events_processed_total{')" -ge "$want" ] && break
     sleep 0.1
 done
+
+# herald-email: 12 comments for 4 authors (4 digest windows: 2 sent, one
+# opted out, one without an address) and 9 reactions for 3 authors (3
+# sent at once, 6 suppressed).
+wait_metric "$EMAIL" 'herald_email_sent_total{' 5 60 &&
+    wait_metric "$EMAIL" 'herald_email_skipped_total{' 2 60 ||
+    { echo "timed out; email log:"; tail -20 "$WORK/email.log"; exit 1; }
 
 say "waiting until the legacy API has every conversation (it fails first)"
 # The circuit as the guard sees it: fleet-wide, from the shared state in
@@ -261,6 +307,27 @@ console.log(`  u7 (app deleted): ${(asked.u7 || []).length} asked, ${(got.u7 || 
 printf '  device.invalidated on herald.devices: %s\n' \
     "$(kcat -C -b "$BROKERS" -t herald.devices -o beginning -e -q | grep -c '"device.invalidated"' || true)"
 
+say "herald-email: $(count herald.email) records on herald.email (notification.email, and the email.send it renders)"
+curl -sf "$EMAIL/metrics" |
+    grep -E '^herald_email_(events_total|sent_total|suppressed_total|skipped_total|duplicate_sends_total)' |
+    grep -v ' 0$' | sed 's/worker="email",//; s/{}//; s/^/  /'
+curl -sf "$FAKE_EMAIL/_control/messages" | node -e '
+    let s = ""; process.stdin.on("data", d => s += d).on("end", () => {
+        const ms = JSON.parse(s).messages;
+        console.log(`  the SMTP server received ${ms.length} emails, all valid MIME: ` +
+                    ms.every(m => m.valid));
+        for (const m of ms)
+            console.log(`    to ${m.envelope.rcpt_to.join(",")}: ${m.subject}`);
+        const m = ms.find(x => x.subject.includes("comments on your posts")) || ms[0];
+        if (!m) return;
+        console.log("  one of them, as received (headers, then the text part):");
+        for (const h of ["date", "from", "to", "subject", "message-id", "auto-submitted",
+                         "list-unsubscribe", "list-unsubscribe-post", "content-type"])
+            console.log(`    ${h}: ${m.headers[h]}`);
+        console.log("");
+        for (const l of m.text.trimEnd().split("\n")) console.log("    " + l);
+    });'
+
 say "what came out"
 printf '  unread.changed on herald.unread: %s\n' "$(count herald.unread)"
 printf '  push.requested on herald.push:   %s\n' "$(count herald.push)"
@@ -307,8 +374,8 @@ kcat -C -b "$BROKERS" -t herald.dlq -o beginning -e -q -f '%h\n' |
     cut -c1-120
 
 say "graceful shutdown (SIGTERM)"
-kill -TERM "$FANOUT_PID" "$FANOUT_SQS_PID" "$UNREAD_PID" "$PUSH_PID" "$GUARD_PID"
-for name in fanout fanout_sqs unread push guard; do
+kill -TERM "$FANOUT_PID" "$FANOUT_SQS_PID" "$UNREAD_PID" "$PUSH_PID" "$EMAIL_PID" "$GUARD_PID"
+for name in fanout fanout_sqs unread push email guard; do
     pid=${name^^}_PID
     status=0
     wait "${!pid}" || status=$?

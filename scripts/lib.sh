@@ -172,3 +172,18 @@ fake_push() {
     local path=${*: -1}
     curl -sf --cacert "$WORK/ca.pem" "${@:1:$#-1}" "$FAKE$path"
 }
+
+# start_fake_email [fake_email.js args...]: tests/node/fake_email.js (a
+# real SMTP server, npm smtp-server, and an SES v2 endpoint) on free ports;
+# sets SMTP_PORT, FAKE_EMAIL (its control base URL) and FAKE_EMAIL_PID.
+start_fake_email() {
+    SMTP_PORT=$(free_port)
+    local port
+    port=$(free_port)
+    node tests/node/fake_email.js --port "$port" --smtp-port "$SMTP_PORT" "$@" \
+        >"$WORK/fake-email.out" 2>"$WORK/fake-email.log" &
+    FAKE_EMAIL_PID=$!
+    PIDS+=($FAKE_EMAIL_PID)
+    FAKE_EMAIL=http://127.0.0.1:$port
+    for _ in $(seq 200); do grep -q listening "$WORK/fake-email.out" 2>/dev/null && break; sleep 0.05; done
+}
