@@ -417,6 +417,14 @@ static void test_digest_bursts_become_one_email_per_window(void **state)
     }
     assert_int_equal(sent, 6);
     json_decref(all);
+    /* every metric the dashboards read exists */
+    assert_int_equal(metric(w, "herald_email_digest_items_count"), 6);
+    assert_int_equal(metric(w, "herald_email_digest_items_sum"),
+                     2 + 2 + 5 + 5 + 8 + 8);
+    assert_int_equal(metric(w, "herald_email_window_lateness_seconds_count"),
+                     6);
+    assert_int_equal(metric(w, "herald_email_suppressed_total"), 0);
+    assert_int_equal(metric(w, "herald_email_duplicate_sends_total"), 0);
 
     /* a second burst for ann is a second window, with only its events */
     fake_reset(fake);
@@ -510,23 +518,27 @@ static size_t duplicates(const json_t *all, size_t *extra)
     return dups;
 }
 
-/* Every event id of @ids is listed in some received message. */
+/* Every event "<prefix><k>:" is listed in a received message, and in one
+ * window only (copies of a window share its Message-ID): nothing lost,
+ * nothing ingested twice. */
 static void assert_all_listed(const json_t *all, const char *prefix, int n)
 {
     for (int k = 0; k < n; k++) {
+        json_t *windows = json_object();
         char id[64];
-        bool found = false;
         size_t i;
         json_t *m;
 
         snprintf(id, sizeof(id), "%s%d:", prefix, k);
         json_array_foreach(all, i, m)
         {
-            found |=
-                count_in(json_string_value(json_object_get(m, "text")), id) > 0;
+            if (count_in(json_string_value(json_object_get(m, "text")), id))
+                json_object_set_new(windows, hdr(m, "message-id"), json_true());
         }
-        if (!found)
-            fail_msg("event %.*s is in no email", (int)strlen(id) - 1, id);
+        if (json_object_size(windows) != 1)
+            fail_msg("event %.*s is in %zu windows", (int)strlen(id) - 1, id,
+                     json_object_size(windows));
+        json_decref(windows);
     }
 }
 

@@ -105,6 +105,8 @@ int email_init(struct hr_worker *w, void **state)
              st->prefix);
     snprintf(st->keys.fence, sizeof(st->keys.fence), "%semail:fence",
              st->prefix);
+    snprintf(st->keys.offsets, sizeof(st->keys.offsets), "%semail:offsets",
+             st->prefix);
     st->ingest_script = (struct hr_script){"email_ingest", hr_lua_email_ingest,
                                            hr_lua_email_ingest_len, ""};
     st->claim_script = (struct hr_script){"email_claim", hr_lua_email_claim,
@@ -113,6 +115,12 @@ int email_init(struct hr_worker *w, void **state)
                                          hr_lua_email_done_len, ""};
     st->sent_script = (struct hr_script){"email_sent", hr_lua_email_sent,
                                          hr_lua_email_sent_len, ""};
+    st->ingest_redis = hr_redis_new(hr_conf_str(cfg, "HERALD_REDIS_URL"),
+                                    st->prefix, errstr, sizeof(errstr));
+    if (!st->ingest_redis) {
+        hr_log_error("bad redis url", HR_LOG_STR("err", errstr));
+        return -1;
+    }
     st->catalog = email_catalog_new(cfg, errstr, sizeof(errstr));
     if (!st->catalog) {
         hr_log_error("bad email config", HR_LOG_STR("err", errstr));
@@ -142,43 +150,134 @@ int email_init(struct hr_worker *w, void **state)
     return 0;
 }
 
-static void events_reserve(struct email_state *st, size_t n)
+/* The working set of @batch, or NULL. */
+static struct email_work *work_of(struct email_state *st,
+                                  const struct hr_batch *batch)
 {
-    if (n <= st->cap_items)
+    for (size_t i = 0; i < HR_ARRAY_SIZE(st->work); i++) {
+        if (st->work[i].active && st->work[i].batch == batch)
+            return &st->work[i];
+    }
+    return NULL;
+}
+
+static struct email_work *work_free(struct email_state *st)
+{
+    for (size_t i = 0; i < HR_ARRAY_SIZE(st->work); i++) {
+        if (!st->work[i].active)
+            return &st->work[i];
+    }
+    return NULL;
+}
+
+/* Parse @batch into @wk and prepare its ingest call. Items that do not
+ * parse are left pending and unparsed: handle() dead-letters them. */
+static void work_start(struct email_state *st,
+                       struct email_work *wk,
+                       struct hr_batch *batch)
+{
+    char errstr[512];
+
+    if (batch->n > wk->cap) {
+        free(wk->events);
+        free(wk->parsed);
+        wk->events = calloc(batch->n, sizeof(*wk->events));
+        wk->parsed = calloc(batch->n, sizeof(*wk->parsed));
+        HR_ASSERT(wk->events && wk->parsed);
+        wk->cap = batch->n;
+    }
+    wk->batch = batch;
+    wk->active = true;
+    wk->sent = false;
+    for (size_t i = 0; i < batch->n; i++) {
+        struct hr_item *item = &batch->items[i];
+
+        wk->parsed[i] = item->outcome == HR_OUT_PENDING &&
+                        !email_event_parse(&item->ev, &wk->events[i], errstr,
+                                           sizeof(errstr));
+    }
+    wk->ingest = email_ingest_prepare(st, wk);
+}
+
+static void work_end(struct email_work *wk)
+{
+    email_ingest_free(wk->ingest);
+    wk->ingest = NULL;
+    wk->active = false;
+    wk->sent = false;
+}
+
+/*
+ * Parse the next batch and send its ingest call while the runtime finishes
+ * the previous one, on the ingest connection. Sent only when every earlier
+ * batch still waiting for its reply was sent too on this connection, so
+ * that replies come back in the order handle() reads them.
+ */
+void email_submit(struct hr_worker *w, void *state, struct hr_batch *batch)
+{
+    struct email_state *st = state;
+    struct email_work *wk = work_free(st);
+    char errstr[256];
+
+    (void)w;
+    if (!wk)
         return;
-    free(st->events);
-    free(st->parsed);
-    st->events = calloc(n, sizeof(*st->events));
-    st->parsed = calloc(n, sizeof(*st->parsed));
-    HR_ASSERT(st->events && st->parsed);
-    st->cap_items = n;
+    work_start(st, wk, batch);
+    if (!wk->ingest ||
+        hr_redis_connect(st->ingest_redis, errstr, sizeof(errstr)))
+        return;
+    for (size_t i = 0; i < HR_ARRAY_SIZE(st->work); i++) {
+        const struct email_work *o = &st->work[i];
+
+        if (o != wk && o->active && o->ingest &&
+            (!o->sent || o->epoch != hr_redis_epoch(st->ingest_redis)))
+            return;
+    }
+    if (!email_ingest_send(st, wk->ingest)) {
+        wk->sent = true;
+        wk->epoch = hr_redis_epoch(st->ingest_redis);
+    }
 }
 
 enum hr_batch_result
 email_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
 {
     struct email_state *st = state;
+    struct email_work *wk = work_of(st, batch);
+    enum hr_batch_result res = HR_BATCH_PAUSE;
     char errstr[512];
 
-    events_reserve(st, batch->n);
+    if (!wk) {
+        /* Not submitted, or a redo: parse again. */
+        wk = work_free(st);
+        HR_ASSERT(wk);
+        work_start(st, wk, batch);
+    }
     for (size_t i = 0; i < batch->n; i++) {
         struct hr_item *item = &batch->items[i];
+        struct email_event ev;
 
-        st->parsed[i] = false;
-        if (item->outcome != HR_OUT_PENDING)
+        if (item->outcome != HR_OUT_PENDING || wk->parsed[i])
             continue;
-        if (email_event_parse(&item->ev, &st->events[i], errstr,
-                              sizeof(errstr))) {
+        if (email_event_parse(&item->ev, &ev, errstr, sizeof(errstr)))
             hr_item_dead(item, HR_ERR_POISON, "%s", errstr);
-            continue;
-        }
-        st->parsed[i] = true;
     }
-    if (email_window_ingest(st, batch, errstr, sizeof(errstr))) {
+    st->events = wk->events;
+    st->parsed = wk->parsed;
+    if (wk->ingest &&
+        email_ingest_finish(st, wk, wk->ingest,
+                            wk->sent &&
+                                wk->epoch == hr_redis_epoch(st->ingest_redis),
+                            errstr, sizeof(errstr))) {
         hr_worker_set_pause_reason(w, "redis unavailable: %s", errstr);
-        return HR_BATCH_PAUSE;
+        /* Replies sent after this one can no longer be matched. */
+        hr_redis_reset(st->ingest_redis);
+        goto out;
     }
-    return email_send_batch(st, batch);
+    res = email_send_batch(st, batch);
+out:
+    work_end(wk);
+    return res;
 }
 
 void email_tick(struct hr_worker *w, void *state)
@@ -194,8 +293,12 @@ void email_fini(struct hr_worker *w, void *state)
     (void)w;
     if (!st)
         return;
-    free(st->events);
-    free(st->parsed);
+    for (size_t i = 0; i < HR_ARRAY_SIZE(st->work); i++) {
+        email_ingest_free(st->work[i].ingest);
+        free(st->work[i].events);
+        free(st->work[i].parsed);
+    }
+    hr_redis_free(st->ingest_redis);
     hr_jsonw_release(&st->jw);
     hr_buf_release(&st->subject, 0);
     hr_buf_release(&st->text, 0);

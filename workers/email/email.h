@@ -130,6 +130,7 @@ int email_event_parse(const struct hr_event *ev,
 
 /* Entry points for struct hr_worker_def. */
 int email_init(struct hr_worker *w, void **state);
+void email_submit(struct hr_worker *w, void *state, struct hr_batch *batch);
 enum hr_batch_result
 email_handle(struct hr_worker *w, void *state, struct hr_batch *batch);
 void email_tick(struct hr_worker *w, void *state);

@@ -15,7 +15,8 @@
 -- KEYS[1]: the due index, KEYS[2]: the leases, KEYS[3]: the fence counter.
 -- ARGV: now (ms), lease (ms), most windows to claim, key prefix.
 -- Returns a flat array, 17 values per claimed window and then its items:
---   category, user, fence, attempts, mode, opened, due, n, sup, first, to,
+--   category, user, fence, attempts, mode, opened, due, n, n again, first,
+--   to,
 --   locale, profile email, profile name, profile locale, profile
 --   email_opt_out, item count; then that many item JSON strings.
 local due, leases, fence = KEYS[1], KEYS[2], KEYS[3]
@@ -34,7 +35,7 @@ local function emit(member, cat, user, x, xi)
   local attempts = redis.call('HINCRBY', x, 'attempts', 1)
   redis.call('HSET', x, 'fence', f)
   redis.call('ZADD', leases, now + lease, member)
-  local h = redis.call('HMGET', x, 'mode', 'opened', 'due', 'n', 'sup',
+  local h = redis.call('HMGET', x, 'mode', 'opened', 'due', 'n', 'n',
                       'first', 'to', 'locale')
   local p = redis.call('HMGET', prefix .. 'profiles:{' .. user .. '}',
                       'email', 'name', 'locale', 'email_opt_out')
@@ -70,8 +71,10 @@ if claimed < limit then
     local h = redis.call('HMGET', win, 'state', 'mode', 'opened', 'len')
     if not h[1] then
       redis.call('ZREM', due, member)
-    elseif h[1] == 'quiet' then
-      -- a leading window's end: nothing to send
+    elseif h[1] == 'quiet' and redis.call('EXISTS', items) == 0 then
+      -- a leading window's end: nothing to send (a quiet window with items
+      -- collected them as a digest after its category changed mode: it is
+      -- sent as one, below)
       redis.call('DEL', win, items)
       redis.call('ZREM', due, member)
     elseif redis.call('ZSCORE', leases, member) then
@@ -83,11 +86,14 @@ if claimed < limit then
       if redis.call('EXISTS', items) == 1 then
         redis.call('RENAME', items, xi)
       end
-      if h[2] == 'l' then
+      if h[1] == 'quiet' then
+        redis.call('HSET', x, 'mode', 'd', 'n', redis.call('HGET', x, 'n') - 1)
+        redis.call('ZREM', due, member)
+      elseif h[2] == 'l' then
         local ends = tonumber(h[3]) + tonumber(h[4])
         redis.call('HSET', win, 'state', 'quiet', 'user', user, 'cat', cat,
                    'mode', 'l', 'opened', h[3], 'due', ends, 'len', h[4],
-                   'n', 0, 'sup', 0)
+                   'n', 1)
         redis.call('ZADD', due, ends, member)
       else
         redis.call('ZREM', due, member)

@@ -81,17 +81,30 @@ struct email_state {
     struct hr_redis *redis;
     const char *prefix;
     struct {
-        char due[256], leases[256], fence[256];
-    } keys; /* email_claim.lua's */
+        char due[256], leases[256], fence[256], offsets[256];
+    } keys; /* the scripts' fixed keys */
     struct email_catalog *catalog;
     struct hr_tls *tls;
     struct email_transport *transport;
     struct hr_circuit *circuit;
 
-    /* the batch */
+    /* the batch being handled: its work's events */
     struct email_event *events; /* one per item */
     bool *parsed;
-    size_t cap_items;
+    /* a working set per batch submitted or handled (email.c) */
+    struct email_work {
+        struct hr_batch *batch;
+        bool active, sent;
+        uint64_t epoch; /* of ingest_redis when sent */
+        struct email_event *events;
+        bool *parsed;
+        size_t cap;
+        struct email_ingest *ingest; /* the prepared script call, or NULL */
+    } work[3];
+    /* ingest calls sent ahead (submit) go on a connection of their own,
+     * so that their replies come back in order whatever the timer and the
+     * sends ask the runtime's connection meanwhile */
+    struct hr_redis *ingest_redis;
 
     /* scripts */
     struct hr_script ingest_script;
@@ -123,12 +136,26 @@ struct email_state {
 const char *email_category_label(const struct email_state *st,
                                  const char *category);
 
-/** Add the batch's notification.email events to their windows (one script
- *  call). Returns 0, or -1 with @errstr (Redis: pause). */
-int email_window_ingest(struct email_state *st,
-                        struct hr_batch *batch,
+struct email_ingest;
+
+/** Prepare the script call that adds @wk's notification.email events to
+ *  their windows; NULL when the batch has none. */
+struct email_ingest *email_ingest_prepare(struct email_state *st,
+                                          struct email_work *wk);
+
+/** Send @in on st->ingest_redis without waiting. Returns 0 or -1. */
+int email_ingest_send(struct email_state *st, struct email_ingest *in);
+
+/** Read @in's reply (or make the call now when @sent is false) and set the
+ *  outcomes of @wk's events. Returns 0, or -1 with @errstr (pause). */
+int email_ingest_finish(struct email_state *st,
+                        struct email_work *wk,
+                        struct email_ingest *in,
+                        bool sent,
                         char *errstr,
                         size_t errstr_size);
+
+void email_ingest_free(struct email_ingest *in);
 
 /** The timer: claim due windows, render them into email.send records,
  *  complete them once the records are durable. */

@@ -21,7 +21,7 @@
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
 
-#define INGEST_VALUES 9  /* ARGV per event, email_ingest.lua */
+#define INGEST_VALUES 10 /* ARGV per event, email_ingest.lua */
 #define CLAIM_FIXED   17 /* values per window before its items */
 #define SETTLE_MS     10000
 
@@ -35,162 +35,235 @@ const char *email_category_label(const struct email_state *st,
     return c == email_catalog_find(st->catalog, "*") ? "other" : category;
 }
 
-/* The item stored for @ev: its structured CloudEvent as received, else
- * (binary mode) {"id", "time", "data"} written here. */
-static char *item_json(const struct hr_item *item, size_t *len)
+/* The item stored for @item: its structured CloudEvent as received
+ * (borrowed: *@owned NULL), else (binary mode) {"id", "time", "data"}
+ * written here (*@owned, to free). */
+static const char *
+item_json(const struct hr_item *item, size_t *len, char **owned)
 {
     json_t *wrap;
-    char *s;
 
+    *owned = NULL;
     if (json_object_get(item->ev.root, "specversion")) {
-        s = malloc(item->value_len + 1);
-        HR_ASSERT(s);
-        memcpy(s, item->value, item->value_len);
-        s[item->value_len] = '\0';
         *len = item->value_len;
-        return s;
+        return item->value;
     }
     wrap = json_pack("{s:s, s:s?, s:O}", "id", item->ev.id, "time",
                      item->ev.time, "data", item->ev.data);
-    s = wrap ? hr_arena_json_dumps(wrap, JSON_COMPACT) : NULL;
+    *owned = wrap ? hr_arena_json_dumps(wrap, JSON_COMPACT) : NULL;
     json_decref(wrap);
-    HR_ASSERT(s);
-    *len = strlen(s);
-    return s;
+    HR_ASSERT(*owned);
+    *len = strlen(*owned);
+    return *owned;
 }
 
-int email_window_ingest(struct email_state *st,
-                        struct hr_batch *batch,
+/* Append "%s" pieces to @buf at *@at (sized by the caller) and return the
+ * start; NUL-terminated. */
+static const char *put(char *buf,
+                       size_t *at,
+                       const char *a,
+                       const char *b,
+                       const char *c,
+                       const char *d)
+{
+    char *start = buf + *at;
+    const char *parts[] = {a, b, c, d};
+
+    for (size_t k = 0; k < 4; k++) {
+        size_t n = parts[k] ? strlen(parts[k]) : 0;
+
+        memcpy(buf + *at, parts[k] ? parts[k] : "", n);
+        *at += n;
+    }
+    buf[(*at)++] = '\0';
+    return start;
+}
+
+struct email_ingest {
+    size_t n; /* events */
+    const char **argv;
+    size_t *argvlen;
+    size_t nkeys, nargs;
+    char *buf;
+    char **owned;
+    size_t nowned;
+    char now[24], keep[24];
+};
+
+void email_ingest_free(struct email_ingest *in)
+{
+    if (!in)
+        return;
+    for (size_t i = 0; i < in->nowned; i++)
+        free(in->owned[i]);
+    free(in->owned);
+    free(in->buf);
+    free(in->argv);
+    free(in->argvlen);
+    free(in);
+}
+
+static bool ingests(const struct email_work *wk, size_t i)
+{
+    return wk->parsed[i] && wk->events[i].kind == EMAIL_NOTIFICATION &&
+           wk->batch->items[i].outcome == HR_OUT_PENDING;
+}
+
+struct email_ingest *email_ingest_prepare(struct email_state *st,
+                                          struct email_work *wk)
+{
+    struct hr_batch *batch = wk->batch;
+    struct email_ingest *in;
+    size_t n = 0, need = 0, at = 0;
+
+    for (size_t i = 0; i < batch->n; i++) {
+        const struct email_event *ev = &wk->events[i];
+
+        if (!ingests(wk, i))
+            continue;
+        n++;
+        /* three keys, two numbers and a position */
+        need += 3 * strlen(st->prefix) + 3 * strlen(ev->user_id) +
+                2 * strlen(ev->category) + 64 + 48 +
+                strlen(batch->items[i].topic) + 48;
+    }
+    if (!n)
+        return NULL;
+    in = calloc(1, sizeof(*in));
+    HR_ASSERT(in);
+    in->n = n;
+    in->argv = calloc(2 + 3 * n + 2 + INGEST_VALUES * n, sizeof(*in->argv));
+    in->argvlen =
+        calloc(2 + 3 * n + 2 + INGEST_VALUES * n, sizeof(*in->argvlen));
+    in->owned = calloc(n, sizeof(*in->owned));
+    in->buf = malloc(need);
+    HR_ASSERT(in->argv && in->argvlen && in->owned && in->buf);
+    in->argv[0] = st->keys.due;
+    in->argv[1] = st->keys.offsets;
+    in->nkeys = 2;
+    for (size_t i = 0; i < batch->n; i++) {
+        const struct email_event *ev = &wk->events[i];
+
+        if (!ingests(wk, i))
+            continue;
+        in->argv[in->nkeys++] =
+            put(in->buf, &at, st->prefix, "email:win:{", ev->user_id, "}:");
+        at--; /* append the category to the same key */
+        put(in->buf, &at, ev->category, NULL, NULL, NULL);
+        in->argv[in->nkeys++] =
+            put(in->buf, &at, st->prefix, "email:items:{", ev->user_id, "}:");
+        at--;
+        put(in->buf, &at, ev->category, NULL, NULL, NULL);
+        in->argv[in->nkeys++] =
+            put(in->buf, &at, st->prefix, "email:seen:{", ev->user_id, "}");
+    }
+    snprintf(in->now, sizeof(in->now), "%lld", (long long)hr_time_now_ms());
+    snprintf(in->keep, sizeof(in->keep), "%lld", (long long)st->set.seen_ms);
+    in->nargs = in->nkeys;
+    in->argv[in->nargs++] = in->now;
+    in->argv[in->nargs++] = in->keep;
+    for (size_t i = 0; i < batch->n; i++) {
+        const struct email_event *ev = &wk->events[i];
+        const struct hr_item *item = &batch->items[i];
+        const struct email_category *c;
+        char num[48];
+
+        if (!ingests(wk, i))
+            continue;
+        c = email_catalog_find(st->catalog, ev->category);
+        in->argv[in->nargs++] = ev->id;
+        in->argv[in->nargs++] = ev->user_id;
+        in->argv[in->nargs++] = ev->category;
+        in->argv[in->nargs++] = email_category_leading(c) ? "l" : "d";
+        snprintf(num, sizeof(num), "%lld",
+                 (long long)email_category_window_ms(c));
+        in->argv[in->nargs++] = put(in->buf, &at, num, NULL, NULL, NULL);
+        snprintf(num, sizeof(num), "%d", email_category_max_items(c));
+        in->argv[in->nargs++] = put(in->buf, &at, num, NULL, NULL, NULL);
+        in->argv[in->nargs++] = ev->to ? ev->to : "";
+        in->argv[in->nargs++] = ev->locale ? ev->locale : "";
+        in->argv[in->nargs] =
+            item_json(item, &in->argvlen[in->nargs], &in->owned[in->nowned]);
+        in->nargs++;
+        in->nowned += in->owned[in->nowned] != NULL;
+        if (item->offset >= 0) {
+            snprintf(num, sizeof(num), ":%d:%lld", (int)item->partition,
+                     (long long)item->offset);
+            in->argv[in->nargs++] =
+                put(in->buf, &at, item->topic, num, NULL, NULL);
+        } else {
+            in->argv[in->nargs++] = "";
+        }
+    }
+    HR_ASSERT(at <= need);
+    for (size_t i = 0; i < in->nargs; i++) {
+        if (!in->argvlen[i])
+            in->argvlen[i] = strlen(in->argv[i]);
+    }
+    return in;
+}
+
+int email_ingest_send(struct email_state *st, struct email_ingest *in)
+{
+    char errstr[256];
+
+    if (hr_redis_eval_send(st->ingest_redis, &st->ingest_script, (int)in->nkeys,
+                           (int)in->nargs, in->argv, in->argvlen, errstr,
+                           sizeof(errstr))) {
+        hr_log_debug("ingest not sent ahead", HR_LOG_STR("err", errstr));
+        return -1;
+    }
+    return 0;
+}
+
+int email_ingest_finish(struct email_state *st,
+                        struct email_work *wk,
+                        struct email_ingest *in,
+                        bool sent,
                         char *errstr,
                         size_t errstr_size)
 {
-    size_t n = 0, nargs, nkeys = 1, nowned = 0, k = 0;
-    const char **argv;
-    size_t *argvlen;
-    char **owned, now[24], keep[24];
+    static const char *const results[] = {"duplicate", "opened", "added",
+                                          "suppressed", "over_cap"};
+    struct hr_batch *batch = wk->batch;
     redisReply *reply;
+    size_t k = 0;
     int rc = -1;
 
-    for (size_t i = 0; i < batch->n; i++) {
-        if (st->parsed[i] && st->events[i].kind == EMAIL_NOTIFICATION &&
-            batch->items[i].outcome == HR_OUT_PENDING)
-            n++;
-    }
-    if (!n)
-        return 0;
-    argv = calloc(1 + 3 * n + 2 + INGEST_VALUES * n, sizeof(*argv));
-    argvlen = calloc(1 + 3 * n + 2 + INGEST_VALUES * n, sizeof(*argvlen));
-    owned = calloc(7 * n + 1, sizeof(*owned));
-    HR_ASSERT(argv && argvlen && owned);
-    owned[nowned] = malloc(strlen(st->prefix) + 16);
-    HR_ASSERT(owned[nowned]);
-    snprintf(owned[nowned], strlen(st->prefix) + 16, "%semail:due", st->prefix);
-    argv[0] = owned[nowned++];
-    for (size_t i = 0; i < batch->n; i++) {
-        const struct email_event *ev = &st->events[i];
-        size_t len;
-
-        if (!st->parsed[i] || ev->kind != EMAIL_NOTIFICATION ||
-            batch->items[i].outcome != HR_OUT_PENDING)
-            continue;
-        len = strlen(st->prefix) + strlen(ev->user_id) + strlen(ev->category) +
-              32;
-        owned[nowned] = malloc(len);
-        HR_ASSERT(owned[nowned]);
-        snprintf(owned[nowned], len, "%semail:win:{%s}:%s", st->prefix,
-                 ev->user_id, ev->category);
-        argv[nkeys++] = owned[nowned++];
-        owned[nowned] = malloc(len);
-        HR_ASSERT(owned[nowned]);
-        snprintf(owned[nowned], len, "%semail:items:{%s}:%s", st->prefix,
-                 ev->user_id, ev->category);
-        argv[nkeys++] = owned[nowned++];
-        owned[nowned] = malloc(len);
-        HR_ASSERT(owned[nowned]);
-        snprintf(owned[nowned], len, "%semail:seen:{%s}", st->prefix,
-                 ev->user_id);
-        argv[nkeys++] = owned[nowned++];
-    }
-    snprintf(now, sizeof(now), "%lld", (long long)hr_time_now_ms());
-    snprintf(keep, sizeof(keep), "%lld", (long long)st->set.seen_ms);
-    nargs = nkeys;
-    argv[nargs++] = now;
-    argv[nargs++] = keep;
-    for (size_t i = 0; i < batch->n; i++) {
-        const struct email_event *ev = &st->events[i];
-        const struct email_category *c;
-        char *s;
-        size_t len;
-
-        if (!st->parsed[i] || ev->kind != EMAIL_NOTIFICATION ||
-            batch->items[i].outcome != HR_OUT_PENDING)
-            continue;
-        c = email_catalog_find(st->catalog, ev->category);
-        argv[nargs++] = ev->id;
-        argv[nargs++] = ev->user_id;
-        argv[nargs++] = ev->category;
-        argv[nargs++] = email_category_leading(c) ? "l" : "d";
-        s = malloc(48);
-        HR_ASSERT(s);
-        snprintf(s, 24, "%lld", (long long)email_category_window_ms(c));
-        snprintf(s + 24, 24, "%d", email_category_max_items(c));
-        owned[nowned++] = s;
-        argv[nargs++] = s;
-        argv[nargs++] = s + 24;
-        argv[nargs++] = ev->to ? ev->to : "";
-        argv[nargs++] = ev->locale ? ev->locale : "";
-        s = item_json(&batch->items[i], &len);
-        owned[nowned++] = s;
-        argvlen[nargs] = len;
-        argv[nargs++] = s;
-    }
-    for (size_t i = 0; i < nargs; i++) {
-        if (!argvlen[i])
-            argvlen[i] = strlen(argv[i]);
-    }
-    reply = hr_redis_eval(st->redis, &st->ingest_script, (int)nkeys, (int)nargs,
-                          argv, argvlen, errstr, errstr_size);
+    reply = sent ? hr_redis_reply(st->ingest_redis, &st->ingest_script, errstr,
+                                  errstr_size)
+                 : hr_redis_eval(st->ingest_redis, &st->ingest_script,
+                                 (int)in->nkeys, (int)in->nargs, in->argv,
+                                 in->argvlen, errstr, errstr_size);
     if (!reply)
-        goto out_free;
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n) {
+        return -1;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != in->n) {
         snprintf(errstr, errstr_size, "ingest script: %s",
                  reply->type == REDIS_REPLY_ERROR ? reply->str : "bad reply");
-        goto out_reply;
+        goto out;
     }
     for (size_t i = 0; i < batch->n; i++) {
-        const struct email_event *ev = &st->events[i];
-        static const char *const results[] = {"duplicate", "opened", "added",
-                                              "suppressed", "over_cap"};
+        const struct email_event *ev = &wk->events[i];
+        const char *label;
         long long r;
 
-        if (!st->parsed[i] || ev->kind != EMAIL_NOTIFICATION ||
-            batch->items[i].outcome != HR_OUT_PENDING)
+        if (!ingests(wk, i))
             continue;
         r = reply->element[k++]->integer;
         if (r < 0 || r > 4)
             r = 0;
-        hr_metric_add(st->ingested,
-                      (const char *[]){email_category_label(st, ev->category),
-                                       results[r]},
-                      1);
+        label = email_category_label(st, ev->category);
+        hr_metric_add(st->ingested, (const char *[]){label, results[r]}, 1);
         if (r == 3)
-            hr_metric_add(
-                st->suppressed,
-                (const char *[]){email_category_label(st, ev->category)}, 1);
+            hr_metric_add(st->suppressed, (const char *[]){label}, 1);
         if (r == 0)
             hr_item_duplicate(&batch->items[i]);
         else
             hr_item_ok(&batch->items[i]);
     }
     rc = 0;
-out_reply:
+out:
     freeReplyObject(reply);
-out_free:
-    for (size_t i = 0; i < nowned; i++)
-        free(owned[i]);
-    free(owned);
-    free(argv);
-    free(argvlen);
     return rc;
 }
 
@@ -283,6 +356,9 @@ static json_t *window_context(const struct claimed *c)
     json_t *items = json_array();
     json_t *first;
     size_t shown;
+    /* a leading window's email is its first event (its count went on
+     * with what it suppressed until the claim) */
+    long long n = *c->mode == 'l' ? 1 : c->n;
 
     for (size_t i = 0; i < c->nitems; i++) {
         json_t *it = item_context(c->items[i]);
@@ -294,10 +370,10 @@ static json_t *window_context(const struct claimed *c)
     first = json_array_get(items, 0);
     return json_pack(
         "{s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:o, s:O?}", "user_id", c->user,
-        "user_name", c->p_name, "category", c->cat, "count", (json_int_t)c->n,
+        "user_name", c->p_name, "category", c->cat, "count", (json_int_t)n,
         "shown", (json_int_t)shown, "more",
-        (json_int_t)(c->n > (long long)shown ? c->n - (long long)shown : 0),
-        "digest", c->n > 1, "items", items, "first", first);
+        (json_int_t)(n > (long long)shown ? n - (long long)shown : 0), "digest",
+        n > 1, "items", items, "first", first);
 }
 
 /*
@@ -369,7 +445,7 @@ static int window_record(struct email_state *st,
     hr_jsonw_str(&st->jw, "window_id", window_id);
     hr_jsonw_str(&st->jw, "message_id", message_id);
     hr_jsonw_str(&st->jw, "mode", *c->mode == 'l' ? "leading" : "digest");
-    hr_jsonw_int(&st->jw, "items", c->n);
+    hr_jsonw_int(&st->jw, "items", *c->mode == 'l' ? 1 : c->n);
     hr_jsonw_int(&st->jw, "opened_ms", c->opened);
     hr_jsonw_int(&st->jw, "due_ms", c->due);
     hr_jsonw_str(&st->jw, "from", st->set.from);
