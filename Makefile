@@ -48,6 +48,7 @@ bench: release
 	@bash scripts/bench-guard.sh
 	@bash scripts/bench-sqs.sh
 	@bash scripts/bench-push.sh
+	@bash scripts/bench-email.sh
 
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i
