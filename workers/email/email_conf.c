@@ -105,6 +105,12 @@ void email_validate(struct hr_conf *cfg)
     char errstr[512];
     struct email_catalog *cat;
 
+    if (hr_conf_str(cfg, "HERALD_SOURCE") &&
+        strcmp(hr_conf_str(cfg, "HERALD_SOURCE"), "kafka"))
+        hr_conf_add_error(cfg, "HERALD_SOURCE: herald-email needs the kafka "
+                               "source (its rendered windows come back "
+                               "through HERALD_EMAIL_SEND_TOPIC, which it "
+                               "must consume)");
     if (!from || !email_address_ok(from))
         hr_conf_add_error(cfg, "HERALD_EMAIL_FROM: a sender address is "
                                "required (name@domain)");
