@@ -36,8 +36,8 @@
 /* pf_env gives pf_send() and pf_collect(): its broker and redis. */
 static struct pf_env *env;
 static char *dir, *config;
-static int smtp_port, smtp_auth_port;
-static struct hx_fake_http *fake, *fake_auth;
+static int smtp_port, smtp_auth_port, smtps_port;
+static struct hx_fake_http *fake, *fake_auth, *fake_smtps;
 
 struct worker {
     struct hx_proc *proc;
@@ -92,7 +92,7 @@ static struct hx_fake_http *start_fake(int *port, const char *const *more)
 
 static int group_setup(void **state)
 {
-    char path[600];
+    char path[600], cert[600], key[600];
 
     (void)state;
     env = pf_env_start(TOPICS);
@@ -107,10 +107,18 @@ static int group_setup(void **state)
                       (const char *const[]){"--aws-key", AWS_KEY,
                                             "--aws-secret", AWS_SECRT,
                                             "--aws-region", "eu-west-1", NULL});
+    /* STARTTLS offered, AUTH required; and implicit TLS (smtps://), with
+     * the certificate pf_env_start() made */
+    snprintf(cert, sizeof(cert), "%s/server.pem", env->dir);
+    snprintf(key, sizeof(key), "%s/server.key", env->dir);
     fake_auth = start_fake(
         &smtp_auth_port,
-        (const char *const[]){"--user", "herald", "--password", "right", NULL});
-    return fake && fake_auth ? 0 : -1;
+        (const char *const[]){"--user", "herald", "--password", "right",
+                              "--cert", cert, "--key", key, NULL});
+    fake_smtps =
+        start_fake(&smtps_port, (const char *const[]){"--cert", cert, "--key",
+                                                      key, "--smtps", NULL});
+    return fake && fake_auth && fake_smtps ? 0 : -1;
 }
 
 static int group_teardown(void **state)
@@ -118,6 +126,7 @@ static int group_teardown(void **state)
     (void)state;
     hx_fake_http_free(fake);
     hx_fake_http_free(fake_auth);
+    hx_fake_http_free(fake_smtps);
     pf_env_free(env);
     if (dir && getenv("HERALD_TEST_KEEP"))
         fprintf(stderr, "keeping %s\n", dir);
@@ -157,6 +166,7 @@ static struct worker *worker_start(const char *topic, const char *const *extra)
     VAR("HERALD_DLQ_TOPIC=%s.dlq", topic);
     VAR("HERALD_SMTP_URL=smtp://127.0.0.1:%d", smtp_port);
     VAR("HERALD_CONFIG=%s", config);
+    VAR("HERALD_TLS_CA_FILE=%s", env->ca_file);
 #undef VAR
     envp[n++] = "HERALD_EMAIL_FROM=" FROM;
     envp[n++] = "HERALD_EMAIL_WINDOW_SECONDS=2";
@@ -811,6 +821,69 @@ static void test_smtp_535_is_auth(void **state)
     json_decref(dlq);
 }
 
+/* STARTTLS when offered (required here) with AUTH, implicit TLS
+ * (smtps://), and a server without STARTTLS refused when TLS is
+ * required. */
+static void test_smtp_starttls_smtps_and_auth(void **state)
+{
+    char url[100], url2[100], url3[100];
+    const char *starttls[] = {url, "HERALD_SMTP_USER=herald",
+                              "HERALD_SMTP_PASSWORD=right",
+                              "HERALD_SMTP_REQUIRE_TLS=true", NULL};
+    const char *smtps[] = {url2, NULL};
+    const char *notls[] = {url3, "HERALD_SMTP_REQUIRE_TLS=true", NULL};
+    struct worker *a, *b, *c;
+    json_t *all, *dlq;
+
+    (void)state;
+    snprintf(url, sizeof(url), "HERALD_SMTP_URL=smtp://127.0.0.1:%d",
+             smtp_auth_port);
+    snprintf(url2, sizeof(url2), "HERALD_SMTP_URL=smtps://127.0.0.1:%d",
+             smtps_port);
+    snprintf(url3, sizeof(url3), "HERALD_SMTP_URL=smtp://127.0.0.1:%d",
+             smtp_port);
+    fake_reset(fake_auth);
+    fake_reset(fake_smtps);
+    a = worker_start("e-tls", starttls);
+    b = worker_start("e-smtps", smtps);
+    c = worker_start("e-notls", notls);
+    notify("e-tls", "tia", "comment", "t-1", "\"to\":\"tia@example.com\"");
+    notify("e-smtps", "tom", "comment", "t-2", "\"to\":\"tom@example.com\"");
+    notify("e-notls", "tod", "comment", "t-3", "\"to\":\"tod@example.com\"");
+    assert_int_equal(wait_metric(a, "herald_email_sent_total{", 1, 30000), 0);
+    assert_int_equal(wait_metric(b, "herald_email_sent_total{", 1, 30000), 0);
+    assert_int_equal(wait_metric(c,
+                                 "herald_email_failures_total{worker="
+                                 "\"email\",class=\"auth\"}",
+                                 1, 30000),
+                     0);
+    all = messages(fake_auth, NULL);
+    assert_int_equal(json_array_size(all), 1);
+    assert_true(
+        json_is_true(json_object_get(json_array_get(all, 0), "secure")));
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(all, 0), "auth_user")),
+        "herald");
+    assert_well_formed(json_array_get(all, 0));
+    json_decref(all);
+    all = messages(fake_smtps, NULL);
+    assert_int_equal(json_array_size(all), 1);
+    assert_true(
+        json_is_true(json_object_get(json_array_get(all, 0), "secure")));
+    json_decref(all);
+    worker_stop(a);
+    worker_stop(b);
+    worker_stop(c);
+    dlq = pf_collect(env, "e-notls.dlq");
+    assert_int_equal(json_array_size(dlq), 1);
+    assert_non_null(
+        strstr(json_string_value(json_object_get(
+                   json_object_get(json_array_get(dlq, 0), "headers"),
+                   "herald-error")),
+               "offers no STARTTLS"));
+    json_decref(dlq);
+}
+
 /* SES v2 SendEmail, signed with SigV4 and verified by the fake; its errors
  * mapped as SMTP's are. */
 static void test_ses_sends_signed_raw_messages(void **state)
@@ -866,6 +939,129 @@ static void test_ses_sends_signed_raw_messages(void **state)
     json_decref(retry);
 }
 
+/* EVAL @script (a file of workers/email) with @nkeys keys and @argv. */
+static redisReply *eval_file(redisContext *c,
+                             const char *script,
+                             int nkeys,
+                             const char *const *argv,
+                             int argc)
+{
+    char path[600], n[12];
+    char *src;
+    const char *args[32];
+    redisReply *r;
+
+    snprintf(path, sizeof(path), "%s/workers/email/%s", HX_SOURCE_DIR, script);
+    src = hx_file_read(path, NULL);
+    assert_non_null(src);
+    args[0] = "EVAL";
+    args[1] = src;
+    snprintf(n, sizeof(n), "%d", nkeys);
+    args[2] = n;
+    for (int i = 0; i < argc; i++)
+        args[3 + i] = argv[i];
+    r = redisCommandArgv(c, argc + 3, args, NULL);
+    free(src);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR)
+        fail_msg("%s: %s", script, r->str);
+    return r;
+}
+
+/* The fencing of claims, on the scripts themselves: an owner whose lease
+ * ran out cannot complete the window another claim took over, and events
+ * arriving during a claim open the next window. */
+static void test_a_stale_owner_cannot_complete_a_window(void **state)
+{
+    redisContext *c = hx_redis_connect(env->redis);
+    char now[24], later[24], pos[64];
+    long long f1, f2;
+    redisReply *r;
+
+    (void)state;
+    assert_non_null(c);
+    snprintf(now, sizeof(now), "%lld", (long long)hx_now_ms());
+    snprintf(pos, sizeof(pos), "t:0:%d", 1);
+    /* one event opens a leading window of user u (due at once) */
+    r = eval_file(
+        c, "email_ingest.lua", 5,
+        (const char *const[]){"fx:email:due", "fx:email:offsets",
+                              "fx:email:win:{u}:c", "fx:email:items:{u}:c",
+                              "fx:email:seen:{u}", now, "60000", "e1", "u", "c",
+                              "l", "60000", "5", "", "", "{\"data\":{}}", pos},
+        17);
+    freeReplyObject(r);
+    /* replica A claims it with a lease of 100 ms */
+    r = eval_file(c, "email_claim.lua", 3,
+                  (const char *const[]){"fx:email:due", "fx:email:leases",
+                                        "fx:email:fence", now, "100", "10",
+                                        "fx:"},
+                  7);
+    assert_true(r->elements >= 17);
+    assert_string_equal(r->element[1]->str, "u");
+    f1 = r->element[2]->integer;
+    assert_int_equal(r->element[3]->integer, 1); /* first attempt */
+    freeReplyObject(r);
+    /* A stalls; its lease ends; B claims the window again */
+    snprintf(later, sizeof(later), "%lld", (long long)hx_now_ms() + 200);
+    r = eval_file(c, "email_claim.lua", 3,
+                  (const char *const[]){"fx:email:due", "fx:email:leases",
+                                        "fx:email:fence", later, "100", "10",
+                                        "fx:"},
+                  7);
+    assert_true(r->elements >= 17);
+    f2 = r->element[2]->integer;
+    assert_true(f2 > f1);
+    assert_int_equal(r->element[3]->integer, 2); /* a re-claim */
+    freeReplyObject(r);
+    /* A wakes up and tries to complete: refused; B completes */
+    {
+        char t1[24], t2[24];
+
+        snprintf(t1, sizeof(t1), "%lld", f1);
+        snprintf(t2, sizeof(t2), "%lld", f2);
+        r = eval_file(
+            c, "email_done.lua", 3,
+            (const char *const[]){"fx:email:leases", "fx:email:out:{u}:c",
+                                  "fx:email:outitems:{u}:c", "c:u", t1},
+            5);
+        assert_int_equal(r->element[0]->integer, 0);
+        freeReplyObject(r);
+        r = eval_file(
+            c, "email_done.lua", 3,
+            (const char *const[]){"fx:email:leases", "fx:email:out:{u}:c",
+                                  "fx:email:outitems:{u}:c", "c:u", t2},
+            5);
+        assert_int_equal(r->element[0]->integer, 1);
+        freeReplyObject(r);
+    }
+    r = redisCommand(c, "EXISTS fx:email:out:{u}:c");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    /* the leading window stays quiet until its end: a new event is
+     * suppressed, and a redelivered one is a duplicate */
+    snprintf(pos, sizeof(pos), "t:0:%d", 2);
+    r = eval_file(
+        c, "email_ingest.lua", 5,
+        (const char *const[]){"fx:email:due", "fx:email:offsets",
+                              "fx:email:win:{u}:c", "fx:email:items:{u}:c",
+                              "fx:email:seen:{u}", now, "60000", "e2", "u", "c",
+                              "l", "60000", "5", "", "", "{\"data\":{}}", pos},
+        17);
+    assert_int_equal(r->element[0]->integer, 3);
+    freeReplyObject(r);
+    r = eval_file(
+        c, "email_ingest.lua", 5,
+        (const char *const[]){"fx:email:due", "fx:email:offsets",
+                              "fx:email:win:{u}:c", "fx:email:items:{u}:c",
+                              "fx:email:seen:{u}", now, "60000", "e2", "u", "c",
+                              "l", "60000", "5", "", "", "{\"data\":{}}", pos},
+        17);
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
 /* --check-config renders every template with sample data. */
 static void test_check_config_renders_every_template(void **state)
 {
@@ -909,7 +1105,9 @@ int main(void)
         cmocka_unit_test(test_windows_close_on_time),
         cmocka_unit_test(test_failures_go_where_they_belong),
         cmocka_unit_test(test_smtp_535_is_auth),
+        cmocka_unit_test(test_smtp_starttls_smtps_and_auth),
         cmocka_unit_test(test_ses_sends_signed_raw_messages),
+        cmocka_unit_test(test_a_stale_owner_cannot_complete_a_window),
         cmocka_unit_test(test_check_config_renders_every_template),
     };
 
