@@ -21,6 +21,7 @@
 
 #include "fanout_pattern.h"
 #include "hr_compat.h"
+#include "hr_time.h"
 
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
@@ -742,6 +743,209 @@ static void test_free_null_is_a_no_op(void **state)
     fanout_pattern_free(NULL);
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* ---- benchmark -------------------------------------------------------- */
+
+/*
+ * Documents per second through every match.pattern of the example rule set
+ * (workers/fanout/examples/chat-rules.json), engine only: no parsing, no
+ * table/op checks, one core. Run it on an optimized build:
+ *
+ *   cmake --build build/release --target unit_test_fanout_pattern
+ *   HERALD_FANOUT_PATTERN_BENCH=1 build/release/bin/unit_test_fanout_pattern
+ *
+ * The documents are normalized change documents (fanout_normalize.h) for
+ * the tables the rules name and a few they do not, as DynamoDB and
+ * Debezium produce them.
+ */
+static const char *const bench_docs[] = {
+    "{'id':'ddb-1','op':'insert','table':'Messages',"
+    "'keys':{'conversation_id':'c1','message_id':'m1'},"
+    "'new':{'conversation_id':'c1','message_id':'m1','sender_id':'u0',"
+    "'sender_name':'Ada','recipient_ids':['u1','u2','u3'],"
+    "'created_at':'2025-11-22T00:00:00Z','text':'hello there','kind':'text',"
+    "'edited':false,'size':11},"
+    "'changed':['conversation_id','message_id','sender_id','sender_name',"
+    "'recipient_ids','created_at','text','kind','edited','size'],"
+    "'ts_ms':1763769600000,'source':{'format':'dynamodb',"
+    "'arn':'arn:aws:dynamodb:eu-west-1:1:table/Messages/stream/x'}}",
+    "{'id':'ddb-2','op':'insert','table':'Messages',"
+    "'keys':{'conversation_id':'c1','message_id':'m2'},"
+    "'new':{'conversation_id':'c1','message_id':'m2','sender_id':'u1',"
+    "'sender_name':'Bo','recipient_ids':['u0'],"
+    "'created_at':'2025-11-22T00:00:01Z','text':'','kind':'image/png',"
+    "'media':{'url':'s3://b/k.png','width':640,'height':480}},"
+    "'changed':['conversation_id','message_id','sender_id','sender_name',"
+    "'recipient_ids','created_at','text','kind','media'],"
+    "'ts_ms':1763769601000,'source':{'format':'dynamodb'}}",
+    "{'id':'ddb-3','op':'insert','table':'Messages',"
+    "'keys':{'conversation_id':'c2','message_id':'m3'},"
+    "'new':{'conversation_id':'c2','message_id':'m3','sender_id':'u2',"
+    "'recipient_ids':['u0','u1'],'kind':'video/mp4','text':'clip'},"
+    "'changed':['conversation_id','message_id','sender_id',"
+    "'recipient_ids','kind','text'],"
+    "'ts_ms':1763769602000,'source':{'format':'dynamodb'}}",
+    "{'id':'ddb-4','op':'modify','table':'Messages',"
+    "'keys':{'conversation_id':'c1','message_id':'m1'},"
+    "'new':{'conversation_id':'c1','message_id':'m1','sender_id':'u0',"
+    "'text':'hello there!','kind':'text','edited':true},"
+    "'old':{'conversation_id':'c1','message_id':'m1','sender_id':'u0',"
+    "'text':'hello there','kind':'text','edited':false},"
+    "'changed':['text','edited'],"
+    "'ts_ms':1763769603000,'source':{'format':'dynamodb'}}",
+    "{'id':'ddb-5','op':'modify','table':'ReadReceipts',"
+    "'keys':{'conversation_id':'c1','user_id':'u1'},"
+    "'new':{'conversation_id':'c1','user_id':'u1',"
+    "'read_at':'2025-11-22T00:01:00Z','last_message_id':'m2'},"
+    "'old':{'conversation_id':'c1','user_id':'u1','last_message_id':'m1'},"
+    "'changed':['read_at','last_message_id'],"
+    "'ts_ms':1763769660000,'source':{'format':'dynamodb'}}",
+    "{'id':'ddb-6','op':'insert','table':'ReadReceipts',"
+    "'keys':{'conversation_id':'c2','user_id':'u2'},"
+    "'new':{'conversation_id':'c2','user_id':'u2'},"
+    "'changed':['conversation_id','user_id'],"
+    "'ts_ms':1763769661000,'source':{'format':'dynamodb'}}",
+    "{'id':'0/16B3748:1a2b3c','op':'insert','table':'Comments',"
+    "'keys':{'comment_id':77},"
+    "'new':{'comment_id':77,'post_id':12,'author_id':'u3',"
+    "'author_name':'Cy','post_author_id':'u0','post_title':'Launch',"
+    "'text':'congrats','created_at':'2025-11-22T00:02:00Z'},"
+    "'changed':['comment_id','post_id','author_id','author_name',"
+    "'post_author_id','post_title','text','created_at'],"
+    "'ts_ms':1763769720000,'source':{'format':'debezium',"
+    "'connector':'postgresql','db':'chat','schema':'public',"
+    "'lsn':24023128}}",
+    "{'id':'ddb-8','op':'insert','table':'Reactions',"
+    "'keys':{'message_id':'m1','user_id':'u2'},"
+    "'new':{'message_id':'m1','user_id':'u2','reactor_name':'Di',"
+    "'message_author_id':'u0','conversation_id':'c1',"
+    "'emoji':'\\ud83d\\udc4d'},"
+    "'changed':['message_id','user_id','reactor_name',"
+    "'message_author_id','conversation_id','emoji'],"
+    "'ts_ms':1763769780000,'source':{'format':'dynamodb'}}",
+    "{'id':'ddb-9','op':'insert','table':'Reactions',"
+    "'keys':{'message_id':'m1','user_id':'u3'},"
+    "'new':{'message_id':'m1','user_id':'u3','reactor_name':'Ed',"
+    "'message_author_id':'u0','conversation_id':'c1',"
+    "'emoji':'\\ud83d\\udc4e'},"
+    "'changed':['message_id','user_id','reactor_name',"
+    "'message_author_id','conversation_id','emoji'],"
+    "'ts_ms':1763769781000,'source':{'format':'dynamodb'}}",
+    "{'id':'ddb-10','op':'insert','table':'Devices',"
+    "'keys':{'device_id':'d1'},"
+    "'new':{'device_id':'d1','user_id':'u1','platform':'ios',"
+    "'token':'a1b2c3d4e5f6','app_version':'3.2.1'},"
+    "'changed':['device_id','user_id','platform','token','app_version'],"
+    "'ts_ms':1763769840000,'source':{'format':'dynamodb'}}",
+    "{'id':'ddb-11','op':'remove','table':'Devices',"
+    "'keys':{'device_id':'d0'},"
+    "'old':{'device_id':'d0','user_id':'u1','platform':'android',"
+    "'token':'f6e5d4c3b2a1'},"
+    "'changed':['device_id','user_id','platform','token'],"
+    "'ts_ms':1763769841000,'source':{'format':'dynamodb'}}",
+    "{'id':'ddb-12','op':'insert','table':'Conversations',"
+    "'keys':{'conversation_id':'c3'},"
+    "'new':{'conversation_id':'c3','created_by':'u0',"
+    "'member_ids':['u0','u1','u2'],'title':'Team'},"
+    "'changed':['conversation_id','created_by','member_ids','title'],"
+    "'ts_ms':1763769900000,'source':{'format':'dynamodb'}}",
+    "{'id':'ddb-13','op':'insert','table':'Reports',"
+    "'keys':{'report_id':'r1'},"
+    "'new':{'report_id':'r1','reporter_id':'u2','message_id':'m3',"
+    "'reason':'spam','details':null},"
+    "'changed':['report_id','reporter_id','message_id','reason','details'],"
+    "'ts_ms':1763769960000,'source':{'format':'dynamodb'}}",
+    "{'id':'0/16B3799:1a2b3d','op':'modify','table':'Users',"
+    "'keys':{'id':5},"
+    "'new':{'id':5,'name':'Fay','email':'fay@example.org',"
+    "'last_seen':1763769960000,'settings':{'push':true,'email':false}},"
+    "'old':{'id':5,'name':'Fay','email':'fay@example.org',"
+    "'last_seen':1763769000000,'settings':{'push':true,'email':false}},"
+    "'changed':['last_seen'],"
+    "'ts_ms':1763769961000,'source':{'format':'debezium',"
+    "'connector':'postgresql','db':'chat','schema':'public'}}",
+    "{'id':'ddb-15','op':'remove','table':'Messages',"
+    "'keys':{'conversation_id':'c1','message_id':'m2'},"
+    "'old':{'conversation_id':'c1','message_id':'m2','sender_id':'u1',"
+    "'kind':'image/png'},"
+    "'changed':['conversation_id','message_id','sender_id','kind'],"
+    "'ts_ms':1763770000000,'source':{'format':'dynamodb'}}",
+    "{'id':'ce-16','op':'insert','table':null,'type':'chat.typing',"
+    "'new':{'conversation_id':'c1','user_id':'u2'},'changed':null,"
+    "'ts_ms':1763770001000,'source':{'format':'cloudevents',"
+    "'ce_source':'/chat/web'}}",
+};
+
+static int bench_chat_rules(void)
+{
+    enum { RUNS = 5 };
+    json_t *docs[HR_ARRAY_SIZE(bench_docs)];
+    struct fanout_pattern *patterns[64];
+    size_t i, d, n = 0, round, matches = 0;
+    double rates[RUNS], t0, t;
+    json_error_t jerr;
+    json_t *config, *rule;
+    char errstr[256];
+    int run;
+
+    config = json_load_file(HX_SOURCE_DIR "/workers/fanout/examples/"
+                                          "chat-rules.json",
+                            0, &jerr);
+    if (!config) {
+        print_error("chat-rules.json: %s\n", jerr.text);
+        return 1;
+    }
+    json_array_foreach(json_object_get(config, "rules"), i, rule)
+    {
+        json_t *pattern =
+            json_object_get(json_object_get(rule, "match"), "pattern");
+
+        if (!pattern || n == HR_ARRAY_SIZE(patterns))
+            continue;
+        patterns[n] = fanout_pattern_compile(pattern, errstr, sizeof(errstr));
+        if (!patterns[n]) {
+            print_error("rules[%zu]: %s\n", i, errstr);
+            return 1;
+        }
+        n++;
+    }
+    for (d = 0; d < HR_ARRAY_SIZE(bench_docs); d++)
+        docs[d] = load(bench_docs[d]);
+    for (run = 0; run < RUNS; run++) {
+        size_t done = 0;
+
+        t0 = hr_time_mono_s();
+        do {
+            for (round = 0; round < 1000; round++) {
+                for (d = 0; d < HR_ARRAY_SIZE(bench_docs); d++)
+                    for (i = 0; i < n; i++)
+                        matches += fanout_pattern_match(patterns[i], docs[d]);
+                done += HR_ARRAY_SIZE(bench_docs);
+            }
+            t = hr_time_mono_s() - t0;
+        } while (t < 0.5);
+        rates[run] = (double)done / t;
+    }
+    qsort(rates, RUNS, sizeof(rates[0]), cmp_double);
+    print_message("fanout_pattern bench: %zu patterns (chat-rules.json), %zu "
+                  "documents: median %.0f documents/s (%.0f ns/document; "
+                  "runs %.0f..%.0f), %zu matches\n",
+                  n, HR_ARRAY_SIZE(bench_docs), rates[RUNS / 2],
+                  1e9 / rates[RUNS / 2], rates[0], rates[RUNS - 1], matches);
+    for (i = 0; i < n; i++)
+        fanout_pattern_free(patterns[i]);
+    for (d = 0; d < HR_ARRAY_SIZE(bench_docs); d++)
+        json_decref(docs[d]);
+    json_decref(config);
+    return 0;
+}
+
 static int report_counts(void **state)
 {
     (void)state;
@@ -775,6 +979,8 @@ int main(void)
         cmocka_unit_test(test_free_null_is_a_no_op),
     };
 
+    if (getenv("HERALD_FANOUT_PATTERN_BENCH"))
+        return bench_chat_rules();
     return cmocka_run_group_tests_name("fanout_pattern", tests, NULL,
                                        report_counts);
 }
