@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -454,6 +455,9 @@ static void test_bad_patterns_report_the_compiler_error(void **state)
         "{'new': {'size': [{'numeric': ['>']}]}}",
         "['text']",
         "{'new': {'kind': 'text'}}",
+        "{'a.b': [1], 'a': {'b': [2]}}",
+        "{'n': [{'numeric': ['=', 1E-325]}]}",
+        "{'a': [{'anything-but': {'prefix': {'x': 1}}}]}",
     };
 
     (void)state;
@@ -474,6 +478,50 @@ static void test_bad_patterns_report_the_compiler_error(void **state)
         "{'pattern': {'new': {'kind': [{'prefx': 'image/'}]}}}",
         ERRORS("rules[0] 'r'.match.pattern: new.kind[0]: unknown operator "
                "'prefx'"));
+    assert_match_errors(
+        "{'pattern': {'new.a': [1], 'new': {'a': [2]}}}",
+        ERRORS("rules[0] 'r'.match.pattern: new.a: field 'new.a' is given "
+               "twice"));
+    assert_match_errors(
+        "{'pattern': {'new': {'n': [{'numeric': ['>', 1E-325]}]}}}",
+        ERRORS("rules[0] 'r'.match.pattern: new.n[0]: number reads as 0.0: "
+               "write zero as 0"));
+}
+
+/*
+ * A pattern with a key given twice ({"x": ["y"], "x": ["z"]}) is refused,
+ * where event-ruler keeps the last one. The refusal happens when the
+ * --config file is parsed (hr_conf rejects duplicate keys anywhere in it),
+ * before any rule is loaded, so the message names the file, the line and
+ * the key; --check-config prints it.
+ */
+static void
+test_duplicate_pattern_keys_are_refused_with_line_and_key(void **state)
+{
+    static const char text[] =
+        "{\"rules\": [\n"
+        "  {\"name\": \"first\", \"emit\": [{\"topic\": \"t\"}]},\n"
+        "  {\"name\": \"dupe\", \"match\": {\"pattern\":\n"
+        "    {\"kind\": [\"y\"], \"kind\": [\"z\"]}},\n"
+        "   \"emit\": [{\"topic\": \"t\"}]}]}\n";
+    char path[] = "/tmp/test_fanout_rules_XXXXXX";
+    struct hr_conf *cfg = hr_conf_new();
+    int fd = mkstemp(path);
+
+    (void)state;
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, sizeof(text) - 1),
+                     (ssize_t)(sizeof(text) - 1));
+    assert_int_equal(close(fd), 0);
+    assert_int_equal(hr_conf_load(cfg, path), 1);
+    if (!has_error(cfg, "config file '/tmp/test_fanout_rules_|line 4|"
+                        "duplicate object key|kind"))
+        print_errors(cfg);
+    assert_true(has_error(cfg, "config file '/tmp/test_fanout_rules_|line 4|"
+                               "duplicate object key|kind"));
+    assert_null(hr_conf_json(cfg));
+    assert_int_equal(unlink(path), 0);
+    hr_conf_free(cfg);
 }
 
 static void test_emit_must_be_a_non_empty_array(void **state)
@@ -850,6 +898,8 @@ int main(void)
         cmocka_unit_test(test_unknown_ops_are_reported),
         cmocka_unit_test(test_match_lists_must_hold_strings),
         cmocka_unit_test(test_bad_patterns_report_the_compiler_error),
+        cmocka_unit_test(
+            test_duplicate_pattern_keys_are_refused_with_line_and_key),
         cmocka_unit_test(test_emit_must_be_a_non_empty_array),
         cmocka_unit_test(test_targets_need_exactly_one_of_topic_or_webhook),
         cmocka_unit_test(test_unknown_webhooks_are_reported),

@@ -131,6 +131,7 @@ struct fp_field {
     unsigned char *via; /* depth entries, or NULL: none set */
     size_t depth;
     bool has_leaf;
+    bool sub_via; /* some field of obj, at any depth, has a via[] */
     struct fp_leaf leaf;
     struct fp_node *obj; /* nested level, or NULL */
 };
@@ -416,8 +417,8 @@ static int fp_str_from_json(struct fp_cc *cc,
  * A number of the pattern. jansson has already refused what overflows a
  * double (1E400: "real number overflow") and integers beyond int64. What it
  * lets through silently is underflow: 1E-325 reads as 0.0 and 1E-310 as a
- * denormal. Neither is what the user wrote, and event-ruler refuses both,
- * so they are refused here. A decimal zero (0.0, 0e0) cannot be told from
+ * denormal. Neither is what the user wrote (event-ruler refuses 1E-325),
+ * so both are refused here. A decimal zero (0.0, 0e0) cannot be told from
  * an underflow once parsed, so it is refused too with a hint to write 0.
  */
 static int fp_check_num(struct fp_cc *cc, const json_t *v)
@@ -766,7 +767,7 @@ fp_compile_not_list(struct fp_cc *cc, const json_t *v, struct fp_alt *alt)
                            "only numbers, got %s at [%zu]",
                            fp_kind(json_array_get(v, i)), i);
         return fp_fail(cc, "anything-but list must hold only strings or only "
-                           "numbers, got both");
+                           "numbers, got strings and numbers");
     }
     if (nnum == n) {
         alt->op = FP_NOT_NUMS;
@@ -1375,6 +1376,21 @@ static void fp_path_field(struct fp_cc *cc, const struct fp_field *f)
     fp_path_push(cc, "%s", f->path);
 }
 
+/* Whether an alternative of @ors (or of their own "$or"s) names @name. */
+static bool fp_ors_name(const struct fp_node *ors,
+                        size_t nors,
+                        const char *name,
+                        size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < nors; i++)
+        if (fp_node_find(&ors[i], name, len) ||
+            fp_ors_name(ors[i].ors, ors[i].nors, name, len))
+            return true;
+    return false;
+}
+
 static int fp_node_underlay(struct fp_cc *cc,
                             struct fp_node *dst,
                             const struct fp_node *src);
@@ -1387,6 +1403,7 @@ static int fp_field_underlay(struct fp_cc *cc,
     const char *name;
     struct fp_field *f;
     size_t len, k;
+    bool clash;
 
     name = fp_field_name(src, &len);
     f = fp_node_find(dst, name, len);
@@ -1412,11 +1429,20 @@ static int fp_field_underlay(struct fp_cc *cc,
             return fp_oom(cc);
         return fp_node_copy(cc, f->obj, src->obj);
     }
-    if (src->obj->nors && f->obj->nors) {
+    /* The outer field's own "$or" would override the alternative's
+     * fields, or meet the alternative's "$or": which one wins is not
+     * clear, so such a pattern must spell the combinations out. */
+    clash = src->obj->nors && f->obj->nors;
+    for (k = 0; src->obj->nors && !clash && k < f->obj->nfields; k++) {
+        name = fp_field_name(&f->obj->fields[k], &len);
+        clash = fp_ors_name(src->obj->ors, src->obj->nors, name, len);
+    }
+    if (clash) {
         fp_path_field(cc, src);
-        return fp_fail(cc, "$or inside this object both outside and inside "
-                           "a $or alternative is not supported; move one "
-                           "into the other");
+        return fp_fail(cc, "a $or inside this object outside a $or "
+                           "alternative meets the alternative's own $or or "
+                           "fields here; which one overrides is ambiguous, "
+                           "so write the combinations out");
     }
     return fp_node_underlay(cc, f->obj, src->obj);
 }
@@ -1440,21 +1466,6 @@ static int fp_node_underlay(struct fp_cc *cc,
         if (fp_node_copy(cc, &dst->ors[i], &src->ors[i]) < 0)
             return -1;
     return 0;
-}
-
-/* Whether an alternative of @ors (or of their own "$or"s) names @name. */
-static bool fp_ors_name(const struct fp_node *ors,
-                        size_t nors,
-                        const char *name,
-                        size_t len)
-{
-    size_t i;
-
-    for (i = 0; i < nors; i++)
-        if (fp_node_find(&ors[i], name, len) ||
-            fp_ors_name(ors[i].ors, ors[i].nors, name, len))
-            return true;
-    return false;
 }
 
 static int fp_expand_ors(struct fp_cc *cc, struct fp_node *node)
@@ -1492,6 +1503,24 @@ static int fp_expand_ors(struct fp_cc *cc, struct fp_node *node)
     return 0;
 }
 
+/* Set sub_via on every field of @node; returns whether a field of @node,
+ * at any depth, has a via[] set. */
+static bool fp_mark_sub_via(struct fp_node *node)
+{
+    struct fp_field *f;
+    bool any = false;
+    size_t i;
+
+    for (i = 0; i < node->nfields; i++) {
+        f = &node->fields[i];
+        f->sub_via = f->obj && fp_mark_sub_via(f->obj);
+        any |= f->sub_via || f->via;
+    }
+    for (i = 0; i < node->nors; i++)
+        any |= fp_mark_sub_via(&node->ors[i]);
+    return any;
+}
+
 struct fanout_pattern *
 fanout_pattern_compile(const json_t *pattern, char *errstr, size_t errstr_size)
 {
@@ -1512,6 +1541,7 @@ fanout_pattern_compile(const json_t *pattern, char *errstr, size_t errstr_size)
         fanout_pattern_free(p);
         return NULL;
     }
+    (void)fp_mark_sub_via(&p->root);
     return p;
 }
 
@@ -1746,21 +1776,44 @@ static bool fp_match_values(const struct fp_leaf *leaf, const json_t *v)
     return false;
 }
 
+static bool fp_match_leaf(const struct fp_leaf *leaf, const json_t *v)
+{
+    size_t i;
+
+    if (leaf->has_exists) {
+        bool has = fp_has_value(v);
+
+        for (i = 0; i < leaf->n; i++)
+            if (leaf->alts[i].op == FP_EXISTS && leaf->alts[i].u.exists == has)
+                return true;
+    }
+    return fp_match_values(leaf, v);
+}
+
 /*
- * What a level of the pattern is matched against: the objects that hold
- * its fields. Normally one, the object at the field's path. A document may
- * also spell a path with dotted keys, as event-ruler's flattening reads
- * them: the field "new.a.b" is also the key "a.b" of "new", or "new.a.b"
- * of the top level. So a level sees the real object at its depth and every
- * object above it on the way down (with its depth), and looks a field up
- * in each under the name the field has from there. The list lives on the
- * stack of the matching calls; nothing is allocated.
+ * What a level of the pattern is matched against: the object at its path
+ * (obj below, or NULL), and, when the pattern spells a path with dots,
+ * more objects a document may hold its fields in. A document may spell a
+ * path with dotted keys too, and event-ruler's flattening reads them the
+ * same: the field "new.a.b" is also the key "a.b" of "new", or "new.a.b"
+ * of the top level. So a level may also see objects above it on the way
+ * down (with their depth), and looks a field up in each under the name the
+ * field has from there (fp_lookup()). The list lives on the stack of the
+ * matching calls; nothing is allocated, and the common case (no dots in
+ * the pattern) passes no list at all.
  */
 struct fp_src {
     const json_t *obj;
     size_t depth;
     const struct fp_src *next;
 };
+
+static const json_t *fp_own(const struct fp_field *f, const json_t *obj)
+{
+    size_t off = f->off[f->depth];
+
+    return obj ? json_object_getn(obj, f->path + off, f->path_len - off) : NULL;
+}
 
 /* @f in @src, under the name it has from there; NULL when missing, or when
  * the pattern did not spell @f with dots from there. */
@@ -1774,22 +1827,28 @@ static const json_t *fp_lookup(const struct fp_field *f,
     return json_object_getn(src->obj, f->path + off, f->path_len - off);
 }
 
-static bool fp_match_leaf(const struct fp_field *f, const struct fp_src *view)
+/* The leaf of @f over every object of the view: a value alternative
+ * matches any value found; exists asks whether any object holds one. */
+static bool fp_match_leaf_view(const struct fp_field *f,
+                               const json_t *obj,
+                               const struct fp_src *more)
 {
     const struct fp_leaf *leaf = &f->leaf;
-    const struct fp_src *src;
-    const json_t *v;
+    const json_t *v = fp_own(f, obj);
     bool has = false;
     size_t i;
 
-    for (src = view; src; src = src->next) {
-        v = fp_lookup(f, src);
-        if (!v)
-            continue;
-        if (fp_match_values(leaf, v))
-            return true;
-        if (leaf->has_exists && !has)
-            has = fp_has_value(v);
+    for (;;) {
+        if (v) {
+            if (fp_match_values(leaf, v))
+                return true;
+            if (leaf->has_exists && !has)
+                has = fp_has_value(v);
+        }
+        if (!more)
+            break;
+        v = fp_lookup(f, more);
+        more = more->next;
     }
     for (i = 0; leaf->has_exists && i < leaf->n; i++)
         if (leaf->alts[i].op == FP_EXISTS && leaf->alts[i].u.exists == has)
@@ -1798,7 +1857,8 @@ static bool fp_match_leaf(const struct fp_field *f, const struct fp_src *view)
 }
 
 static bool fp_match_fields(const struct fp_node *node,
-                            const struct fp_src *view);
+                            const json_t *obj,
+                            const struct fp_src *more);
 
 static bool fp_match_nested(const struct fp_field *f,
                             const struct fp_src *rest,
@@ -1835,7 +1895,9 @@ static bool fp_match_nested_value(const struct fp_field *f,
 }
 
 /* The nested level of @f: build its view from the objects of the parent
- * view still in @rest onto @child, then match it. */
+ * view still in @rest onto @child, then match it. The objects of the
+ * parent view stay in it only when a field below spells its path with
+ * dots from there. */
 static bool fp_match_nested(const struct fp_field *f,
                             const struct fp_src *rest,
                             const struct fp_src *child)
@@ -1843,39 +1905,83 @@ static bool fp_match_nested(const struct fp_field *f,
     struct fp_src keep;
 
     if (!rest)
-        return fp_match_fields(f->obj, child);
-    keep.obj = rest->obj;
-    keep.depth = rest->depth;
-    keep.next = child;
-    return fp_match_nested_value(f, rest->next, &keep, fp_lookup(f, rest));
+        return fp_match_fields(f->obj, NULL, child);
+    if (f->sub_via) {
+        keep.obj = rest->obj;
+        keep.depth = rest->depth;
+        keep.next = child;
+        child = &keep;
+    }
+    return fp_match_nested_value(f, rest->next, child, fp_lookup(f, rest));
 }
 
-/* The fields and "$or" of @node against @view (NULL: no object, so no
- * fields). */
+/* The nested level of @f against the one value @v, when nothing below is
+ * spelled with dots and the view is one object (the common case): no
+ * list is built. */
+static bool fp_match_nested_one(const struct fp_field *f, const json_t *v)
+{
+    size_t i, n;
+
+    if (json_is_object(v))
+        return fp_match_fields(f->obj, v, NULL);
+    if (json_is_array(v) && (n = json_array_size(v)) > 0) {
+        for (i = 0; i < n; i++)
+            if (fp_match_nested_one(f, json_array_get(v, i)))
+                return true;
+        return false;
+    }
+    return fp_match_fields(f->obj, NULL, NULL);
+}
+
+/* fp_match_nested() from a view given as @obj and @more. Kept apart so
+ * that fp_match_fields() has no list of its own on its stack. */
+static bool fp_match_nested_view(const struct fp_field *f,
+                                 const json_t *obj,
+                                 const struct fp_src *more)
+{
+    struct fp_src top;
+
+    if (!obj)
+        return fp_match_nested(f, more, NULL);
+    top.obj = obj;
+    top.depth = f->depth;
+    top.next = more;
+    return fp_match_nested(f, &top, NULL);
+}
+
+/* The fields and "$or" of @node against the object @obj (NULL: none, so
+ * no fields) and the further objects @more (NULL: none). */
 static bool fp_match_fields(const struct fp_node *node,
-                            const struct fp_src *view)
+                            const json_t *obj,
+                            const struct fp_src *more)
 {
     const struct fp_field *f;
     size_t i;
 
     for (i = 0; i < node->nfields; i++) {
         f = &node->fields[i];
-        if (f->has_leaf && !fp_match_leaf(f, view))
+        if (f->has_leaf && !(more ? fp_match_leaf_view(f, obj, more)
+                                  : fp_match_leaf(&f->leaf, fp_own(f, obj))))
             return false;
-        if (f->obj && !fp_match_nested(f, view, NULL))
+        if (!f->obj)
+            continue;
+        if (!f->sub_via && !more) {
+            if (!fp_match_nested_one(f, fp_own(f, obj)))
+                return false;
+            continue;
+        }
+        if (!fp_match_nested_view(f, obj, more))
             return false;
     }
     if (node->nors == 0)
         return true;
     for (i = 0; i < node->nors; i++)
-        if (fp_match_fields(&node->ors[i], view))
+        if (fp_match_fields(&node->ors[i], obj, more))
             return true;
     return false;
 }
 
 bool fanout_pattern_match(const struct fanout_pattern *p, const json_t *doc)
 {
-    struct fp_src top = {.obj = doc, .depth = 0, .next = NULL};
-
-    return fp_match_fields(&p->root, json_is_object(doc) ? &top : NULL);
+    return fp_match_fields(&p->root, json_is_object(doc) ? doc : NULL, NULL);
 }
