@@ -239,6 +239,138 @@ static const char *json_type_name(const json_t *v)
     }
 }
 
+/*
+ * Where a duplicate key is: jansson says only the line and the byte
+ * offset. Walk the text up to @pos (valid JSON that far: the parser got
+ * there) and write the path of the object holding the key that ends at
+ * @pos ("rules[1].match.pattern") and the key itself.
+ */
+static void conf_json_path_at(const char *text,
+                              size_t pos,
+                              char *path,
+                              size_t path_size,
+                              char *key,
+                              size_t key_size)
+{
+    struct {
+        bool obj;
+        size_t index, klen;
+        const char *key;
+    } st[64];
+    size_t depth = 0, i = 0, n = 0;
+    bool want_key = false;
+
+    while (i < pos && text[i]) {
+        char c = text[i];
+
+        if (c == '"') {
+            size_t start = ++i;
+
+            while (i < pos && text[i] && text[i] != '"')
+                i += text[i] == '\\' ? 2 : 1;
+            if (want_key && depth && depth <= 64) {
+                st[depth - 1].key = text + start;
+                st[depth - 1].klen = i - start;
+                want_key = false;
+            }
+        } else if (c == '{' || c == '[') {
+            if (depth < 64) {
+                st[depth].obj = c == '{';
+                st[depth].index = 0;
+                st[depth].key = NULL;
+                st[depth].klen = 0;
+            }
+            depth++;
+            want_key = c == '{';
+        } else if ((c == '}' || c == ']') && depth) {
+            depth--;
+        } else if (c == ',' && depth && depth <= 64) {
+            if (st[depth - 1].obj)
+                want_key = true;
+            else
+                st[depth - 1].index++;
+        }
+        i++;
+    }
+    path[0] = key[0] = '\0';
+    if (depth > 64)
+        depth = 64;
+    for (size_t j = 0; j + 1 < depth; j++) {
+        int w = st[j].obj
+                    ? snprintf(path + n, path_size - n, "%s%.*s", n ? "." : "",
+                               (int)st[j].klen, st[j].key ? st[j].key : "")
+                    : snprintf(path + n, path_size - n, "[%zu]", st[j].index);
+
+        if (w < 0 || (size_t)w >= path_size - n)
+            break;
+        n += (size_t)w;
+    }
+    if (depth && st[depth - 1].obj && st[depth - 1].key)
+        snprintf(key, key_size, "%.*s", (int)st[depth - 1].klen,
+                 st[depth - 1].key);
+}
+
+/* A duplicate key in the config file @path: the error names the line,
+ * the key, the object holding it and, when that object is inside an
+ * element of a top-level list whose elements have a "name" (rules,
+ * webhooks), that name. */
+static void conf_duplicate_error(struct hr_conf *cfg,
+                                 const char *path,
+                                 const json_error_t *jerr)
+{
+    char where[512], key[128], named[160] = "";
+    json_t *loose = json_load_file(path, 0, NULL);
+    FILE *f = fopen(path, "rb");
+    char *text = NULL;
+    long len = -1;
+
+    if (f && !fseek(f, 0, SEEK_END) && (len = ftell(f)) >= 0 &&
+        !fseek(f, 0, SEEK_SET)) {
+        text = malloc((size_t)len + 1);
+        if (text && fread(text, 1, (size_t)len, f) == (size_t)len)
+            text[len] = '\0';
+        else {
+            free(text);
+            text = NULL;
+        }
+    }
+    if (f)
+        fclose(f);
+    where[0] = key[0] = '\0';
+    if (text && jerr->position >= 0 && jerr->position <= len)
+        conf_json_path_at(text, (size_t)jerr->position, where, sizeof(where),
+                          key, sizeof(key));
+    free(text);
+    /* "rules[1]..." -> the name of rules[1] */
+    if (loose && where[0]) {
+        size_t top = strcspn(where, "[.");
+        char list[128];
+        unsigned long idx;
+
+        if (where[top] == '[' && top < sizeof(list) &&
+            sscanf(where + top, "[%lu]", &idx) == 1) {
+            const char *name;
+
+            memcpy(list, where, top);
+            list[top] = '\0';
+            name = json_string_value(json_object_get(
+                json_array_get(json_object_get(loose, list), idx), "name"));
+            if (name)
+                snprintf(named, sizeof(named), " ('%.120s')", name);
+        }
+    }
+    json_decref(loose);
+    if (key[0])
+        hr_conf_add_error(cfg,
+                          "config file '%s': line %d: key '%s' given twice "
+                          "in %s%s (give each key once)",
+                          path, jerr->line, key,
+                          where[0] ? where : "the top level", named);
+    else
+        hr_conf_add_error(cfg, "config file '%s': line %d: %s", path,
+                          jerr->line, jerr->text);
+}
+
 /* Load the --config file: a JSON object whose keys that name a setting set
  * it; the object as a whole stays available through hr_conf_json(). */
 static void conf_load_file(struct hr_conf *cfg, const char *path)
@@ -249,7 +381,9 @@ static void conf_load_file(struct hr_conf *cfg, const char *path)
 
     root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        if (jerr.line > 0)
+        if (json_error_code(&jerr) == json_error_duplicate_key)
+            conf_duplicate_error(cfg, path, &jerr);
+        else if (jerr.line > 0)
             hr_conf_add_error(cfg, "config file '%s': line %d: %s", path,
                               jerr.line, jerr.text);
         else

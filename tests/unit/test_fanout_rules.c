@@ -514,11 +514,14 @@ test_duplicate_pattern_keys_are_refused_with_line_and_key(void **state)
                      (ssize_t)(sizeof(text) - 1));
     assert_int_equal(close(fd), 0);
     assert_int_equal(hr_conf_load(cfg, path), 1);
+    /* the line, the key, where it is and the rule's name */
     if (!has_error(cfg, "config file '/tmp/test_fanout_rules_|line 4|"
-                        "duplicate object key|kind"))
+                        "key 'kind' given twice in rules[1].match.pattern "
+                        "('dupe')"))
         print_errors(cfg);
     assert_true(has_error(cfg, "config file '/tmp/test_fanout_rules_|line 4|"
-                               "duplicate object key|kind"));
+                               "key 'kind' given twice in "
+                               "rules[1].match.pattern ('dupe')"));
     assert_null(hr_conf_json(cfg));
     assert_int_equal(unlink(path), 0);
     hr_conf_free(cfg);

@@ -117,8 +117,10 @@ void fanout_validate(struct hr_conf *cfg)
     struct fanout_rules rules;
 
     if (!config) {
-        hr_conf_add_error(cfg, "HERALD_CONFIG: herald-fanout needs a rules "
-                               "file (--config rules.json)");
+        /* a file that did not load has said why already */
+        if (!hr_conf_error_count(cfg))
+            hr_conf_add_error(cfg, "HERALD_CONFIG: herald-fanout needs a "
+                                   "rules file (--config rules.json)");
         return;
     }
     (void)fanout_rules_load(&rules, config, cfg);
