@@ -7,7 +7,9 @@
  *
  * - Duplicate keys are refused, where event-ruler keeps the last one:
  *   {"x": ["y"], "x": ["z"]} fails --check-config (the config loader
- *   rejects duplicate keys in the whole file, naming the line and key).
+ *   rejects duplicate keys in the whole file, naming the line, the key,
+ *   where it is and the rule: "key 'x' given twice in
+ *   rules[1].match.pattern ('dupe')").
  * - One field given by a dotted key and a nested object is refused, naming
  *   the path: {"a.b": [1], "a": {"b": [2]}} -> "a.b: field 'a.b' is given
  *   twice ..." (event-ruler keeps the last one).
