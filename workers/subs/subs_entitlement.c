@@ -1,0 +1,214 @@
+/*
+ * The entitlement step: validate the change, build the three keys the
+ * script can know before it reads anything, and read its answer. The
+ * rules themselves live in subs_entitlement.lua, so that the check of the
+ * dedupe marker, the ordering by snapshot and the writes are one atomic
+ * step (two replicas handling redeliveries of one subscription cannot
+ * interleave).
+ */
+#include "subs_entitlement.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "hr_redis.h"
+
+/* Last: it turns banned libc functions into errors. */
+#include "hr_banned.h"
+
+extern const char hr_lua_subs_entitlement[];
+extern const unsigned long hr_lua_subs_entitlement_len;
+
+/* SPEC section 4's fixed vocabulary. */
+static const char *const states[] = {
+    "active", "grace_period", "billing_retry", "on_hold",
+    "paused", "expired",      "revoked",       "refunded",
+};
+
+/* The script's result codes, in enum subs_apply_result's order. */
+#define NRESULTS (SUBS_UNKNOWN + 1)
+
+void subs_entitlement_script_init(struct hr_script *script)
+{
+    *script = (struct hr_script){"subs_entitlement", hr_lua_subs_entitlement,
+                                 hr_lua_subs_entitlement_len, ""};
+}
+
+static bool is_empty(const char *s)
+{
+    return !s || !*s;
+}
+
+static bool is_state(const char *s)
+{
+    for (size_t i = 0; i < HR_ARRAY_SIZE(states); i++) {
+        if (!strcmp(s, states[i]))
+            return true;
+    }
+    return false;
+}
+
+int subs_entitlement_check(const struct subs_change *c,
+                           char *errstr,
+                           size_t errstr_size)
+{
+    const char *why = NULL;
+
+    if (!c->provider ||
+        (strcmp(c->provider, "appstore") && strcmp(c->provider, "googleplay")))
+        why = "provider is not 'appstore' or 'googleplay'";
+    else if (is_empty(c->notification_id))
+        why = "no notification_id";
+    else if (is_empty(c->subscription_id))
+        why = "no subscription_id";
+    else if (c->app_user_id &&
+             strlen(c->app_user_id) >= SUBS_ENTITLEMENT_OWNER_MAX)
+        why = "app_user_id too long";
+    else if (!is_empty(c->state) && !is_state(c->state))
+        why = "state is not one of SPEC's states";
+    else if (c->expires_ms < 0 || c->expires_ms > SUBS_ENTITLEMENT_TIME_MAX)
+        why = "expires_ms out of range";
+    else if (c->auto_renew < -1 || c->auto_renew > 1)
+        why = "auto_renew is not -1, 0 or 1";
+    else if (c->snapshot_ms <= 0 || c->snapshot_ms > SUBS_ENTITLEMENT_TIME_MAX)
+        why = "snapshot_ms out of range";
+    if (!why)
+        return 0;
+    snprintf(errstr, errstr_size, "invalid change of subscription '%s': %s",
+             c->subscription_id ? c->subscription_id : "", why);
+    return -1;
+}
+
+/* A key built like printf; aborts when memory runs out. */
+HR_PRINTF(1, 2) static char *key_new(const char *fmt, ...)
+{
+    va_list ap;
+    char *key;
+    int len;
+
+    va_start(ap, fmt);
+    len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    HR_ASSERT(len >= 0);
+    key = malloc((size_t)len + 1);
+    HR_ASSERT(key);
+    va_start(ap, fmt);
+    vsnprintf(key, (size_t)len + 1, fmt, ap);
+    va_end(ap);
+    return key;
+}
+
+/* Copy a string element of the script's answer into @dst; -1 when it is
+ * not a string or does not fit. */
+static int copy_element(char *dst, size_t size, const redisReply *e)
+{
+    if (e->type != REDIS_REPLY_STRING || e->len >= size)
+        return -1;
+    memcpy(dst, e->str, e->len);
+    dst[e->len] = '\0';
+    return 0;
+}
+
+/* Fill *@out from the script's {result, owner, previous, state, changed}. */
+static int read_answer(const redisReply *reply,
+                       struct subs_applied *out,
+                       char *errstr,
+                       size_t errstr_size)
+{
+    if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(errstr, errstr_size, "subs_entitlement script: %s",
+                 reply->str);
+        return -1;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 5 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER ||
+        reply->element[0]->integer < 0 ||
+        reply->element[0]->integer >= NRESULTS ||
+        reply->element[4]->type != REDIS_REPLY_INTEGER ||
+        copy_element(out->app_user_id, sizeof(out->app_user_id),
+                     reply->element[1]) ||
+        copy_element(out->previous_state, sizeof(out->previous_state),
+                     reply->element[2]) ||
+        copy_element(out->state, sizeof(out->state), reply->element[3])) {
+        snprintf(errstr, errstr_size, "subs_entitlement script: bad reply");
+        return -1;
+    }
+    out->result = (enum subs_apply_result)reply->element[0]->integer;
+    out->changed = reply->element[4]->integer != 0;
+    return 0;
+}
+
+static const char *or_empty(const char *s)
+{
+    return s ? s : "";
+}
+
+int subs_entitlement_apply(struct hr_redis *redis,
+                           struct hr_script *script,
+                           const char *prefix,
+                           const struct subs_change *c,
+                           int64_t dedupe_ttl_s,
+                           struct subs_applied *out,
+                           char *errstr,
+                           size_t errstr_size)
+{
+    char expires[24], auto_renew[8], snapshot[24], ttl[24], owner_max[16];
+    char *keys[3];
+    const char *argv[15];
+    redisReply *reply;
+    int rc = -1;
+
+    HR_ASSERT(redis && script && prefix && c && out);
+    memset(out, 0, sizeof(*out));
+    if (subs_entitlement_check(c, errstr, errstr_size))
+        return -1;
+    if (dedupe_ttl_s <= 0) {
+        snprintf(errstr, errstr_size,
+                 "cannot apply notification '%s': dedupe ttl %lld is not "
+                 "positive",
+                 c->notification_id, (long long)dedupe_ttl_s);
+        return -1;
+    }
+    keys[0] =
+        key_new("%ssubs:sub:%s:%s", prefix, c->provider, c->subscription_id);
+    keys[1] =
+        key_new("%ssubs:seen:%s:%s", prefix, c->provider, c->notification_id);
+    keys[2] = key_new("%ssubs_owner:%s", prefix, c->subscription_id);
+    snprintf(expires, sizeof(expires), "%lld", (long long)c->expires_ms);
+    snprintf(auto_renew, sizeof(auto_renew), "%d", c->auto_renew);
+    snprintf(snapshot, sizeof(snapshot), "%lld", (long long)c->snapshot_ms);
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)dedupe_ttl_s);
+    snprintf(owner_max, sizeof(owner_max), "%d",
+             SUBS_ENTITLEMENT_OWNER_MAX - 1);
+    argv[0] = keys[0];
+    argv[1] = keys[1];
+    argv[2] = keys[2];
+    argv[3] = prefix;
+    argv[4] = c->provider;
+    argv[5] = c->subscription_id;
+    argv[6] = or_empty(c->app_user_id);
+    argv[7] = or_empty(c->product_id);
+    argv[8] = or_empty(c->state);
+    argv[9] = expires;
+    argv[10] = auto_renew;
+    argv[11] = or_empty(c->environment);
+    argv[12] = snapshot;
+    argv[13] = ttl;
+    argv[14] = owner_max;
+    reply = hr_redis_eval(redis, script, 3, (int)HR_ARRAY_SIZE(argv), argv,
+                          NULL, errstr, errstr_size);
+    if (!reply)
+        goto out_free_keys;
+    rc = read_answer(reply, out, errstr, errstr_size);
+    if (rc)
+        memset(out, 0, sizeof(*out));
+    freeReplyObject(reply);
+out_free_keys:
+    for (size_t i = 0; i < HR_ARRAY_SIZE(keys); i++)
+        free(keys[i]);
+    return rc;
+}
