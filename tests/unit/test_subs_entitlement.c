@@ -195,8 +195,11 @@ static char *dump(void)
             len += (size_t)snprintf(out + len, size - len, "\n");
         } else {
             v = cmd("GET %s", names[i]);
-            len += (size_t)snprintf(out + len, size - len, "%s = %s\n",
-                                    names[i], v->str);
+            /* a seen marker keeps what the first apply of its
+             * notification did, which depends on the delivery order */
+            len += (size_t)snprintf(
+                out + len, size - len, "%s = %s\n", names[i],
+                strstr(names[i], "subs:seen:") ? "(seen)" : v->str);
         }
         assert_true(len < size);
         freeReplyObject(v);
@@ -477,10 +480,12 @@ static void test_duplicate_writes_nothing(void **state)
     c.state = "revoked";
     c.snapshot_ms = T0 + DAY;
     a = apply(&c);
+    /* what the first apply did, so that its entitlement.changed can be
+     * emitted again */
     assert_int_equal(a.result, SUBS_DUPLICATE);
-    assert_false(a.changed);
+    assert_true(a.changed);
     assert_string_equal(a.app_user_id, "u1");
-    assert_string_equal(a.previous_state, "active");
+    assert_string_equal(a.previous_state, "");
     assert_string_equal(a.state, "active");
     after = dump();
     assert_string_equal(before, after);

@@ -122,15 +122,18 @@ enum subs_apply_result {
 
 struct subs_applied {
     enum subs_apply_result result;
-    /* The resolved owner (rule 3). For SUBS_DUPLICATE and SUBS_STALE the
-     * record's owner, "" when there is no record. */
+    /* The resolved owner (rule 3). For SUBS_DUPLICATE, what the first
+     * apply of the notification returned (owner, states, changed: the
+     * seen marker keeps them); for SUBS_STALE the record's owner, "" when
+     * there is no record. */
     char app_user_id[SUBS_ENTITLEMENT_OWNER_MAX];
     char previous_state[SUBS_ENTITLEMENT_STATE_MAX]; /* "" when none */
     char state[SUBS_ENTITLEMENT_STATE_MAX]; /* after; the stored one (or
                                                "") when not applied */
     /* State, expiry, auto_renew, product or owner differ from before (a
-     * first entry always does); false unless SUBS_APPLIED. The owner
-     * counts: a move gives the new owner an entitlement. */
+     * first entry always does); for SUBS_DUPLICATE, whether the first
+     * apply changed them; false otherwise. The owner counts: a move gives
+     * the new owner an entitlement. */
     bool changed;
 };
 

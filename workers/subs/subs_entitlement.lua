@@ -28,7 +28,15 @@ end
 local old_state = rec.state or ''
 local old_owner = rec.owner or ''
 
-if redis.call('EXISTS', seen_key) == 1 then
+-- The seen marker of an applied change keeps what it did (owner, state
+-- before and after, changed), so that a redelivery after a crash that
+-- lost its entitlement.changed can emit the same event again.
+local seen = redis.call('GET', seen_key)
+if seen then
+  local o, p, s, c = string.match(seen, '^(.*)\31(.*)\31(.*)\31([01])$')
+  if o then
+    return {1, o, p, s, tonumber(c)}
+  end
   return {1, old_owner, old_state, old_state, 0}
 end
 if rec.snapshot_ms and tonumber(snapshot) < tonumber(rec.snapshot_ms) then
@@ -164,7 +172,8 @@ end
 
 -- ---- writes ----------------------------------------------------------
 
-redis.call('SET', seen_key, '1', 'EX', ttl)
+redis.call('SET', seen_key, owner .. '\31' .. old_state .. '\31' .. state ..
+           '\31' .. (changed and '1' or '0'), 'EX', ttl)
 redis.call('HSET', rec_key, 'owner', owner, 'product_id', product,
            'state', state, 'expires_ms', expires, 'auto_renew', auto_renew,
            'environment', env, 'snapshot_ms', snapshot)

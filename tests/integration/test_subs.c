@@ -1,0 +1,596 @@
+/*
+ * herald-subs end to end, App Store path: the worker binary against a real
+ * redis-server and herald-devbroker, with notifications minted here and
+ * signed by Apple's test chain (shared/vectors/appstore/certs: testLeaf
+ * under testIntermediate under testCA, the configured root), checked in
+ * Redis (herald:entitlements:{<appAccountToken>}) and on the
+ * entitlements and dead-letter topics.
+ *
+ * Skipped (exit 77) when node, redis-server or the vectors are missing
+ * (HERALD_SHARED_DIR, default <source>/../shared).
+ */
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+
+#include "harness.h"
+#include "hr_base64.h"
+#include "push_fixture.h"
+
+#define T(name) name ":2," name ".retry:1," name ".dlq:1," name ".ent:1,"
+#define TOPICS  T("s-apple") "s-none:1"
+
+#define USER   "7e3f9b2a-4c1d-4e8f-9a6b-1d2c3e4f5a6b"
+#define BUNDLE "com.example"
+/* 2026-01-01T00:00:00Z, inside the test chain's validity (2023-2033). */
+#define T0  INT64_C(1767225600000)
+#define DAY INT64_C(86400000)
+
+static struct pf_env *env;
+static char shared[900];
+static EVP_PKEY *leaf_key;
+static char *x5c[3];
+static bool have_vectors;
+
+struct worker {
+    struct hx_proc *proc;
+    int port;
+    char log[600];
+};
+
+/* ---- vectors and minting ------------------------------------------------ */
+
+static const char *vec(const char *rel)
+{
+    static char bufs[2][1200];
+    static unsigned next;
+    char *buf = bufs[next++ % 2];
+
+    snprintf(buf, sizeof(bufs[0]), "%s/vectors/appstore/%s", shared, rel);
+    return buf;
+}
+
+/* Standard base64 of the DER of the PEM certificate @rel, or NULL. */
+static char *x5c_file(const char *rel)
+{
+    BIO *bio = BIO_new_file(vec(rel), "r");
+    X509 *x509 = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    unsigned char *der = NULL;
+    char *b64 = NULL;
+    int len;
+
+    BIO_free(bio);
+    if (!x509)
+        return NULL;
+    len = i2d_X509(x509, &der);
+    if (len > 0)
+        b64 = hr_base64_encode(der, (size_t)len, NULL);
+    OPENSSL_free(der);
+    X509_free(x509);
+    return b64;
+}
+
+static char *b64url_str(const char *s)
+{
+    return hr_base64url_encode(s, strlen(s), NULL);
+}
+
+/* A compact ES256 JWS of @payload (JSON text) with the test chain in
+ * x5c, signed by testLeaf.key (R || S). */
+static char *mint(const char *payload)
+{
+    json_t *hdr = json_pack("{s:s, s:[s,s,s]}", "alg", "ES256", "x5c", x5c[0],
+                            x5c[1], x5c[2]);
+    char *htext = json_dumps(hdr, JSON_COMPACT);
+    char *h = b64url_str(htext), *p = b64url_str(payload), *sig64, *out;
+    size_t in_len = strlen(h) + strlen(p) + 2, der_len = 128;
+    char *input = malloc(in_len);
+    unsigned char der[128], raw[64];
+    const unsigned char *dp = der;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    const BIGNUM *r, *s;
+    ECDSA_SIG *sig;
+
+    assert_non_null(input);
+    snprintf(input, in_len, "%s.%s", h, p);
+    assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, leaf_key),
+                     1);
+    assert_int_equal(EVP_DigestSign(md, der, &der_len,
+                                    (const unsigned char *)input,
+                                    strlen(input)),
+                     1);
+    EVP_MD_CTX_free(md);
+    sig = d2i_ECDSA_SIG(NULL, &dp, (long)der_len);
+    assert_non_null(sig);
+    ECDSA_SIG_get0(sig, &r, &s);
+    assert_int_equal(BN_bn2binpad(r, raw, 32), 32);
+    assert_int_equal(BN_bn2binpad(s, raw + 32, 32), 32);
+    ECDSA_SIG_free(sig);
+    sig64 = hr_base64url_encode(raw, sizeof(raw), NULL);
+    out = malloc(in_len + strlen(sig64) + 1);
+    assert_non_null(out);
+    snprintf(out, in_len + strlen(sig64) + 1, "%s.%s", input, sig64);
+    free(sig64);
+    free(input);
+    free(h);
+    free(p);
+    free(htext);
+    json_decref(hdr);
+    return out;
+}
+
+/* The body {"signedPayload": ...} of a notification @type/@subtype with id
+ * @uuid signed at @signed_ms, for a subscription expiring at @expires_ms
+ * with auto-renew @auto_renew (-1: no renewal info; @expires_ms 0: no
+ * transaction). malloc'd JSON text. */
+static char *notification(const char *type,
+                          const char *subtype,
+                          const char *uuid,
+                          int64_t signed_ms,
+                          int64_t expires_ms,
+                          int auto_renew)
+{
+    json_t *data =
+        json_pack("{s:s, s:s}", "bundleId", BUNDLE, "environment", "Sandbox");
+    json_t *n, *body;
+    char *text, *jws, *out;
+
+    if (expires_ms) {
+        json_t *tx = json_pack(
+            "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s}",
+            "originalTransactionId", "1000", "transactionId", uuid, "productId",
+            "pro.monthly", "bundleId", BUNDLE, "environment", "Sandbox",
+            "purchaseDate", (json_int_t)(expires_ms - 30 * DAY), "expiresDate",
+            (json_int_t)expires_ms, "signedDate", (json_int_t)signed_ms,
+            "appAccountToken", USER, "type", "Auto-Renewable Subscription");
+
+        text = json_dumps(tx, JSON_COMPACT);
+        jws = mint(text);
+        json_object_set_new(data, "signedTransactionInfo", json_string(jws));
+        free(jws);
+        free(text);
+        json_decref(tx);
+    }
+    if (auto_renew >= 0) {
+        json_t *ri = json_pack(
+            "{s:s, s:s, s:s, s:i, s:I}", "originalTransactionId", "1000",
+            "autoRenewProductId", "pro.monthly", "environment", "Sandbox",
+            "autoRenewStatus", auto_renew, "signedDate", (json_int_t)signed_ms);
+
+        text = json_dumps(ri, JSON_COMPACT);
+        jws = mint(text);
+        json_object_set_new(data, "signedRenewalInfo", json_string(jws));
+        free(jws);
+        free(text);
+        json_decref(ri);
+    }
+    n = json_pack("{s:s, s:s, s:I, s:s, s:o}", "notificationType", type,
+                  "notificationUUID", uuid, "signedDate", (json_int_t)signed_ms,
+                  "version", "2.0", "data", data);
+    if (subtype)
+        json_object_set_new(n, "subtype", json_string(subtype));
+    text = json_dumps(n, JSON_COMPACT);
+    jws = mint(text);
+    body = json_pack("{s:s}", "signedPayload", jws);
+    out = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    json_decref(n);
+    free(text);
+    free(jws);
+    return out;
+}
+
+/* Produce @value as is (a bare store body) keyed by @key. */
+static void send_raw(const char *topic, const char *key, const char *value)
+{
+    rd_kafka_t *rk = hx_producer_new(hx_broker_bootstraps(env->broker));
+
+    assert_non_null(rk);
+    assert_int_equal(
+        hx_produce(rk, topic, key, strlen(key), value, strlen(value), NULL), 0);
+    assert_int_equal(hx_producer_flush_free(rk, 10000), 0);
+}
+
+/* ---- worker ------------------------------------------------------------- */
+
+static int group_setup(void **state)
+{
+    const char *dir = getenv("HERALD_SHARED_DIR");
+
+    (void)state;
+    snprintf(shared, sizeof(shared), "%s",
+             dir && *dir ? dir : HX_SOURCE_DIR "/../shared");
+    {
+        BIO *bio = BIO_new_file(vec("certs/testLeaf.key"), "r");
+
+        leaf_key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+        BIO_free(bio);
+    }
+    x5c[0] = x5c_file("certs/testLeaf.pem");
+    x5c[1] = x5c_file("certs/testIntermediate.pem");
+    x5c[2] = x5c_file("certs/testCA.pem");
+    have_vectors = leaf_key && x5c[0] && x5c[1] && x5c[2];
+    if (!have_vectors) {
+        fprintf(stderr,
+                "App Store vectors missing under %s (set "
+                "HERALD_SHARED_DIR)\n",
+                shared);
+        exit(77);
+    }
+    env = pf_env_start(TOPICS);
+    return env ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    pf_env_free(env);
+    EVP_PKEY_free(leaf_key);
+    for (size_t i = 0; i < 3; i++)
+        free(x5c[i]);
+    return 0;
+}
+
+static struct worker *worker_start(const char *topic, const char *const *extra)
+{
+    static int seq;
+    struct worker *w = calloc(1, sizeof(*w));
+    char vars[12][1200];
+    const char *envp[40];
+    size_t n = 0, v = 0;
+
+    w->port = hx_free_port();
+    for (size_t i = 0; extra && extra[i]; i++)
+        envp[n++] = extra[i];
+#define VAR(...)                                         \
+    do {                                                 \
+        snprintf(vars[v], sizeof(vars[v]), __VA_ARGS__); \
+        envp[n++] = vars[v++];                           \
+    } while (0)
+    VAR("HERALD_KAFKA_BROKERS=%s", hx_broker_bootstraps(env->broker));
+    VAR("HERALD_KAFKA_TOPICS=%s", topic);
+    VAR("HERALD_KAFKA_GROUP=g-%s", topic);
+    VAR("HERALD_REDIS_URL=%s", hx_redis_url(env->redis));
+    VAR("HERALD_REDIS_PREFIX=%s:", topic);
+    VAR("HERALD_METRICS_ADDR=127.0.0.1:%d", w->port);
+    VAR("HERALD_RETRY_TOPIC=%s.retry", topic);
+    VAR("HERALD_DLQ_TOPIC=%s.dlq", topic);
+    VAR("HERALD_SUBS_ENTITLEMENTS_TOPIC=%s.ent", topic);
+    VAR("HERALD_APPSTORE_ROOT_CERTS=%s", vec("certs/testCA.pem"));
+#undef VAR
+    envp[n++] = "HERALD_APPSTORE_BUNDLE_ID=" BUNDLE;
+    envp[n++] = "HERALD_APPSTORE_ENVIRONMENTS=Sandbox";
+    envp[n++] = "HERALD_APPSTORE_STRICT_X509=false";
+    envp[n++] = "HERALD_SHUTDOWN_TIMEOUT_MS=10000";
+    envp[n++] = "HERALD_KAFKA_PROPERTIES=session.timeout.ms=6000;"
+                "heartbeat.interval.ms=500";
+    envp[n] = NULL;
+    snprintf(w->log, sizeof(w->log), "%s/subs-%s-%d.log", env->dir, topic,
+             ++seq);
+    w->proc = hx_proc_spawn((const char *[]){hx_bin("herald-subs"), NULL}, envp,
+                            NULL, w->log);
+    assert_non_null(w->proc);
+    return w;
+}
+
+static void worker_stop(struct worker *w)
+{
+    int status = -1;
+
+    hx_proc_signal(w->proc, SIGTERM);
+    assert_int_equal(hx_proc_wait(w->proc, 15000, &status), 0);
+    assert_int_equal(status, 0);
+    hx_proc_free(w->proc);
+    free(w);
+}
+
+struct wait_arg {
+    const struct worker *w;
+    const char *prefix;
+    double n;
+};
+
+static bool metric_reached(void *p)
+{
+    struct wait_arg *a = p;
+
+    return hx_metric(a->w->port, a->prefix) >= a->n;
+}
+
+static void wait_metric(const struct worker *w, const char *prefix, double n)
+{
+    struct wait_arg a = {w, prefix, n};
+
+    if (hx_wait_until(metric_reached, &a, 20000)) {
+        char url[64], *text = NULL;
+        long status = 0;
+
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", w->port);
+        if (!hx_http_get(url, &status, &text) && text)
+            fprintf(stderr, "%s\n", text);
+        free(text);
+        fail_msg("%s did not reach %g (log %s)", prefix, n, w->log);
+    }
+}
+
+/* The entitlement of USER for pro.monthly, parsed (new reference), or
+ * NULL when there is none. */
+static json_t *entitlement(const char *topic)
+{
+    redisContext *c = hx_redis_connect(env->redis);
+    redisReply *r =
+        redisCommand(c, "HGET %s:entitlements:{%s} pro.monthly", topic, USER);
+    json_t *e = NULL;
+
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_STRING)
+        e = json_loads(r->str, 0, NULL);
+    freeReplyObject(r);
+    redisFree(c);
+    return e;
+}
+
+static void assert_entitlement(const char *topic,
+                               const char *state,
+                               int64_t expires_ms,
+                               bool auto_renew)
+{
+    json_t *e = entitlement(topic);
+    char want[40];
+    time_t secs = (time_t)(expires_ms / 1000);
+    struct tm tm;
+
+    assert_non_null(e);
+    gmtime_r(&secs, &tm);
+    strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+    assert_string_equal(json_string_value(json_object_get(e, "state")), state);
+    assert_string_equal(json_string_value(json_object_get(e, "provider")),
+                        "appstore");
+    assert_string_equal(
+        json_string_value(json_object_get(e, "subscription_id")), "1000");
+    assert_string_equal(json_string_value(json_object_get(e, "expires_at")),
+                        want);
+    assert_int_equal(json_is_true(json_object_get(e, "auto_renew")),
+                     auto_renew);
+    assert_string_equal(json_string_value(json_object_get(e, "environment")),
+                        "Sandbox");
+    json_decref(e);
+}
+
+#define APPLIED(result)                                                       \
+    "herald_subs_applied_total{worker=\"subs\",provider=\"appstore\",result=" \
+    "\"" result "\"}"
+
+/* ---- tests -------------------------------------------------------------- */
+
+/* Buy, renew, expire; then a duplicate, an older snapshot, a forgery,
+ * Apple's TEST vector and a Google body. */
+static void test_appstore_lifecycle(void **state)
+{
+    const char *topic = "s-apple";
+    struct worker *w = worker_start(topic, NULL);
+    char *body, *forged, *test_jws;
+    json_t *recs, *dlq;
+    size_t len;
+
+    (void)state;
+    /* SUBSCRIBED/INITIAL_BUY, bare */
+    body = notification("SUBSCRIBED", "INITIAL_BUY",
+                        "11111111-1111-4111-8111-111111111111", T0,
+                        T0 + 30 * DAY, 1);
+    send_raw(topic, "1000", body);
+    free(body);
+    wait_metric(w, APPLIED("applied"), 1);
+    assert_entitlement(topic, "active", T0 + 30 * DAY, true);
+
+    /* DID_RENEW, wrapped in a CloudEvent */
+    body =
+        notification("DID_RENEW", NULL, "22222222-2222-4222-8222-222222222222",
+                     T0 + 30 * DAY, T0 + 60 * DAY, 1);
+    assert_int_equal(pf_send(env, topic, "1000", "appstore.notification",
+                             "ce-renew-1", body),
+                     0);
+    free(body);
+    wait_metric(w, APPLIED("applied"), 2);
+    assert_entitlement(topic, "active", T0 + 60 * DAY, true);
+
+    /* EXPIRED/VOLUNTARY, then the same notification again */
+    body = notification("EXPIRED", "VOLUNTARY",
+                        "33333333-3333-4333-8333-333333333333", T0 + 61 * DAY,
+                        T0 + 60 * DAY, 0);
+    send_raw(topic, "1000", body);
+    wait_metric(w, APPLIED("applied"), 3);
+    assert_entitlement(topic, "expired", T0 + 60 * DAY, false);
+    send_raw(topic, "1000", body);
+    free(body);
+    wait_metric(w, APPLIED("duplicate"), 1);
+
+    /* an older snapshot (signed before the expiry) changes nothing */
+    body =
+        notification("DID_RENEW", NULL, "44444444-4444-4444-8444-444444444444",
+                     T0 + 45 * DAY, T0 + 90 * DAY, 1);
+    send_raw(topic, "1000", body);
+    free(body);
+    wait_metric(w, APPLIED("stale"), 1);
+    assert_entitlement(topic, "expired", T0 + 60 * DAY, false);
+
+    /* a forged one: another payload under the same signature */
+    body = notification("SUBSCRIBED", "RESUBSCRIBE",
+                        "55555555-5555-4555-8555-555555555555", T0 + 70 * DAY,
+                        T0 + 100 * DAY, 1);
+    forged = strdup(body);
+    len = strlen(forged);
+    /* a character inside the signature (the last ones hold padding
+     * bits) */
+    forged[len - 12] = forged[len - 12] == 'A' ? 'B' : 'A';
+    send_raw(topic, "1000", forged);
+    free(forged);
+    free(body);
+    wait_metric(w,
+                "herald_subs_verify_failures_total{worker=\"subs\",provider="
+                "\"appstore\","
+                "code=\"signature\"}",
+                1);
+
+    /* Apple's TEST notification vector: counted, nothing applied */
+    test_jws = hx_file_read(vec("mock_signed_data/testNotification"), &len);
+    assert_non_null(test_jws);
+    while (len && (test_jws[len - 1] == '\n' || test_jws[len - 1] == ' '))
+        test_jws[--len] = '\0';
+    body = malloc(len + 32);
+    assert_non_null(body);
+    snprintf(body, len + 32, "{\"signedPayload\":\"%s\"}", test_jws);
+    free(test_jws);
+    send_raw(topic, "test", body);
+    free(body);
+    wait_metric(
+        w,
+        "herald_subs_notifications_total{worker=\"subs\",provider=\"appstore\","
+        "type=\"TEST\",strategy=\"notice\"}",
+        1);
+
+    /* Google: not configured */
+    send_raw(topic, "g",
+             "{\"message\":{\"data\":\"e30=\",\"messageId\":\"1\"},"
+             "\"subscription\":\"projects/p/subscriptions/s\"}");
+    wait_metric(w, "herald_events_processed_total{", 8);
+
+    recs = pf_collect(env, "s-apple.ent");
+    assert_non_null(recs);
+    /* the duplicate of EXPIRED emits its entitlement.changed again, with
+     * the same event id (its first may have been lost with a redone
+     * batch; consumers dedupe by id) */
+    assert_int_equal(json_array_size(recs), 4);
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_object_get(json_array_get(recs, 3), "event"), "id")),
+        json_string_value(json_object_get(
+            json_object_get(json_array_get(recs, 2), "event"), "id")));
+    for (size_t i = 0; i < 3; i++) {
+        const json_t *rec = json_array_get(recs, i);
+        const json_t *ev = json_object_get(rec, "event");
+        const json_t *d = json_object_get(ev, "data");
+        static const char *const states[] = {"active", "active", "expired"};
+        static const char *const types[] = {"SUBSCRIBED", "DID_RENEW",
+                                            "EXPIRED"};
+
+        assert_string_equal(json_string_value(json_object_get(rec, "key")),
+                            USER);
+        assert_string_equal(json_string_value(json_object_get(ev, "type")),
+                            "entitlement.changed");
+        assert_string_equal(
+            json_string_value(json_object_get(d, "app_user_id")), USER);
+        assert_string_equal(json_string_value(json_object_get(d, "provider")),
+                            "appstore");
+        assert_string_equal(json_string_value(json_object_get(d, "product_id")),
+                            "pro.monthly");
+        assert_string_equal(
+            json_string_value(json_object_get(d, "subscription_id")), "1000");
+        assert_string_equal(json_string_value(json_object_get(d, "state")),
+                            states[i]);
+        assert_string_equal(
+            json_string_value(json_object_get(d, "notification_type")),
+            types[i]);
+        assert_string_equal(
+            json_string_value(json_object_get(d, "environment")), "Sandbox");
+        assert_true(json_is_boolean(json_object_get(d, "auto_renew")));
+        assert_non_null(json_string_value(json_object_get(d, "expires_at")));
+    }
+    json_decref(recs);
+
+    dlq = pf_collect(env, "s-apple.dlq");
+    assert_non_null(dlq);
+    assert_int_equal(json_array_size(dlq), 2);
+    {
+        const json_t *h0 = json_object_get(json_array_get(dlq, 0), "headers");
+        const json_t *h1 = json_object_get(json_array_get(dlq, 1), "headers");
+
+        assert_non_null(
+            strstr(json_string_value(json_object_get(h0, "herald-error")),
+                   "signature"));
+        assert_string_equal(
+            json_string_value(json_object_get(h0, "herald-error-class")),
+            "permanent");
+        assert_non_null(
+            strstr(json_string_value(json_object_get(h1, "herald-error")),
+                   "googleplay not configured"));
+    }
+    json_decref(dlq);
+    assert_int_equal(hx_metric(w->port, APPLIED("applied")), 3);
+    worker_stop(w);
+}
+
+/* --check-config: the roots are required, the table is validated. */
+static void test_check_config(void **state)
+{
+    char path[900], arg[1000], out[900], roots[1300];
+    struct hx_proc *p;
+    int status = -1;
+    char *log;
+    FILE *f;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/subs-bad.json", env->dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\"subs\": {\"strategies\": {\"appstore\": {\"DID_RENEW\": "
+          "{\"\": \"renw\"}}}}}",
+          f);
+    fclose(f);
+    snprintf(arg, sizeof(arg), "--config=%s", path);
+    snprintf(out, sizeof(out), "%s/subs-check.out", env->dir);
+    p = hx_proc_spawn(
+        (const char *[]){hx_bin("herald-subs"), "--check-config", arg, NULL},
+        (const char *[]){"HERALD_KAFKA_BROKERS=127.0.0.1:9",
+                         "HERALD_APPSTORE_BUNDLE_ID=" BUNDLE, NULL},
+        out, out);
+    assert_non_null(p);
+    assert_int_equal(hx_proc_wait(p, 10000, &status), 0);
+    hx_proc_free(p);
+    log = hx_file_read(out, NULL);
+    assert_int_not_equal(status, 0);
+    assert_non_null(strstr(log, "HERALD_APPSTORE_ROOT_CERTS: required"));
+    assert_non_null(strstr(log, "unknown strategy 'renw'"));
+    free(log);
+
+    snprintf(roots, sizeof(roots), "HERALD_APPSTORE_ROOT_CERTS=%s",
+             vec("certs/testCA.pem"));
+    p = hx_proc_spawn(
+        (const char *[]){hx_bin("herald-subs"), "--check-config", NULL},
+        (const char *[]){"HERALD_KAFKA_BROKERS=127.0.0.1:9",
+                         "HERALD_APPSTORE_BUNDLE_ID=" BUNDLE,
+                         "HERALD_APPSTORE_ENVIRONMENTS=Sandbox", roots, NULL},
+        out, out);
+    assert_non_null(p);
+    assert_int_equal(hx_proc_wait(p, 10000, &status), 0);
+    hx_proc_free(p);
+    assert_int_equal(status, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_appstore_lifecycle),
+        cmocka_unit_test(test_check_config),
+    };
+
+    if (getenv("HERALD_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("HERALD_TEST_FILTER"));
+    return cmocka_run_group_tests_name("herald-subs end to end", tests,
+                                       group_setup, group_teardown);
+}

@@ -1,0 +1,238 @@
+/* herald-subs: the handler and its state (subs.h tells the story). */
+#include "subs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "hr_log.h"
+#include "hr_metrics.h"
+#include "hr_producer.h"
+#include "hr_time.h"
+
+/* Last: it turns banned libc functions into errors. */
+#include "hr_banned.h"
+
+static void declare_metrics(struct subs_state *st, struct hr_metrics *m)
+{
+    st->notifications = hr_metrics_counter(
+        m, "herald_subs_notifications_total",
+        "Verified store notifications by provider, type (Apple's documented "
+        "types, else \"other\") and strategy (\"unknown\": not in the table)",
+        "provider,type,strategy");
+    st->verify_failures = hr_metrics_counter(
+        m, "herald_subs_verify_failures_total",
+        "Notifications (or their nested transaction / renewal info) that "
+        "failed verification, dead-lettered, by code (subs_jws.h)",
+        "provider,code");
+    st->unknown = hr_metrics_counter(
+        m, "herald_subs_unknown_total",
+        "Notifications whose type and subtype the strategy table does not "
+        "have: logged and acknowledged",
+        "provider");
+    st->applied = hr_metrics_counter(
+        m, "herald_subs_applied_total",
+        "Changes given to Redis, by result: applied, duplicate (notification "
+        "id seen), stale (older snapshot), unknown (no entitlement to start)",
+        "provider,result");
+    st->events =
+        hr_metrics_counter(m, "herald_subs_entitlement_events_total",
+                           "entitlement.changed events produced", "provider");
+    hr_metric_add(st->unknown, (const char *[]){"appstore"}, 0);
+    hr_metric_add(st->events, (const char *[]){"appstore"}, 0);
+}
+
+int subs_init(struct hr_worker *w, void **state)
+{
+    const struct hr_conf *cfg = hr_worker_conf(w);
+    struct subs_state *st = calloc(1, sizeof(*st));
+    char errstr[512];
+
+    HR_ASSERT(st);
+    *state = st;
+    st->w = w;
+    st->redis = hr_worker_redis(w);
+    st->prefix = hr_redis_prefix(st->redis);
+    subs_entitlement_script_init(&st->script);
+    subs_settings_load(&st->set, cfg);
+    st->verifier = subs_verifier_new(cfg, errstr, sizeof(errstr));
+    if (!st->verifier) {
+        hr_log_error("bad App Store settings", HR_LOG_STR("err", errstr));
+        return -1;
+    }
+    st->table = subs_conf_table(cfg, errstr, sizeof(errstr));
+    if (!st->table) {
+        hr_log_error("bad subs strategies", HR_LOG_STR("err", errstr));
+        return -1;
+    }
+    declare_metrics(st, hr_worker_metrics(w));
+    hr_log_info(
+        "subs ready",
+        HR_LOG_STR("bundle_id", hr_conf_str(cfg, "HERALD_APPSTORE_BUNDLE_ID")),
+        HR_LOG_STR("environments",
+                   hr_conf_str(cfg, "HERALD_APPSTORE_ENVIRONMENTS")),
+        HR_LOG_STR("entitlements_topic", st->set.entitlements_topic));
+    return 0;
+}
+
+/* Google Play RTDN: recognized, not handled in this slice (subs.h). */
+static void google_handle(struct subs_state *st, struct hr_item *item)
+{
+    if (!st->set.googleplay_packages)
+        hr_item_dead(item, HR_ERR_PERMANENT,
+                     "googleplay not configured (set "
+                     "HERALD_GOOGLEPLAY_PACKAGE_NAMES)");
+    else
+        /* TODO: parse with subs_play_parse(), read subscriptionsv2.get
+         * and apply like the App Store path. */
+        hr_item_dead(item, HR_ERR_PERMANENT,
+                     "googleplay not implemented: the subscriptionsv2.get "
+                     "read is missing in this build");
+}
+
+/* The store body of @item: the value, or the data of the CloudEvent it
+ * is (when it has "specversion"). A new reference in *@root; the body is
+ * borrowed from it. NULL with the item dead-lettered (poison). */
+static const json_t *item_body(struct hr_item *item, json_t **root)
+{
+    json_error_t jerr;
+    const json_t *body, *type;
+
+    *root = NULL;
+    if (item->value_len > HR_EVENT_MAX_BYTES) {
+        hr_item_dead(item, HR_ERR_POISON, "payload too large: %zu bytes",
+                     item->value_len);
+        return NULL;
+    }
+    *root =
+        json_loadb(item->value, item->value_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!*root || !json_is_object(*root)) {
+        hr_item_dead(item, HR_ERR_POISON, "invalid json: %s",
+                     *root ? "not an object" : jerr.text);
+        return NULL;
+    }
+    body = *root;
+    if (json_object_get(body, "specversion")) {
+        type = json_object_get(body, "type");
+        if (!json_is_string(type) ||
+            (strcmp(json_string_value(type), "appstore.notification") &&
+             strcmp(json_string_value(type), "googleplay.notification"))) {
+            hr_item_dead(item, HR_ERR_POISON,
+                         "unexpected event type '%.100s' (herald-subs takes "
+                         "appstore.notification and googleplay.notification)",
+                         json_is_string(type) ? json_string_value(type) : "");
+            return NULL;
+        }
+        body = json_object_get(body, "data");
+        if (!json_is_object(body)) {
+            hr_item_dead(item, HR_ERR_POISON, "data must be a JSON object");
+            return NULL;
+        }
+    }
+    return body;
+}
+
+enum hr_batch_result
+subs_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
+{
+    struct subs_state *st = state;
+
+    (void)w;
+    for (size_t i = 0; i < batch->n; i++) {
+        struct hr_item *item = &batch->items[i];
+        enum subs_step step = SUBS_STEP_DONE;
+        const json_t *body, *msg;
+        json_t *root;
+
+        if (item->outcome != HR_OUT_PENDING)
+            continue;
+        body = item_body(item, &root);
+        if (!body) {
+            /* dead-lettered */
+        } else if (json_is_string(json_object_get(body, "signedPayload"))) {
+            step = subs_apple_handle(st, item, body);
+        } else if (json_is_object(msg = json_object_get(body, "message")) &&
+                   json_object_get(msg, "data")) {
+            google_handle(st, item);
+        } else {
+            hr_item_dead(item, HR_ERR_POISON,
+                         "neither an App Store notification (signedPayload) "
+                         "nor a Google Play RTDN push body (message.data)");
+        }
+        json_decref(root);
+        if (step == SUBS_STEP_PAUSE)
+            return HR_BATCH_PAUSE;
+    }
+    return HR_BATCH_DONE;
+}
+
+int subs_emit_changed(struct subs_state *st,
+                      const struct subs_change *c,
+                      const struct subs_applied *a)
+{
+    const char *parts[] = {"entitlement.changed", c->provider,
+                           c->notification_id};
+    char id[37], when[40], expires[40];
+    json_t *data;
+    size_t len;
+    int rc;
+
+    hr_event_derive_id(id, parts, HR_ARRAY_SIZE(parts));
+    data = json_object();
+    HR_ASSERT(data);
+    json_object_set_new(data, "app_user_id", json_string(a->app_user_id));
+    json_object_set_new(data, "provider", json_string(c->provider));
+    json_object_set_new(data, "product_id",
+                        c->product_id ? json_string(c->product_id)
+                                      : json_null());
+    json_object_set_new(data, "subscription_id",
+                        json_string(c->subscription_id));
+    json_object_set_new(data, "state", json_string(a->state));
+    if (a->previous_state[0])
+        json_object_set_new(data, "previous_state",
+                            json_string(a->previous_state));
+    json_object_set_new(data, "expires_at",
+                        c->expires_ms > 0
+                            ? json_string(hr_time_format_rfc3339(
+                                  c->expires_ms, expires, sizeof(expires)))
+                            : json_null());
+    json_object_set_new(data, "auto_renew",
+                        c->auto_renew < 0 ? json_null()
+                                          : json_boolean(c->auto_renew));
+    json_object_set_new(data, "environment",
+                        c->environment ? json_string(c->environment)
+                                       : json_null());
+    json_object_set_new(data, "notification_type",
+                        json_string(c->notification_type));
+    json_object_set_new(data, "subtype",
+                        c->subtype ? json_string(c->subtype) : json_null());
+    json_object_set_new(data, "event_time",
+                        json_string(hr_time_format_rfc3339(c->snapshot_ms, when,
+                                                           sizeof(when))));
+    /* takes ownership of data */
+    len = hr_event_serialize_buf(id, SUBS_SOURCE, "entitlement.changed",
+                                 a->app_user_id, data, &st->event,
+                                 &st->event_cap);
+    if (!len)
+        return -1;
+    rc = hr_worker_produce(st->w, st->set.entitlements_topic, a->app_user_id,
+                           strlen(a->app_user_id), st->event, len);
+    if (!rc)
+        hr_metric_add(st->events, (const char *[]){c->provider}, 1);
+    return rc;
+}
+
+void subs_fini(struct hr_worker *w, void *state)
+{
+    struct subs_state *st = state;
+
+    (void)w;
+    if (!st)
+        return;
+    subs_jws_verifier_free(st->verifier);
+    subs_table_free(st->table);
+    free(st->event);
+    free(st);
+}

@@ -1,0 +1,139 @@
+/*
+ * herald-subs: store subscription notifications in, entitlements out.
+ *
+ * Input (herald.subscriptions, SPEC section 4) is the provider's body as
+ * received, bare or wrapped in a CloudEvent whose data is that body (the
+ * runtime does not parse CloudEvents for this worker: subs_handle() reads
+ * the raw value with jansson and unwraps a CloudEvent when it has
+ * "specversion"):
+ *
+ * - App Store Server Notifications V2, {"signedPayload": "<JWS>"}
+ *   (subs_apple.c): the JWS is verified (subs_jws.h), then the nested
+ *   signedTransactionInfo and signedRenewalInfo each with their own chain;
+ *   the strategy comes from the table (subs_strategy.h); the change is
+ *   applied to Redis atomically (subs_entitlement.h); when the entitlement
+ *   changed, an entitlement.changed event goes to
+ *   HERALD_SUBS_ENTITLEMENTS_TOPIC keyed by app_user_id, its id derived
+ *   from the notificationUUID.
+ * - Google Play RTDN, {"message": {"data": ...}}: recognized only. This
+ *   slice does not read subscriptionsv2.get yet, so every Google body is
+ *   dead-lettered: "googleplay not configured" when
+ *   HERALD_GOOGLEPLAY_PACKAGE_NAMES is unset, "googleplay not implemented"
+ *   when it is set (the API read is the next step; subs_play.h has the
+ *   parsing and URLs for it).
+ *
+ * Outcomes: a notification that fails verification is dead-lettered
+ * (permanent, its code in the reason) and counted in
+ * herald_subs_verify_failures_total{provider,code}; a type/subtype the
+ * table does not know is counted in herald_subs_unknown_total, logged and
+ * filtered; Redis unavailable pauses the batch. Every verified
+ * notification counts in herald_subs_notifications_total{provider,type,
+ * strategy} (type bounded to Apple's documented types, else "other").
+ *
+ * A redelivered notification (a batch redone after its outputs failed to
+ * reach the broker, or a crash) is a duplicate for Redis, but the seen
+ * marker keeps what its first apply did, so an entitlement.changed it
+ * caused is produced again with the same event id: nothing lost,
+ * consumers dedupe by id.
+ */
+#ifndef SUBS_H
+#define SUBS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hr_jsonw.h"
+#include "hr_redis.h"
+#include "hr_worker.h"
+#include "subs_entitlement.h"
+#include "subs_jws.h"
+#include "subs_strategy.h"
+
+#define SUBS_SOURCE "/herald/subs"
+
+/** The worker's settings (SPEC section 9, Subscriptions). */
+extern const struct hr_conf_spec subs_conf[];
+
+/** Settings, borrowed from the configuration (valid until fini). */
+struct subs_settings {
+    const char *entitlements_topic;
+    const char *googleplay_packages; /* NULL: Google Play not configured */
+    int64_t dedupe_ttl_s;
+};
+
+struct subs_state {
+    struct hr_worker *w;
+    struct hr_redis *redis; /* the runtime's, borrowed */
+    const char *prefix;
+    struct hr_script script;
+    struct subs_settings set;
+    struct subs_jws_verifier *verifier;
+    struct subs_table *table;
+    char *event; /* the serialized entitlement.changed, reused */
+    size_t event_cap;
+    struct hr_metric *notifications;   /* provider,type,strategy */
+    struct hr_metric *verify_failures; /* provider,code */
+    struct hr_metric *unknown;         /* provider */
+    struct hr_metric *applied;         /* provider,result */
+    struct hr_metric *events;          /* entitlement.changed produced */
+};
+
+/** What handling one item asks of the batch. */
+enum subs_step {
+    SUBS_STEP_DONE = 0, /* the item has its outcome */
+    SUBS_STEP_PAUSE,    /* Redis or the producer is unavailable */
+};
+
+/**
+ * The App Store verifier for @cfg (HERALD_APPSTORE_*), or NULL with
+ * @errstr (no root, an unreadable root file, a bad environment list,
+ * Production without HERALD_APPSTORE_APP_APPLE_ID). The caller frees it.
+ */
+struct subs_jws_verifier *
+subs_verifier_new(const struct hr_conf *cfg, char *errstr, size_t errstr_size);
+
+/**
+ * The strategy table of @cfg's "subs": {"strategies": ...} (the default
+ * when absent), or NULL with @errstr. The caller frees it.
+ */
+struct subs_table *
+subs_conf_table(const struct hr_conf *cfg, char *errstr, size_t errstr_size);
+
+/** Fill @s from @cfg. */
+void subs_settings_load(struct subs_settings *s, const struct hr_conf *cfg);
+
+/** --check-config and startup: the verifier's and the table's settings. */
+void subs_validate(struct hr_conf *cfg);
+
+int subs_init(struct hr_worker *w, void **state);
+enum hr_batch_result
+subs_handle(struct hr_worker *w, void *state, struct hr_batch *batch);
+void subs_fini(struct hr_worker *w, void *state);
+
+/**
+ * Handle one App Store body @body (borrowed; it has "signedPayload") for
+ * @item: verify, look up, apply, emit (subs.h tells the story). Sets the
+ * item's outcome unless it returns SUBS_STEP_PAUSE.
+ */
+enum subs_step subs_apple_handle(struct subs_state *st,
+                                 struct hr_item *item,
+                                 const struct json_t *body);
+
+/**
+ * The label of Apple's notification type @type for metrics: @type itself
+ * when it is one of Apple's documented types, else "other".
+ */
+const char *subs_apple_type_label(const char *type);
+
+/**
+ * Produce entitlement.changed for @c as applied (@a) to the entitlements
+ * topic keyed by the resolved app_user_id, id derived from the provider
+ * and notification id. Returns 0, -1 when the producer refused it for now
+ * (pause), or HR_PRODUCE_REFUSED (dead-letter: it can never be sent).
+ */
+int subs_emit_changed(struct subs_state *st,
+                      const struct subs_change *c,
+                      const struct subs_applied *a);
+
+#endif

@@ -1,0 +1,280 @@
+/*
+ * herald-subs: one App Store Server Notification V2, from the signed
+ * payload to the entitlement (subs.h tells the story).
+ *
+ * The state: the strategy's (subs_strategy_state() from no current
+ * state) for the strategies that set one; none (keep the stored one) for
+ * notice, auto_renew_on and auto_renew_off. The one refinement taken from
+ * the snapshot: a transaction with a revocationDate is "refunded" under
+ * the refund strategy and "revoked" under any other state-setting one. An
+ * expiresDate in the past does not turn renew into expired: the strategy
+ * applies as it says, and readers compare expires_at with now (SPEC
+ * section 4).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "hr_log.h"
+#include "hr_metrics.h"
+#include "hr_producer.h"
+#include "subs.h"
+
+/* Last: it turns banned libc functions into errors. */
+#include "hr_banned.h"
+
+#define PROVIDER "appstore"
+
+static const char *const apple_types[] = {
+    "SUBSCRIBED",
+    "DID_RENEW",
+    "DID_FAIL_TO_RENEW",
+    "GRACE_PERIOD_EXPIRED",
+    "EXPIRED",
+    "DID_CHANGE_RENEWAL_STATUS",
+    "DID_CHANGE_RENEWAL_PREF",
+    "OFFER_REDEEMED",
+    "PRICE_INCREASE",
+    "REFUND",
+    "REFUND_DECLINED",
+    "REFUND_REVERSED",
+    "REVOKE",
+    "CONSUMPTION_REQUEST",
+    "RENEWAL_EXTENDED",
+    "RENEWAL_EXTENSION",
+    "ONE_TIME_CHARGE",
+    "TEST",
+    "RESCIND_CONSENT",
+    "METADATA_UPDATE",
+    "MIGRATION",
+    "PRICE_CHANGE",
+    "EXTERNAL_PURCHASE_TOKEN",
+};
+
+const char *subs_apple_type_label(const char *type)
+{
+    for (size_t i = 0; type && i < HR_ARRAY_SIZE(apple_types); i++) {
+        if (!strcmp(type, apple_types[i]))
+            return apple_types[i];
+    }
+    return "other";
+}
+
+static const char *str_of(const json_t *obj, const char *name)
+{
+    const json_t *v = json_object_get(obj, name);
+
+    return json_is_string(v) && json_string_length(v) ? json_string_value(v)
+                                                      : NULL;
+}
+
+static int64_t int_of(const json_t *obj, const char *name)
+{
+    const json_t *v = json_object_get(obj, name);
+
+    return json_is_integer(v) ? json_integer_value(v) : 0;
+}
+
+/* Verify the JWS @jws of @kind; NULL with @item dead-lettered and the
+ * failure counted. @what names it in the reason. */
+static json_t *verify(struct subs_state *st,
+                      struct hr_item *item,
+                      const char *jws,
+                      enum subs_jws_kind kind,
+                      const char *what)
+{
+    const char *code = NULL;
+    char errstr[200] = "";
+    json_t *payload;
+
+    payload =
+        subs_jws_verify(st->verifier, jws, kind, &code, errstr, sizeof(errstr));
+    if (payload)
+        return payload;
+    if (!code)
+        code = "bad_format";
+    hr_metric_add(st->verify_failures, (const char *[]){PROVIDER, code}, 1);
+    hr_item_dead(item, HR_ERR_PERMANENT,
+                 "appstore %s verification failed: %s: %s", what, code, errstr);
+    return NULL;
+}
+
+/* The entitlement state of @s given the transaction @tx (see the top). */
+static const char *state_of(enum subs_strategy s, const json_t *tx)
+{
+    switch (s) {
+    case SUBS_NOTICE:
+    case SUBS_IGNORE:
+    case SUBS_AUTO_RENEW_ON:
+    case SUBS_AUTO_RENEW_OFF:
+    case SUBS_STRATEGIES:
+        return NULL;
+    default:
+        break;
+    }
+    if (int_of(tx, "revocationDate") > 0)
+        return s == SUBS_REFUND ? "refunded" : "revoked";
+    return subs_strategy_state(s, NULL);
+}
+
+static void count(struct subs_state *st, const char *type, const char *strategy)
+{
+    hr_metric_add(
+        st->notifications,
+        (const char *[]){PROVIDER, subs_apple_type_label(type), strategy}, 1);
+}
+
+/* Apply @c and emit; sets @item's outcome unless it returns PAUSE. */
+static enum subs_step
+apply(struct subs_state *st, struct hr_item *item, const struct subs_change *c)
+{
+    static const char *const results[] = {"applied", "duplicate", "stale",
+                                          "unknown"};
+    struct subs_applied a;
+    char errstr[512];
+    int rc;
+
+    if (subs_entitlement_check(c, errstr, sizeof(errstr))) {
+        hr_item_dead(item, HR_ERR_PERMANENT, "%s", errstr);
+        return SUBS_STEP_DONE;
+    }
+    if (subs_entitlement_apply(st->redis, &st->script, st->prefix, c,
+                               st->set.dedupe_ttl_s, &a, errstr,
+                               sizeof(errstr))) {
+        if (!hr_redis_is_connected(st->redis)) {
+            hr_worker_set_pause_reason(st->w, "redis unavailable: %s", errstr);
+            return SUBS_STEP_PAUSE;
+        }
+        /* The script refused (a key of the wrong type...): nothing was
+         * written; the operator fixes the key and redrives. */
+        hr_item_dead(item, HR_ERR_PERMANENT, "entitlement not applied: %s",
+                     errstr);
+        return SUBS_STEP_DONE;
+    }
+    hr_metric_add(st->applied, (const char *[]){PROVIDER, results[a.result]},
+                  1);
+    /* A duplicate that changed the entitlement when it was applied emits
+     * its entitlement.changed again (the same event id): the first time's
+     * may have been lost with a batch redone after a crash. */
+    if (a.result == SUBS_DUPLICATE && !a.changed) {
+        hr_item_duplicate(item);
+        return SUBS_STEP_DONE;
+    }
+    if ((a.result != SUBS_APPLIED && a.result != SUBS_DUPLICATE) ||
+        !a.changed) {
+        hr_item_ok(item);
+        return SUBS_STEP_DONE;
+    }
+    rc = subs_emit_changed(st, c, &a);
+    if (rc == HR_PRODUCE_REFUSED) {
+        hr_item_dead(item, HR_ERR_PERMANENT,
+                     "entitlement.changed too large to produce");
+        return SUBS_STEP_DONE;
+    }
+    if (rc) {
+        hr_worker_set_pause_reason(st->w, "cannot produce to %s",
+                                   st->set.entitlements_topic);
+        return SUBS_STEP_PAUSE;
+    }
+    if (a.result == SUBS_DUPLICATE)
+        hr_item_duplicate(item);
+    else
+        hr_item_ok(item);
+    return SUBS_STEP_DONE;
+}
+
+enum subs_step subs_apple_handle(struct subs_state *st,
+                                 struct hr_item *item,
+                                 const json_t *body)
+{
+    const char *jws = json_string_value(json_object_get(body, "signedPayload"));
+    json_t *payload, *tx = NULL, *renewal = NULL;
+    const json_t *data;
+    const char *type, *subtype, *uuid, *nested;
+    enum subs_strategy strategy;
+    enum subs_step step = SUBS_STEP_DONE;
+    bool known = false;
+    int64_t signed_ms;
+
+    payload = verify(st, item, jws, SUBS_JWS_NOTIFICATION, "notification");
+    if (!payload)
+        return SUBS_STEP_DONE;
+    type = str_of(payload, "notificationType");
+    subtype = str_of(payload, "subtype");
+    uuid = str_of(payload, "notificationUUID");
+    signed_ms = int_of(payload, "signedDate");
+    data = json_object_get(payload, "data");
+    if (!type || !uuid || signed_ms <= 0) {
+        hr_item_dead(item, HR_ERR_PERMANENT,
+                     "appstore notification without notificationType, "
+                     "notificationUUID or signedDate");
+        goto out;
+    }
+    strategy =
+        subs_table_lookup(st->table, SUBS_APPSTORE, type, subtype, &known);
+    if (!known) {
+        hr_metric_add(st->unknown, (const char *[]){PROVIDER}, 1);
+        count(st, type, "unknown");
+        hr_log_warn("unknown appstore notification, ignored",
+                    HR_LOG_STR("type", type),
+                    HR_LOG_STR("subtype", subtype ? subtype : ""),
+                    HR_LOG_STR("notification_id", uuid));
+        hr_item_filtered(item);
+        goto out;
+    }
+    if (strategy == SUBS_IGNORE) {
+        count(st, type, subs_strategy_name(strategy));
+        hr_item_filtered(item);
+        goto out;
+    }
+    nested = str_of(data, "signedTransactionInfo");
+    if (nested &&
+        !(tx = verify(st, item, nested, SUBS_JWS_TRANSACTION, "transaction")))
+        goto out;
+    nested = str_of(data, "signedRenewalInfo");
+    if (nested &&
+        !(renewal = verify(st, item, nested, SUBS_JWS_RENEWAL, "renewal info")))
+        goto out;
+    count(st, type, subs_strategy_name(strategy));
+    if (!tx) {
+        /* TEST, summaries, consent: nothing to apply. */
+        hr_log_info("appstore notification without a transaction",
+                    HR_LOG_STR("type", type),
+                    HR_LOG_STR("notification_id", uuid));
+        hr_item_ok(item);
+        goto out;
+    }
+    {
+        int auto_renew = subs_strategy_auto_renew(strategy);
+        const json_t *ar = json_object_get(renewal, "autoRenewStatus");
+        const char *env = str_of(tx, "environment");
+        struct subs_change c;
+
+        if (json_is_integer(ar) &&
+            (json_integer_value(ar) == 0 || json_integer_value(ar) == 1))
+            auto_renew = (int)json_integer_value(ar);
+        c = (struct subs_change){
+            .provider = PROVIDER,
+            .notification_id = uuid,
+            .subscription_id = str_of(tx, "originalTransactionId"),
+            .app_user_id = str_of(tx, "appAccountToken"),
+            .product_id = str_of(tx, "productId"),
+            .state = state_of(strategy, tx),
+            .expires_ms = int_of(tx, "expiresDate"),
+            .auto_renew = auto_renew,
+            .environment = env ? env : str_of(data, "environment"),
+            .snapshot_ms = signed_ms,
+            .notification_type = type,
+            .subtype = subtype,
+        };
+        if (c.expires_ms < 0)
+            c.expires_ms = 0;
+        step = apply(st, item, &c);
+    }
+out:
+    json_decref(renewal);
+    json_decref(tx);
+    json_decref(payload);
+    return step;
+}
