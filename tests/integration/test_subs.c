@@ -30,10 +30,11 @@
 
 #include "harness.h"
 #include "hr_base64.h"
+#include "hx_fake_http.h"
 #include "push_fixture.h"
 
 #define T(name) name ":2," name ".retry:1," name ".dlq:1," name ".ent:1,"
-#define TOPICS  T("s-apple") "s-none:1"
+#define TOPICS  T("s-apple") T("s-google") "s-none:1"
 
 #define USER   "7e3f9b2a-4c1d-4e8f-9a6b-1d2c3e4f5a6b"
 #define BUNDLE "com.example"
@@ -535,6 +536,280 @@ static void test_appstore_lifecycle(void **state)
     worker_stop(w);
 }
 
+/* ---- Google Play -------------------------------------------------------- */
+
+#define G_PACKAGE  "com.example.app"
+#define G_USER     "user-g"
+#define G_API      "/androidpublisher/v3/applications/" G_PACKAGE "/purchases"
+#define G_GET(tok) G_API "/subscriptionsv2/tokens/" tok
+#define G_ACK(tok) G_API "/subscriptions/gold/tokens/" tok ":acknowledge"
+
+/* A Pub/Sub push body with message id @id around a DeveloperNotification
+ * of @package: subscriptionNotification @type for @token, or (@token
+ * NULL) a testNotification. malloc'd JSON text. */
+static char *
+rtdn(const char *id, const char *package, int type, const char *token)
+{
+    json_t *n = json_pack("{s:s, s:s, s:s}", "version", "1.0", "packageName",
+                          package, "eventTimeMillis", "1767225600000");
+    json_t *body;
+    char *text, *b64, *out;
+
+    if (token)
+        json_object_set_new(n, "subscriptionNotification",
+                            json_pack("{s:s, s:i, s:s, s:s}", "version", "1.0",
+                                      "notificationType", type, "purchaseToken",
+                                      token, "subscriptionId", "gold"));
+    else
+        json_object_set_new(n, "testNotification",
+                            json_pack("{s:s}", "version", "1.0"));
+    text = json_dumps(n, JSON_COMPACT);
+    b64 = hr_base64_encode(text, strlen(text), NULL);
+    body = json_pack("{s:{s:s, s:s, s:s}, s:s}", "message", "data", b64,
+                     "messageId", id, "publishTime", "2026-01-01T00:00:00.000Z",
+                     "subscription", "projects/p/subscriptions/s");
+    out = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    json_decref(n);
+    free(b64);
+    free(text);
+    return out;
+}
+
+/* Write a service account whose token_uri is @token_uri into @path. */
+static void write_service_account(const char *path, const char *token_uri)
+{
+    char *priv = NULL;
+    json_t *sa;
+
+    assert_int_equal(hx_keypair_pem("RSA", &priv, NULL), 0);
+    sa = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", "service_account",
+                   "project_id", "herald-test", "private_key_id", "key-1",
+                   "private_key", priv, "client_email",
+                   "subs@herald-test.iam.gserviceaccount.com", "token_uri",
+                   token_uri);
+    assert_int_equal(json_dump_file(sa, path, JSON_INDENT(2)), 0);
+    json_decref(sa);
+    free(priv);
+}
+
+static json_t *dlq_with(const json_t *dlq, const char *needle)
+{
+    for (size_t i = 0; i < json_array_size(dlq); i++) {
+        const json_t *h = json_object_get(json_array_get(dlq, i), "headers");
+        const char *err = json_string_value(json_object_get(h, "herald-error"));
+
+        if (err && strstr(err, needle))
+            return json_array_get(dlq, i);
+    }
+    return NULL;
+}
+
+/* The fake received one @method call of @path, with the access token. */
+static void
+assert_one_call(struct hx_fake_http *fake, const char *path, const char *method)
+{
+    json_t *reqs = hx_fake_http_requests(fake, path);
+    const json_t *r;
+
+    assert_non_null(reqs);
+    assert_int_equal(json_array_size(reqs), 1);
+    r = json_array_get(reqs, 0);
+    assert_string_equal(json_string_value(json_object_get(r, "method")),
+                        method);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(r, "headers"), "authorization")),
+                        "Bearer ya29.t");
+    json_decref(reqs);
+}
+
+/* An active purchase read from the API, applied and acknowledged; a
+ * package not allowed, a purchase the API does not know, a test
+ * notification. */
+static void test_googleplay(void **state)
+{
+    const char *topic = "s-google";
+    struct hx_fake_http *fake;
+    struct worker *w;
+    char sa_path[900], token_uri[200], extra[4][1000], *body;
+    const char *extras[5];
+    json_t *routes, *reqs, *recs, *dlq, *e, *dead;
+    char expiry[40];
+    time_t secs = (time_t)(time(NULL) + 30 * 86400);
+    struct tm tm;
+    redisContext *rc;
+    redisReply *r;
+
+    (void)state;
+    if (!hx_node_available())
+        skip();
+    fake = hx_fake_http_start(NULL);
+    assert_non_null(fake);
+    gmtime_r(&secs, &tm);
+    strftime(expiry, sizeof(expiry), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+    routes = json_pack(
+        "[{s:s, s:i, s:{s:s, s:i, s:s}},"
+        " {s:s, s:i, s:{s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:{s:b}}],"
+        "               s:{s:s}}},"
+        " {s:s, s:i, s:{}},"
+        " {s:s, s:i, s:{s:{s:i, s:s}}}]",
+        "path", "/token", "status", 200, "body", "access_token", "ya29.t",
+        "expires_in", 3600, "token_type", "Bearer",
+        /* subscriptionsv2.get of tok-good */
+        "path", G_GET("tok-good"), "status", 200, "body", "kind",
+        "androidpublisher#subscriptionPurchaseV2", "subscriptionState",
+        "SUBSCRIPTION_STATE_ACTIVE", "acknowledgementState",
+        "ACKNOWLEDGEMENT_STATE_PENDING", "startTime",
+        "2026-01-01T00:00:00.000Z", "lineItems", "productId", "gold",
+        "expiryTime", expiry, "autoRenewingPlan", "autoRenewEnabled", 1,
+        "externalAccountIdentifiers", "obfuscatedExternalAccountId", G_USER,
+        /* its acknowledgement */
+        "path", G_ACK("tok-good"), "status", 200, "body",
+        /* a token the API does not know */
+        "path", G_GET("tok-gone"), "status", 404, "body", "error", "code", 404,
+        "message", "The purchase token was not found.");
+    assert_non_null(routes);
+    assert_int_equal(hx_fake_http_route_json(fake, routes), 0);
+    json_decref(routes);
+
+    snprintf(sa_path, sizeof(sa_path), "%s/subs-play-sa.json", env->dir);
+    snprintf(token_uri, sizeof(token_uri), "%s/token", hx_fake_http_url(fake));
+    write_service_account(sa_path, "https://oauth2.googleapis.com/token");
+    snprintf(extra[0], sizeof(extra[0]),
+             "HERALD_GOOGLEPLAY_PACKAGE_NAMES=com.example.other, " G_PACKAGE);
+    snprintf(extra[1], sizeof(extra[1]),
+             "HERALD_GOOGLEPLAY_CREDENTIALS_FILE=%s", sa_path);
+    snprintf(extra[2], sizeof(extra[2]), "HERALD_GOOGLEPLAY_API_ENDPOINT=%s",
+             hx_fake_http_url(fake));
+    /* the override, not the key file's token_uri */
+    snprintf(extra[3], sizeof(extra[3]), "HERALD_GOOGLEPLAY_TOKEN_URI=%s",
+             token_uri);
+    for (size_t i = 0; i < 4; i++)
+        extras[i] = extra[i];
+    extras[4] = NULL;
+    w = worker_start(topic, extras);
+
+    /* SUBSCRIPTION_PURCHASED */
+    body = rtdn("g-1", G_PACKAGE, 4, "tok-good");
+    send_raw(topic, "g", body);
+    free(body);
+    /* another app's */
+    body = rtdn("g-2", "com.example.intruder", 4, "tok-good");
+    send_raw(topic, "g", body);
+    free(body);
+    /* a purchase the API does not know */
+    body = rtdn("g-3", G_PACKAGE, 2, "tok-gone");
+    send_raw(topic, "g", body);
+    free(body);
+    /* a test notification, wrapped in a CloudEvent */
+    body = rtdn("g-4", G_PACKAGE, 0, NULL);
+    assert_int_equal(
+        pf_send(env, topic, "g", "googleplay.notification", "ce-g-4", body), 0);
+    free(body);
+    wait_metric(w, "herald_events_processed_total{", 4);
+
+    assert_int_equal(hx_metric(w->port,
+                               "herald_subs_applied_total{worker=\"subs\","
+                               "provider=\"googleplay\",result=\"applied\"}"),
+                     1);
+    assert_int_equal(
+        hx_metric(w->port, "herald_subs_notifications_total{worker=\"subs\","
+                           "provider=\"googleplay\",type=\"test\","
+                           "strategy=\"notice\"}"),
+        1);
+    assert_int_equal(
+        hx_metric(w->port, "herald_subs_verify_failures_total{worker=\"subs\","
+                           "provider=\"googleplay\",code=\"package\"}"),
+        1);
+    assert_true(hx_metric(w->port, "herald_subs_api_calls_total{worker="
+                                   "\"subs\",status=\"200\"}") >= 2);
+    assert_int_equal(hx_metric(w->port, "herald_subs_api_calls_total{worker="
+                                        "\"subs\",status=\"404\"}"),
+                     1);
+    assert_int_equal(
+        hx_metric(w->port, "herald_subs_ack_failures_total{worker=\"subs\"}"),
+        0);
+
+    /* the entitlement */
+    rc = hx_redis_connect(env->redis);
+    r = redisCommand(rc, "HGET %s:entitlements:{%s} gold", topic, G_USER);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    e = json_loads(r->str, 0, NULL);
+    freeReplyObject(r);
+    redisFree(rc);
+    assert_non_null(e);
+    assert_string_equal(json_string_value(json_object_get(e, "state")),
+                        "active");
+    assert_string_equal(json_string_value(json_object_get(e, "provider")),
+                        "googleplay");
+    assert_string_equal(
+        json_string_value(json_object_get(e, "subscription_id")), "tok-good");
+    assert_string_equal(json_string_value(json_object_get(e, "expires_at")),
+                        expiry);
+    assert_true(json_is_true(json_object_get(e, "auto_renew")));
+    assert_string_equal(json_string_value(json_object_get(e, "environment")),
+                        "Production");
+    json_decref(e);
+
+    /* the API calls: a token, the read with it, the acknowledgement */
+    reqs = hx_fake_http_requests(fake, "/token");
+    assert_non_null(reqs);
+    assert_true(json_array_size(reqs) >= 1);
+    json_decref(reqs);
+    assert_one_call(fake, G_GET("tok-good"), "GET");
+    assert_one_call(fake, G_ACK("tok-good"), "POST");
+
+    /* entitlement.changed */
+    recs = pf_collect(env, "s-google.ent");
+    assert_non_null(recs);
+    assert_int_equal(json_array_size(recs), 1);
+    {
+        const json_t *rec = json_array_get(recs, 0);
+        const json_t *ev = json_object_get(rec, "event");
+        const json_t *d = json_object_get(ev, "data");
+
+        assert_string_equal(json_string_value(json_object_get(rec, "key")),
+                            G_USER);
+        assert_string_equal(json_string_value(json_object_get(ev, "type")),
+                            "entitlement.changed");
+        assert_string_equal(
+            json_string_value(json_object_get(d, "app_user_id")), G_USER);
+        assert_string_equal(json_string_value(json_object_get(d, "provider")),
+                            "googleplay");
+        assert_string_equal(json_string_value(json_object_get(d, "product_id")),
+                            "gold");
+        assert_string_equal(json_string_value(json_object_get(d, "state")),
+                            "active");
+        assert_string_equal(
+            json_string_value(json_object_get(d, "notification_type")),
+            "subscription");
+        assert_string_equal(json_string_value(json_object_get(d, "subtype")),
+                            "4");
+    }
+    json_decref(recs);
+
+    /* the dead letters */
+    dlq = pf_collect(env, "s-google.dlq");
+    assert_non_null(dlq);
+    assert_int_equal(json_array_size(dlq), 2);
+    dead = dlq_with(dlq, "package");
+    assert_non_null(dead);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(dead, "headers"),
+                                          "herald-error-class")),
+        "permanent");
+    dead = dlq_with(dlq, "purchase not found");
+    assert_non_null(dead);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(dead, "headers"),
+                                          "herald-error-class")),
+        "permanent");
+    json_decref(dlq);
+    worker_stop(w);
+    hx_fake_http_free(fake);
+}
+
 /* --check-config: the roots are required, the table is validated. */
 static void test_check_config(void **state)
 {
@@ -586,6 +861,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_appstore_lifecycle),
+        cmocka_unit_test(test_googleplay),
         cmocka_unit_test(test_check_config),
     };
 

@@ -40,8 +40,28 @@ static void declare_metrics(struct subs_state *st, struct hr_metrics *m)
     st->events =
         hr_metrics_counter(m, "herald_subs_entitlement_events_total",
                            "entitlement.changed events produced", "provider");
+    st->api_calls = hr_metrics_counter(
+        m, "herald_subs_api_calls_total",
+        "Play Developer API calls (subscriptionsv2.get, acknowledge) by HTTP "
+        "status (\"error\": no answer)",
+        "status");
+    st->ack_failures = hr_metrics_counter(
+        m, "herald_subs_ack_failures_total",
+        "Google Play purchases whose acknowledgement failed (logged; the "
+        "next notification of the purchase tries again)",
+        NULL);
+    st->token_fetches = hr_metrics_counter(
+        m, "herald_subs_token_fetches_total",
+        "OAuth2 token exchanges this replica made for the Play Developer API",
+        NULL);
     hr_metric_add(st->unknown, (const char *[]){"appstore"}, 0);
     hr_metric_add(st->events, (const char *[]){"appstore"}, 0);
+    if (st->set.googleplay_packages) {
+        hr_metric_add(st->unknown, (const char *[]){"googleplay"}, 0);
+        hr_metric_add(st->events, (const char *[]){"googleplay"}, 0);
+        hr_metric_add(st->ack_failures, NULL, 0);
+        hr_metric_add(st->token_fetches, NULL, 0);
+    }
 }
 
 int subs_init(struct hr_worker *w, void **state)
@@ -68,28 +88,20 @@ int subs_init(struct hr_worker *w, void **state)
         return -1;
     }
     declare_metrics(st, hr_worker_metrics(w));
+    if (subs_google_init(st, cfg, errstr, sizeof(errstr))) {
+        hr_log_error("bad Google Play settings", HR_LOG_STR("err", errstr));
+        return -1;
+    }
     hr_log_info(
         "subs ready",
         HR_LOG_STR("bundle_id", hr_conf_str(cfg, "HERALD_APPSTORE_BUNDLE_ID")),
         HR_LOG_STR("environments",
                    hr_conf_str(cfg, "HERALD_APPSTORE_ENVIRONMENTS")),
-        HR_LOG_STR("entitlements_topic", st->set.entitlements_topic));
+        HR_LOG_STR("entitlements_topic", st->set.entitlements_topic),
+        HR_LOG_STR("googleplay_packages", st->set.googleplay_packages
+                                              ? st->set.googleplay_packages
+                                              : ""));
     return 0;
-}
-
-/* Google Play RTDN: recognized, not handled in this slice (subs.h). */
-static void google_handle(struct subs_state *st, struct hr_item *item)
-{
-    if (!st->set.googleplay_packages)
-        hr_item_dead(item, HR_ERR_PERMANENT,
-                     "googleplay not configured (set "
-                     "HERALD_GOOGLEPLAY_PACKAGE_NAMES)");
-    else
-        /* TODO: parse with subs_play_parse(), read subscriptionsv2.get
-         * and apply like the App Store path. */
-        hr_item_dead(item, HR_ERR_PERMANENT,
-                     "googleplay not implemented: the subscriptionsv2.get "
-                     "read is missing in this build");
 }
 
 /* The store body of @item: the value, or the data of the CloudEvent it
@@ -155,7 +167,7 @@ subs_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
             step = subs_apple_handle(st, item, body);
         } else if (json_is_object(msg = json_object_get(body, "message")) &&
                    json_object_get(msg, "data")) {
-            google_handle(st, item);
+            step = subs_google_handle(st, item, body);
         } else {
             hr_item_dead(item, HR_ERR_POISON,
                          "neither an App Store notification (signedPayload) "
@@ -166,6 +178,65 @@ subs_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
             return HR_BATCH_PAUSE;
     }
     return HR_BATCH_DONE;
+}
+
+enum subs_step subs_apply_change(struct subs_state *st,
+                                 struct hr_item *item,
+                                 const struct subs_change *c)
+{
+    static const char *const results[] = {"applied", "duplicate", "stale",
+                                          "unknown"};
+    struct subs_applied a;
+    char errstr[512];
+    int rc;
+
+    if (subs_entitlement_check(c, errstr, sizeof(errstr))) {
+        hr_item_dead(item, HR_ERR_PERMANENT, "%s", errstr);
+        return SUBS_STEP_DONE;
+    }
+    if (subs_entitlement_apply(st->redis, &st->script, st->prefix, c,
+                               st->set.dedupe_ttl_s, &a, errstr,
+                               sizeof(errstr))) {
+        if (!hr_redis_is_connected(st->redis)) {
+            hr_worker_set_pause_reason(st->w, "redis unavailable: %s", errstr);
+            return SUBS_STEP_PAUSE;
+        }
+        /* The script refused (a key of the wrong type...): nothing was
+         * written; the operator fixes the key and redrives. */
+        hr_item_dead(item, HR_ERR_PERMANENT, "entitlement not applied: %s",
+                     errstr);
+        return SUBS_STEP_DONE;
+    }
+    hr_metric_add(st->applied, (const char *[]){c->provider, results[a.result]},
+                  1);
+    /* A duplicate that changed the entitlement when it was applied emits
+     * its entitlement.changed again (the same event id): the first time's
+     * may have been lost with a batch redone after a crash. */
+    if (a.result == SUBS_DUPLICATE && !a.changed) {
+        hr_item_duplicate(item);
+        return SUBS_STEP_DONE;
+    }
+    if ((a.result != SUBS_APPLIED && a.result != SUBS_DUPLICATE) ||
+        !a.changed) {
+        hr_item_ok(item);
+        return SUBS_STEP_DONE;
+    }
+    rc = subs_emit_changed(st, c, &a);
+    if (rc == HR_PRODUCE_REFUSED) {
+        hr_item_dead(item, HR_ERR_PERMANENT,
+                     "entitlement.changed too large to produce");
+        return SUBS_STEP_DONE;
+    }
+    if (rc) {
+        hr_worker_set_pause_reason(st->w, "cannot produce to %s",
+                                   st->set.entitlements_topic);
+        return SUBS_STEP_PAUSE;
+    }
+    if (a.result == SUBS_DUPLICATE)
+        hr_item_duplicate(item);
+    else
+        hr_item_ok(item);
+    return SUBS_STEP_DONE;
 }
 
 int subs_emit_changed(struct subs_state *st,
@@ -231,6 +302,7 @@ void subs_fini(struct hr_worker *w, void *state)
     (void)w;
     if (!st)
         return;
+    subs_google_fini(st);
     subs_jws_verifier_free(st->verifier);
     subs_table_free(st->table);
     free(st->event);

@@ -15,12 +15,16 @@
  *   changed, an entitlement.changed event goes to
  *   HERALD_SUBS_ENTITLEMENTS_TOPIC keyed by app_user_id, its id derived
  *   from the notificationUUID.
- * - Google Play RTDN, {"message": {"data": ...}}: recognized only. This
- *   slice does not read subscriptionsv2.get yet, so every Google body is
- *   dead-lettered: "googleplay not configured" when
- *   HERALD_GOOGLEPLAY_PACKAGE_NAMES is unset, "googleplay not implemented"
- *   when it is set (the API read is the next step; subs_play.h has the
- *   parsing and URLs for it).
+ * - Google Play RTDN, {"message": {"data": ...}} (subs_google.c): parsed
+ *   (subs_play.h) against the HERALD_GOOGLEPLAY_PACKAGE_NAMES allow-list
+ *   (unset: every Google body is dead-lettered "googleplay not
+ *   configured"); the strategy comes from the table; a subscription (or a
+ *   voided subscription) is read with purchases.subscriptionsv2.get under
+ *   an androidpublisher token of the service account
+ *   HERALD_GOOGLEPLAY_CREDENTIALS_FILE (cloud/hr_gcp.h, shared through
+ *   Redis), its snapshot applied like Apple's and a pending purchase
+ *   acknowledged (HERALD_GOOGLEPLAY_ACKNOWLEDGE); a one-time product is
+ *   applied from the notification alone (no API read in this slice).
  *
  * Outcomes: a notification that fails verification is dead-lettered
  * (permanent, its code in the reason) and counted in
@@ -43,6 +47,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hr_gcp.h"
+#include "hr_http.h"
 #include "hr_jsonw.h"
 #include "hr_redis.h"
 #include "hr_worker.h"
@@ -55,10 +61,25 @@
 /** The worker's settings (SPEC section 9, Subscriptions). */
 extern const struct hr_conf_spec subs_conf[];
 
+/** The most entries a comma-separated list setting may have. */
+#define SUBS_LIST_MAX 16
+
+/** The androidpublisher OAuth2 scope (Play Developer API). */
+#define SUBS_PLAY_SCOPE "https://www.googleapis.com/auth/androidpublisher"
+
 /** Settings, borrowed from the configuration (valid until fini). */
 struct subs_settings {
     const char *entitlements_topic;
-    const char *googleplay_packages; /* NULL: Google Play not configured */
+    const char *googleplay_packages;    /* NULL: Google Play not configured */
+    const char *googleplay_credentials; /* service-account JSON file */
+    const char *googleplay_endpoint;    /* Play Developer API base URL */
+    const char *googleplay_token_uri;   /* NULL: the key file's */
+    bool googleplay_acknowledge;
+    /* googleplay_packages split; npackages -1 when it has more than
+     * SUBS_LIST_MAX names */
+    const char *packages[SUBS_LIST_MAX];
+    int npackages;
+    char packages_buf[4096];
     int64_t dedupe_ttl_s;
 };
 
@@ -77,6 +98,13 @@ struct subs_state {
     struct hr_metric *unknown;         /* provider */
     struct hr_metric *applied;         /* provider,result */
     struct hr_metric *events;          /* entitlement.changed produced */
+    /* Google Play (NULL unless HERALD_GOOGLEPLAY_PACKAGE_NAMES is set) */
+    struct hr_gcp_sa *play_sa;
+    struct hr_tls *tls;
+    struct hr_http *http;
+    struct hr_metric *api_calls;    /* status */
+    struct hr_metric *ack_failures; /* acknowledgements that failed */
+    struct hr_metric *token_fetches;
 };
 
 /** What handling one item asks of the batch. */
@@ -119,6 +147,39 @@ void subs_fini(struct hr_worker *w, void *state);
 enum subs_step subs_apple_handle(struct subs_state *st,
                                  struct hr_item *item,
                                  const struct json_t *body);
+
+/**
+ * Set up the Google Play path when HERALD_GOOGLEPLAY_PACKAGE_NAMES is set
+ * (the service account, TLS, the HTTP client). Returns 0, or -1 with
+ * @errstr.
+ */
+int subs_google_init(struct subs_state *st,
+                     const struct hr_conf *cfg,
+                     char *errstr,
+                     size_t errstr_size);
+
+/** Free what subs_google_init() made. */
+void subs_google_fini(struct subs_state *st);
+
+/**
+ * Handle one Google Play RTDN push body @body (borrowed; it has
+ * "message") for @item: parse, look up, read the purchase, apply, emit,
+ * acknowledge (subs_google.c). Sets the item's outcome unless it returns
+ * SUBS_STEP_PAUSE.
+ */
+enum subs_step subs_google_handle(struct subs_state *st,
+                                  struct hr_item *item,
+                                  const struct json_t *body);
+
+/**
+ * Apply @c (checked here: a bad change is dead-lettered) to Redis, count
+ * it under @c's provider and emit entitlement.changed when the
+ * entitlement changed. Sets @item's outcome unless it returns
+ * SUBS_STEP_PAUSE (Redis or the producer unavailable).
+ */
+enum subs_step subs_apply_change(struct subs_state *st,
+                                 struct hr_item *item,
+                                 const struct subs_change *c);
 
 /**
  * The label of Apple's notification type @type for metrics: @type itself

@@ -125,65 +125,6 @@ static void count(struct subs_state *st, const char *type, const char *strategy)
         (const char *[]){PROVIDER, subs_apple_type_label(type), strategy}, 1);
 }
 
-/* Apply @c and emit; sets @item's outcome unless it returns PAUSE. */
-static enum subs_step
-apply(struct subs_state *st, struct hr_item *item, const struct subs_change *c)
-{
-    static const char *const results[] = {"applied", "duplicate", "stale",
-                                          "unknown"};
-    struct subs_applied a;
-    char errstr[512];
-    int rc;
-
-    if (subs_entitlement_check(c, errstr, sizeof(errstr))) {
-        hr_item_dead(item, HR_ERR_PERMANENT, "%s", errstr);
-        return SUBS_STEP_DONE;
-    }
-    if (subs_entitlement_apply(st->redis, &st->script, st->prefix, c,
-                               st->set.dedupe_ttl_s, &a, errstr,
-                               sizeof(errstr))) {
-        if (!hr_redis_is_connected(st->redis)) {
-            hr_worker_set_pause_reason(st->w, "redis unavailable: %s", errstr);
-            return SUBS_STEP_PAUSE;
-        }
-        /* The script refused (a key of the wrong type...): nothing was
-         * written; the operator fixes the key and redrives. */
-        hr_item_dead(item, HR_ERR_PERMANENT, "entitlement not applied: %s",
-                     errstr);
-        return SUBS_STEP_DONE;
-    }
-    hr_metric_add(st->applied, (const char *[]){PROVIDER, results[a.result]},
-                  1);
-    /* A duplicate that changed the entitlement when it was applied emits
-     * its entitlement.changed again (the same event id): the first time's
-     * may have been lost with a batch redone after a crash. */
-    if (a.result == SUBS_DUPLICATE && !a.changed) {
-        hr_item_duplicate(item);
-        return SUBS_STEP_DONE;
-    }
-    if ((a.result != SUBS_APPLIED && a.result != SUBS_DUPLICATE) ||
-        !a.changed) {
-        hr_item_ok(item);
-        return SUBS_STEP_DONE;
-    }
-    rc = subs_emit_changed(st, c, &a);
-    if (rc == HR_PRODUCE_REFUSED) {
-        hr_item_dead(item, HR_ERR_PERMANENT,
-                     "entitlement.changed too large to produce");
-        return SUBS_STEP_DONE;
-    }
-    if (rc) {
-        hr_worker_set_pause_reason(st->w, "cannot produce to %s",
-                                   st->set.entitlements_topic);
-        return SUBS_STEP_PAUSE;
-    }
-    if (a.result == SUBS_DUPLICATE)
-        hr_item_duplicate(item);
-    else
-        hr_item_ok(item);
-    return SUBS_STEP_DONE;
-}
-
 enum subs_step subs_apple_handle(struct subs_state *st,
                                  struct hr_item *item,
                                  const json_t *body)
@@ -270,7 +211,7 @@ enum subs_step subs_apple_handle(struct subs_state *st,
         };
         if (c.expires_ms < 0)
             c.expires_ms = 0;
-        step = apply(st, item, &c);
+        step = subs_apply_change(st, item, &c);
     }
 out:
     json_decref(renewal);

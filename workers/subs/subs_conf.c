@@ -11,8 +11,6 @@
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
 
-#define SUBS_LIST_MAX 16
-
 const struct hr_conf_spec subs_conf[] = {
     /* No default: Apple Root CA - G3 is not shipped with Herald nor found
      * on the machine; operators download AppleRootCA-G3.cer from
@@ -52,9 +50,27 @@ const struct hr_conf_spec subs_conf[] = {
     HR_CONF_STR("HERALD_GOOGLEPLAY_PACKAGE_NAMES",
                 NULL,
                 0,
-                "comma-separated Android package names (Google Play RTDN is "
-                "recognized but not handled yet: its bodies are "
-                "dead-lettered)"),
+                "comma-separated Android package names whose RTDNs are "
+                "handled (unset: Google Play bodies are dead-lettered)"),
+    HR_CONF_STR("HERALD_GOOGLEPLAY_CREDENTIALS_FILE",
+                NULL,
+                0,
+                "service-account JSON key with access to the Play Developer "
+                "API (required with HERALD_GOOGLEPLAY_PACKAGE_NAMES)"),
+    HR_CONF_URL("HERALD_GOOGLEPLAY_API_ENDPOINT",
+                "https://androidpublisher.googleapis.com",
+                0,
+                "Play Developer API base URL"),
+    HR_CONF_URL("HERALD_GOOGLEPLAY_TOKEN_URI",
+                NULL,
+                0,
+                "OAuth2 token endpoint (default: the service account's "
+                "token_uri)"),
+    HR_CONF_BOOL("HERALD_GOOGLEPLAY_ACKNOWLEDGE",
+                 "true",
+                 0,
+                 "acknowledge active subscription purchases still pending "
+                 "acknowledgement"),
     HR_CONF_END,
 };
 
@@ -150,9 +166,56 @@ void subs_settings_load(struct subs_settings *s, const struct hr_conf *cfg)
     s->entitlements_topic = hr_conf_str(cfg, "HERALD_SUBS_ENTITLEMENTS_TOPIC");
     s->googleplay_packages =
         hr_conf_str(cfg, "HERALD_GOOGLEPLAY_PACKAGE_NAMES");
+    if (s->googleplay_packages && !*s->googleplay_packages)
+        s->googleplay_packages = NULL;
+    s->googleplay_credentials =
+        hr_conf_str(cfg, "HERALD_GOOGLEPLAY_CREDENTIALS_FILE");
+    s->googleplay_endpoint = hr_conf_str(cfg, "HERALD_GOOGLEPLAY_API_ENDPOINT");
+    s->googleplay_token_uri = hr_conf_str(cfg, "HERALD_GOOGLEPLAY_TOKEN_URI");
+    if (s->googleplay_token_uri && !*s->googleplay_token_uri)
+        s->googleplay_token_uri = NULL;
+    s->googleplay_acknowledge =
+        hr_conf_bool(cfg, "HERALD_GOOGLEPLAY_ACKNOWLEDGE");
+    if (s->googleplay_packages)
+        s->npackages =
+            split(s->googleplay_packages, s->packages_buf,
+                  sizeof(s->packages_buf), s->packages, SUBS_LIST_MAX);
     s->dedupe_ttl_s = hr_conf_int(cfg, "HERALD_IDEMPOTENCY_TTL");
     if (s->dedupe_ttl_s <= 0)
         s->dedupe_ttl_s = 7 * 86400;
+}
+
+/* The Google Play settings, when HERALD_GOOGLEPLAY_PACKAGE_NAMES is set:
+ * at most SUBS_LIST_MAX names, and a service account that loads. */
+static void subs_google_validate(struct hr_conf *cfg)
+{
+    struct subs_settings *s = calloc(1, sizeof(*s));
+    struct hr_gcp_sa *sa;
+    char errstr[512];
+
+    HR_ASSERT(s);
+    subs_settings_load(s, cfg);
+    if (!s->googleplay_packages) {
+        free(s);
+        return;
+    }
+    if (s->npackages <= 0)
+        hr_conf_add_error(cfg, "HERALD_GOOGLEPLAY_PACKAGE_NAMES: empty, or "
+                               "more than 16 entries");
+    if (!s->googleplay_credentials || !*s->googleplay_credentials) {
+        hr_conf_add_error(cfg, "HERALD_GOOGLEPLAY_CREDENTIALS_FILE: required "
+                               "with HERALD_GOOGLEPLAY_PACKAGE_NAMES (a "
+                               "service account with access to the Play "
+                               "Developer API)");
+    } else {
+        sa = hr_gcp_sa_load(s->googleplay_credentials, s->googleplay_token_uri,
+                            errstr, sizeof(errstr));
+        if (!sa)
+            hr_conf_add_error(cfg, "HERALD_GOOGLEPLAY_CREDENTIALS_FILE: %s",
+                              errstr);
+        hr_gcp_sa_free(sa);
+    }
+    free(s);
 }
 
 void subs_validate(struct hr_conf *cfg)
@@ -181,6 +244,7 @@ void subs_validate(struct hr_conf *cfg)
     if (!topic || !*topic)
         hr_conf_add_error(cfg, "HERALD_SUBS_ENTITLEMENTS_TOPIC: must not be "
                                "empty");
+    subs_google_validate(cfg);
     t = subs_conf_table(cfg, errstr, sizeof(errstr));
     if (!t)
         hr_conf_add_error(cfg, "config file \"subs\": %s", errstr);

@@ -1,0 +1,452 @@
+/*
+ * herald-subs: one Google Play Real-time developer notification, from the
+ * Pub/Sub push body to the entitlement (subs.h tells the story).
+ *
+ * The RTDN only says that something changed (subs_play.h):
+ * - a subscription notification, or a voided purchase of a subscription
+ *   (productType 1), is followed by purchases.subscriptionsv2.get with an
+ *   androidpublisher token (cloud/hr_gcp.h, one per fleet through Redis);
+ *   the answer is the snapshot: its state, unless the strategy is revoke
+ *   or refund (then the strategy's: revoked / refunded), its product,
+ *   expiry, auto-renew flag, owner (obfuscatedExternalAccountId) and
+ *   environment (testPurchase: Sandbox), ordered by the time of the read.
+ *   An active purchase still pending acknowledgement is acknowledged when
+ *   HERALD_GOOGLEPLAY_ACKNOWLEDGE is on; a failed acknowledgement is
+ *   logged and counted, not fatal (the next notification tries again;
+ *   Google refunds a purchase left unacknowledged for 3 days).
+ * - a one-time product notification (and a voided one-time purchase) is
+ *   applied from the notification alone, with the strategy's state: this
+ *   slice does not read purchases.products.get, so the owner is the
+ *   fallback of subs_entitlement.h (subs_owner:<token>, else
+ *   "googleplay:<token>") and there is no expiry.
+ * - a test notification is counted and acknowledged; a kind or
+ *   type/subtype the table does not know is counted and filtered.
+ *
+ * API failures: 401/403 forget the token and try once more with a fresh
+ * one, then dead-letter (auth); 404/410 dead-letter (permanent: "purchase
+ * not found"); 429, 5xx and transport failures retry (destination
+ * "googleplay:api", Retry-After honoured); another status dead-letters
+ * (permanent). Items are handled one at a time: the calls of a batch are
+ * not made in parallel yet.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "hr_gcp.h"
+#include "hr_http.h"
+#include "hr_log.h"
+#include "hr_metrics.h"
+#include "hr_retry.h"
+#include "hr_time.h"
+#include "hr_tls.h"
+#include "subs.h"
+#include "subs_play.h"
+
+/* Last: it turns banned libc functions into errors. */
+#include "hr_banned.h"
+
+#define PROVIDER       "googleplay"
+#define DESTINATION    "googleplay:api"
+#define API_TIMEOUT_MS 10000L
+
+int subs_google_init(struct subs_state *st,
+                     const struct hr_conf *cfg,
+                     char *errstr,
+                     size_t errstr_size)
+{
+    const struct subs_settings *s = &st->set;
+    const char *ca = hr_conf_str(cfg, "HERALD_TLS_CA_FILE");
+
+    if (!s->googleplay_packages)
+        return 0;
+    if (s->npackages <= 0) {
+        snprintf(errstr, errstr_size,
+                 "HERALD_GOOGLEPLAY_PACKAGE_NAMES: empty, or more than 16 "
+                 "entries");
+        return -1;
+    }
+    if (!s->googleplay_credentials || !*s->googleplay_credentials) {
+        snprintf(errstr, errstr_size,
+                 "HERALD_GOOGLEPLAY_CREDENTIALS_FILE: required with "
+                 "HERALD_GOOGLEPLAY_PACKAGE_NAMES");
+        return -1;
+    }
+    st->play_sa = hr_gcp_sa_load(s->googleplay_credentials,
+                                 s->googleplay_token_uri, errstr, errstr_size);
+    if (!st->play_sa)
+        return -1;
+    st->tls = hr_tls_new(ca, errstr, errstr_size);
+    if (!st->tls)
+        return -1;
+    st->http = hr_http_new(ca, 4, errstr, errstr_size);
+    if (!st->http)
+        return -1;
+    hr_log_info("googleplay ready",
+                HR_LOG_STR("packages", s->googleplay_packages),
+                HR_LOG_STR("client_email", hr_gcp_sa_email(st->play_sa)),
+                HR_LOG_STR("endpoint", s->googleplay_endpoint),
+                HR_LOG_BOOL("acknowledge", s->googleplay_acknowledge));
+    return 0;
+}
+
+void subs_google_fini(struct subs_state *st)
+{
+    hr_http_free(st->http);
+    hr_tls_free(st->tls);
+    hr_gcp_sa_free(st->play_sa);
+    st->http = NULL;
+    st->tls = NULL;
+    st->play_sa = NULL;
+}
+
+/* The metrics label of @n's type: the table's Google types, else
+ * "other" (an unknown kind's name comes from the body: unbounded). */
+static const char *type_label(const struct subs_play_notification *n)
+{
+    return n->kind == SUBS_PLAY_UNKNOWN ? "other" : n->type;
+}
+
+static void count(struct subs_state *st,
+                  const struct subs_play_notification *n,
+                  const char *strategy)
+{
+    hr_metric_add(st->notifications,
+                  (const char *[]){PROVIDER, type_label(n), strategy}, 1);
+}
+
+static void count_call(struct subs_state *st, const struct hr_http_request *r)
+{
+    char status[16];
+
+    if (r->status > 0)
+        snprintf(status, sizeof(status), "%ld", r->status);
+    else
+        snprintf(status, sizeof(status), "error");
+    hr_metric_add(st->api_calls, (const char *[]){status}, 1);
+}
+
+/* An androidpublisher token into @out; counts the exchanges made. */
+static enum hr_gcp_result token_get(struct subs_state *st,
+                                    char *out,
+                                    size_t out_size,
+                                    char *errstr,
+                                    size_t errstr_size)
+{
+    uint64_t fetches = hr_gcp_sa_fetches(st->play_sa);
+    enum hr_gcp_result rc =
+        hr_gcp_token(st->play_sa, st->redis, st->tls, SUBS_PLAY_SCOPE, out,
+                     out_size, NULL, errstr, errstr_size);
+
+    if (hr_gcp_sa_fetches(st->play_sa) != fetches)
+        hr_metric_add(st->token_fetches, NULL,
+                      (double)(hr_gcp_sa_fetches(st->play_sa) - fetches));
+    return rc;
+}
+
+/* One call: @method @url (body @body or NULL) with a bearer token; on
+ * 401/403 the token is forgotten and the call made once more with a new
+ * one. Returns HR_GCP_OK with @req finished (any status; the caller
+ * releases it), else why no token came, with @errstr. */
+static enum hr_gcp_result call(struct subs_state *st,
+                               const char *method,
+                               const char *url,
+                               const char *body,
+                               struct hr_http_request *req,
+                               char *errstr,
+                               size_t errstr_size)
+{
+    char token[HR_GCP_TOKEN_MAX], auth[HR_GCP_TOKEN_MAX + 32];
+    const char *headers[] = {auth, "Accept: application/json",
+                             body ? "Content-Type: application/json" : NULL,
+                             NULL};
+    enum hr_gcp_result rc = HR_GCP_OK;
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rc = token_get(st, token, sizeof(token), errstr, errstr_size);
+        if (rc != HR_GCP_OK)
+            break;
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        hr_http_request_release(req);
+        *req = (struct hr_http_request){
+            .method = method,
+            .url = url,
+            .headers = headers,
+            .body = body,
+            .body_len = body ? strlen(body) : 0,
+            .timeout_ms = API_TIMEOUT_MS,
+        };
+        if (hr_http_perform(st->http, req, 1))
+            req->status = 0;
+        count_call(st, req);
+        if (req->status != 401 && req->status != 403)
+            break;
+        hr_gcp_token_forget(st->play_sa, st->redis, SUBS_PLAY_SCOPE, token);
+    }
+    memset(token, 0, sizeof(token));
+    memset(auth, 0, sizeof(auth));
+    return rc;
+}
+
+/* Set @item's outcome (or the pause reason: SUBS_STEP_PAUSE) for the
+ * token failure @rc. */
+static enum subs_step token_failed(struct subs_state *st,
+                                   struct hr_item *item,
+                                   enum hr_gcp_result rc,
+                                   const char *errstr)
+{
+    switch (rc) {
+    case HR_GCP_REDIS:
+        hr_worker_set_pause_reason(st->w, "redis unavailable: %s", errstr);
+        return SUBS_STEP_PAUSE;
+    case HR_GCP_AUTH:
+        hr_item_dead(item, HR_ERR_AUTH, "googleplay token refused: %s", errstr);
+        return SUBS_STEP_DONE;
+    default:
+        hr_item_retry(item, HR_ERR_TRANSIENT, DESTINATION, -1,
+                      "googleplay token unavailable: %s", errstr);
+        return SUBS_STEP_DONE;
+    }
+}
+
+/* Set @item's outcome for the failed call @req (not 2xx) of @what. */
+static void call_failed(struct hr_item *item,
+                        const struct hr_http_request *req,
+                        const char *what)
+{
+    int cls = hr_http_classify(req);
+
+    if (req->status == 401 || req->status == 403) {
+        hr_item_dead(item, HR_ERR_AUTH,
+                     "googleplay %s: HTTP %ld with a fresh token (does the "
+                     "service account have access to the app?)",
+                     what, req->status);
+    } else if (req->status == 404 || req->status == 410) {
+        hr_item_dead(item, HR_ERR_PERMANENT,
+                     "googleplay %s: purchase not found (HTTP %ld)", what,
+                     req->status);
+    } else if (cls == HR_ERR_TRANSIENT || cls == HR_ERR_THROTTLED) {
+        hr_item_retry(item, (enum hr_err_class)cls, DESTINATION,
+                      req->retry_after_ms, "googleplay %s: %s%ld%s", what,
+                      req->status ? "HTTP " : "", req->status,
+                      req->status ? "" : " (no answer)");
+    } else {
+        hr_item_dead(item, HR_ERR_PERMANENT, "googleplay %s: HTTP %ld", what,
+                     req->status);
+    }
+}
+
+/* POST the acknowledgement of @n's purchase of @product; failures are
+ * logged and counted only. */
+static void acknowledge(struct subs_state *st,
+                        const struct subs_play_notification *n,
+                        const char *product)
+{
+    struct hr_http_request req = {0};
+    char errstr[200] = "", redacted[256];
+    char *url =
+        subs_play_ack_url(st->set.googleplay_endpoint, n->package_name, product,
+                          n->purchase_token, errstr, sizeof(errstr));
+    enum hr_gcp_result rc;
+
+    if (!url) {
+        hr_metric_add(st->ack_failures, NULL, 1);
+        hr_log_warn("googleplay acknowledge not sent",
+                    HR_LOG_STR("err", errstr),
+                    HR_LOG_STR("notification_id", n->message_id));
+        return;
+    }
+    rc = call(st, "POST", url, "{}", &req, errstr, sizeof(errstr));
+    if (rc != HR_GCP_OK || hr_http_classify(&req) >= 0) {
+        hr_metric_add(st->ack_failures, NULL, 1);
+        hr_log_warn("googleplay acknowledge failed",
+                    HR_LOG_STR("url", hr_http_url_redact(url, redacted,
+                                                         sizeof(redacted))),
+                    HR_LOG_I64("status", rc == HR_GCP_OK ? req.status : 0),
+                    HR_LOG_STR("err", rc == HR_GCP_OK ? req.error : errstr),
+                    HR_LOG_STR("notification_id", n->message_id));
+    }
+    hr_http_request_release(&req);
+    free(url);
+}
+
+/* The state of @s over the snapshot's @snap_state: revoke and refund say
+ * what happened better than the snapshot (expired, or still active for a
+ * moment). */
+static const char *state_of(enum subs_strategy s, const char *snap_state)
+{
+    if (s == SUBS_REVOKE || s == SUBS_REFUND)
+        return subs_strategy_state(s, NULL);
+    return snap_state;
+}
+
+/* A subscription (or voided subscription) @n under @strategy: read,
+ * acknowledge, apply. */
+static enum subs_step subscription(struct subs_state *st,
+                                   struct hr_item *item,
+                                   const struct subs_play_notification *n,
+                                   enum subs_strategy strategy)
+{
+    struct hr_http_request req = {0};
+    struct subs_play_snapshot snap;
+    struct subs_change c;
+    char errstr[300] = "";
+    enum subs_step step = SUBS_STEP_DONE;
+    enum hr_gcp_result rc;
+    json_t *purchase = NULL;
+    json_error_t jerr;
+    int64_t now = hr_time_now_ms();
+    char *url = subs_play_get_url(st->set.googleplay_endpoint, n->package_name,
+                                  n->purchase_token, errstr, sizeof(errstr));
+
+    if (!url) {
+        hr_item_dead(item, HR_ERR_PERMANENT, "googleplay: %s", errstr);
+        return SUBS_STEP_DONE;
+    }
+    rc = call(st, "GET", url, NULL, &req, errstr, sizeof(errstr));
+    if (rc != HR_GCP_OK) {
+        step = token_failed(st, item, rc, errstr);
+        goto out;
+    }
+    if (hr_http_classify(&req) >= 0) {
+        call_failed(item, &req, "subscriptionsv2.get");
+        goto out;
+    }
+    purchase = req.response_body
+                   ? json_loadb(req.response_body, req.response_len, 0, &jerr)
+                   : NULL;
+    if (!purchase || subs_play_snapshot_parse(purchase, now, &snap, errstr,
+                                              sizeof(errstr))) {
+        hr_item_dead(item, HR_ERR_PERMANENT,
+                     "googleplay subscriptionsv2.get: unusable answer: %s",
+                     purchase ? errstr : "not JSON");
+        goto out;
+    }
+    if (!snap.known_state)
+        hr_log_warn("googleplay subscription in an unknown state, kept",
+                    HR_LOG_STR("notification_id", n->message_id));
+    if (st->set.googleplay_acknowledge && !snap.acknowledged && snap.state &&
+        !strcmp(snap.state, "active") && snap.product_id[0])
+        acknowledge(st, n, snap.product_id);
+    c = (struct subs_change){
+        .provider = PROVIDER,
+        .notification_id = n->message_id,
+        .subscription_id = n->purchase_token,
+        .app_user_id = snap.app_user_id[0] ? snap.app_user_id : NULL,
+        .product_id = snap.product_id[0] ? snap.product_id
+                      : n->product_id[0] ? n->product_id
+                                         : NULL,
+        .state = state_of(strategy, snap.state),
+        .expires_ms = snap.expires_ms > 0 ? snap.expires_ms : 0,
+        .auto_renew = snap.auto_renew ? 1 : 0,
+        .environment = snap.test_purchase ? "Sandbox" : "Production",
+        .snapshot_ms = now,
+        .notification_type = n->type,
+        .subtype = n->subtype,
+    };
+    step = subs_apply_change(st, item, &c);
+out:
+    json_decref(purchase);
+    hr_http_request_release(&req);
+    free(url);
+    return step;
+}
+
+/* A one-time product (or a voided one-time purchase): no API read in this
+ * slice; the strategy's state alone. */
+static enum subs_step one_time(struct subs_state *st,
+                               struct hr_item *item,
+                               const struct subs_play_notification *n,
+                               enum subs_strategy strategy)
+{
+    struct subs_change c = {
+        .provider = PROVIDER,
+        .notification_id = n->message_id,
+        .subscription_id = n->purchase_token,
+        .app_user_id = NULL,
+        .product_id = n->product_id[0] ? n->product_id : NULL,
+        .state = subs_strategy_state(strategy, NULL),
+        .expires_ms = 0,
+        .auto_renew = -1,
+        .environment = NULL,
+        .snapshot_ms = hr_time_now_ms(),
+        .notification_type = n->type,
+        .subtype = n->subtype,
+    };
+
+    return subs_apply_change(st, item, &c);
+}
+
+enum subs_step subs_google_handle(struct subs_state *st,
+                                  struct hr_item *item,
+                                  const json_t *body)
+{
+    struct subs_play_notification *n;
+    enum subs_strategy strategy;
+    enum subs_step step = SUBS_STEP_DONE;
+    const char *code = NULL;
+    char errstr[300] = "";
+    bool known = false;
+
+    if (!st->set.googleplay_packages) {
+        hr_item_dead(item, HR_ERR_PERMANENT,
+                     "googleplay not configured (set "
+                     "HERALD_GOOGLEPLAY_PACKAGE_NAMES)");
+        return SUBS_STEP_DONE;
+    }
+    n = malloc(sizeof(*n));
+    HR_ASSERT(n);
+    if (subs_play_parse(body, st->set.packages, (size_t)st->set.npackages, n,
+                        &code, errstr, sizeof(errstr))) {
+        if (code && !strcmp(code, "unknown_kind")) {
+            hr_metric_add(st->unknown, (const char *[]){PROVIDER}, 1);
+            count(st, n, "unknown");
+            hr_log_warn("unknown googleplay notification kind, ignored",
+                        HR_LOG_STR("kind", n->type),
+                        HR_LOG_STR("notification_id", n->message_id));
+            hr_item_filtered(item);
+            goto out;
+        }
+        if (!code)
+            code = "malformed";
+        hr_metric_add(st->verify_failures, (const char *[]){PROVIDER, code}, 1);
+        hr_item_dead(item, HR_ERR_PERMANENT,
+                     "googleplay notification refused: %s: %s", code, errstr);
+        goto out;
+    }
+    if (n->kind == SUBS_PLAY_TEST) {
+        count(st, n, "notice");
+        hr_log_info("googleplay test notification",
+                    HR_LOG_STR("package", n->package_name),
+                    HR_LOG_STR("notification_id", n->message_id));
+        hr_item_ok(item);
+        goto out;
+    }
+    strategy = subs_table_lookup(st->table, SUBS_GOOGLEPLAY, n->type,
+                                 n->subtype, &known);
+    if (!known) {
+        hr_metric_add(st->unknown, (const char *[]){PROVIDER}, 1);
+        count(st, n, "unknown");
+        hr_log_warn("unknown googleplay notification, ignored",
+                    HR_LOG_STR("type", n->type),
+                    HR_LOG_STR("subtype", n->subtype),
+                    HR_LOG_STR("notification_id", n->message_id));
+        hr_item_filtered(item);
+        goto out;
+    }
+    count(st, n, subs_strategy_name(strategy));
+    if (strategy == SUBS_IGNORE) {
+        hr_item_filtered(item);
+        goto out;
+    }
+    if (n->kind == SUBS_PLAY_SUBSCRIPTION ||
+        (n->kind == SUBS_PLAY_VOIDED && n->product_type == 1))
+        step = subscription(st, item, n, strategy);
+    else
+        step = one_time(st, item, n, strategy);
+out:
+    free(n);
+    return step;
+}
