@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The Herald demo: a throw-away Redis, herald-devbroker, an SQS emulator
 # (fauxqs), two fake APIs and fake push providers; the fleet
-# (herald-fanout, herald-unread, herald-push, herald-email, herald-guard) on
-# top; a chat app's DynamoDB change records fed through it
+# (herald-fanout, herald-unread, herald-push, herald-email, herald-subs,
+# herald-guard) on top; a chat app's DynamoDB change records fed through it
 # — the abuse reports through an SQS queue, some of them wrapped by SNS,
 # read by a second herald-fanout with HERALD_SOURCE=sqs — and a summary of
 # what happened. The legacy API fails with 503 for a while and then
@@ -112,6 +112,19 @@ profile u3 email chen@chat.example name Chen email_opt_out 1
 profile u4 name Dev
 profile u5 email dana@chat.example name Dana
 
+# herald-subs verifies App Store notifications against Apple's test chain
+# (../shared/vectors/appstore: Apple's own test certificates, whose leaf key
+# signs them here), so that the demo needs no real App Store.
+APPLE_CERTS=../shared/vectors/appstore/certs
+SUBS_PID=
+if [ -f "$APPLE_CERTS/testLeaf.key" ]; then
+    say "starting herald-subs (App Store notifications, Apple's test chain)"
+    start_worker subs "$WORK/subs.log" HERALD_APPSTORE_ROOT_CERTS="$APPLE_CERTS/testCA.pem" \
+        HERALD_APPSTORE_STRICT_X509=false HERALD_APPSTORE_BUNDLE_ID=com.example \
+        HERALD_APPSTORE_ENVIRONMENTS=Sandbox
+    SUBS=$METRICS SUBS_PID=$WORKER_PID
+fi
+
 say "registering the users' devices (the app's Devices table)"
 # u0-u3 and u7 on iPhones, u4 and u5 on Android, u6 in a browser (a Web
 # Push subscription). u7 deleted the app: APNs answers 410 Unregistered.
@@ -188,6 +201,16 @@ printf '%s\n' \
     'c0|not json at all' |
     kcat -P -b "$BROKERS" -t herald.changes -K '|'
 changes=$(count herald.changes)
+# Two App Store subscriptions: each bought, renewed and then expired (6
+# signed notifications, each with its signed transaction and renewal
+# info), then one notification delivered twice and one forged.
+if [ -n "$SUBS_PID" ]; then
+    node tests/node/mint_appstore.js --certs "$APPLE_CERTS" --count 6 \
+        --subscriptions 2 >"$WORK/appstore.txt"
+    { cat "$WORK/appstore.txt"; head -1 "$WORK/appstore.txt"
+      head -1 "$WORK/appstore.txt" | sed -E 's/..("}\s*)$/xy\1/'
+    } | kcat -P -b "$BROKERS" -t herald.subscriptions -K '|'
+fi
 
 say "waiting for the fleet to handle all $changes change records"
 wait_metric "$FANOUT" 'herald_events_processed_total{' "$changes" 60 ||
@@ -211,6 +234,11 @@ done
 wait_metric "$EMAIL" 'herald_email_sent_total{' 5 60 &&
     wait_metric "$EMAIL" 'herald_email_skipped_total{' 2 60 ||
     { echo "timed out; email log:"; tail -20 "$WORK/email.log"; exit 1; }
+
+if [ -n "$SUBS_PID" ]; then
+    wait_metric "$SUBS" 'herald_events_processed_total{' 8 60 ||
+        { echo "timed out; subs log:"; tail -20 "$WORK/subs.log"; exit 1; }
+fi
 
 say "waiting until the legacy API has every conversation (it fails first)"
 # The circuit as the guard sees it: fleet-wide, from the shared state in
@@ -337,6 +365,20 @@ curl -sf "$FAKE_EMAIL/_control/messages" | node -e '
         for (const l of m.text.trimEnd().split("\n")) console.log("    " + l);
     });'
 
+if [ -n "$SUBS_PID" ]; then
+    say "herald-subs: $(count herald.subscriptions) App Store notifications in"
+    curl -sf "$SUBS/metrics" |
+        grep -E '^herald_(subs_notifications_total|subs_applied_total|subs_verify_failures_total)' |
+        grep -v ' 0$' | sed 's/worker="subs",//; s/{}//; s/^/  /'
+    echo "  entitlements in Redis (herald:entitlements:{user}):"
+    for key in $(redis-cli -s "$REDIS_SOCK" --scan --pattern 'herald:entitlements:*' | sort); do
+        echo "    $key $(redis-cli -s "$REDIS_SOCK" hgetall "$key" | tr '\n' ' ')"
+    done
+    printf '  entitlement.changed on herald.entitlements: %s (bought, renewed, expired, for each; the\n' \
+        "$(count herald.entitlements)"
+    echo "  repeated notification re-sends its event with the same id; the forged one is a dead letter)"
+fi
+
 say "what came out"
 printf '  unread.changed on herald.unread: %s\n' "$(count herald.unread)"
 printf '  push.requested on herald.push:   %s\n' "$(count herald.push)"
@@ -383,8 +425,9 @@ kcat -C -b "$BROKERS" -t herald.dlq -o beginning -e -q -f '%h\n' |
     cut -c1-120
 
 say "graceful shutdown (SIGTERM)"
-kill -TERM "$FANOUT_PID" "$FANOUT_SQS_PID" "$UNREAD_PID" "$PUSH_PID" "$EMAIL_PID" "$GUARD_PID"
-for name in fanout fanout_sqs unread push email guard; do
+kill -TERM "$FANOUT_PID" "$FANOUT_SQS_PID" "$UNREAD_PID" "$PUSH_PID" "$EMAIL_PID" \
+    ${SUBS_PID:+"$SUBS_PID"} "$GUARD_PID"
+for name in fanout fanout_sqs unread push email ${SUBS_PID:+subs} guard; do
     pid=${name^^}_PID
     status=0
     wait "${!pid}" || status=$?
