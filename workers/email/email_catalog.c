@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "email.h"
 #include "email_template.h"
 #include "hr_buf.h"
@@ -433,31 +435,17 @@ static int unsubscribe_render(const struct email_catalog *cat,
                               char *errstr,
                               size_t errstr_size)
 {
-    static const char hex[] = "0123456789ABCDEF";
     static const char *const names[] = {"user_id", "category"};
     json_t *uctx = json_object();
     int rc;
 
     for (size_t k = 0; k < 2; k++) {
         const char *s = json_string_value(json_object_get(ctx, names[k]));
-        char enc[3 * 256 + 1];
-        size_t n = 0;
+        char *enc = curl_easy_escape(NULL, s ? s : "", 0);
 
-        for (; s && *s && n + 4 < sizeof(enc); s++) {
-            unsigned char c = (unsigned char)*s;
-
-            if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
-                c == '~') {
-                enc[n++] = (char)c;
-            } else {
-                enc[n++] = '%';
-                enc[n++] = hex[c >> 4];
-                enc[n++] = hex[c & 15];
-            }
-        }
-        enc[n] = '\0';
+        HR_ASSERT(enc);
         json_object_set_new(uctx, names[k], json_string(enc));
+        curl_free(enc);
     }
     hr_buf_clear(out);
     rc = email_tpl_render(cat->unsubscribe, uctx, EMAIL_TPL_PLAIN, false, out,

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
 #include "hr_base64.h"
@@ -671,25 +672,18 @@ int subs_play_snapshot_parse(const json_t *purchase,
 
 /* ---- API URLs ----------------------------------------------------------- */
 
-/* Append @s percent-encoded (all but RFC 3986 unreserved) to @dst. */
+/* Append @s percent-encoded (all but RFC 3986 unreserved, as
+ * curl_easy_escape() does) to @dst, which has room for three bytes per
+ * byte of @s. */
 static size_t escape_segment(char *dst, const char *s)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = 0;
+    char *e = curl_easy_escape(NULL, s, 0);
+    size_t n;
 
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-            c == '~') {
-            dst[n++] = (char)c;
-        } else {
-            dst[n++] = '%';
-            dst[n++] = hex[c >> 4];
-            dst[n++] = hex[c & 15];
-        }
-    }
+    HR_ASSERT(e);
+    n = strlen(e);
+    memcpy(dst, e, n);
+    curl_free(e);
     return n;
 }
 
