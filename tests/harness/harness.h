@@ -210,6 +210,23 @@ int hx_broker_control(struct hx_broker *b, const char *fmt, ...)
  */
 void hx_broker_free(struct hx_broker *b);
 
+/**
+ * Start hx_bin("herald-<@name>") reading @topic on @b with Redis @r, as
+ * the workers' integration tests do: group g-<topic>, Redis prefix
+ * "<topic>:", retries to <topic>.retry, dead letters to <topic>.dlq,
+ * metrics on a free port (stored in *@port), a 10 s shutdown budget and a
+ * short Kafka session; @extra "K=V" settings (NULL-terminated, may be
+ * NULL) come first, so they win. stdout and stderr go to @log. NULL on
+ * failure (printed).
+ */
+struct hx_proc *hx_worker_spawn(const char *name,
+                                const struct hx_broker *b,
+                                const struct hx_redis *r,
+                                const char *topic,
+                                const char *const *extra,
+                                const char *log,
+                                int *port);
+
 /* ---- kafka ------------------------------------------------------------ */
 
 /*

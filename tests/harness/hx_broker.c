@@ -299,3 +299,40 @@ void hx_broker_free(struct hx_broker *b)
     }
     free(b);
 }
+
+struct hx_proc *hx_worker_spawn(const char *name,
+                                const struct hx_broker *b,
+                                const struct hx_redis *r,
+                                const char *topic,
+                                const char *const *extra,
+                                const char *log,
+                                int *port)
+{
+    char vars[8][700], bin[64];
+    const char *envp[64];
+    size_t n = 0, v = 0;
+
+    *port = hx_free_port();
+    for (size_t i = 0; extra && extra[i] && n < 40; i++)
+        envp[n++] = extra[i];
+#define VAR(...)                                         \
+    do {                                                 \
+        snprintf(vars[v], sizeof(vars[v]), __VA_ARGS__); \
+        envp[n++] = vars[v++];                           \
+    } while (0)
+    VAR("HERALD_KAFKA_BROKERS=%s", hx_broker_bootstraps(b));
+    VAR("HERALD_KAFKA_TOPICS=%s", topic);
+    VAR("HERALD_KAFKA_GROUP=g-%s", topic);
+    VAR("HERALD_REDIS_URL=%s", hx_redis_url(r));
+    VAR("HERALD_REDIS_PREFIX=%s:", topic);
+    VAR("HERALD_METRICS_ADDR=127.0.0.1:%d", *port);
+    VAR("HERALD_RETRY_TOPIC=%s.retry", topic);
+    VAR("HERALD_DLQ_TOPIC=%s.dlq", topic);
+#undef VAR
+    envp[n++] = "HERALD_SHUTDOWN_TIMEOUT_MS=10000";
+    envp[n++] = "HERALD_KAFKA_PROPERTIES=session.timeout.ms=6000;"
+                "heartbeat.interval.ms=500";
+    envp[n] = NULL;
+    snprintf(bin, sizeof(bin), "herald-%s", name);
+    return hx_proc_spawn((const char *[]){hx_bin(bin), NULL}, envp, NULL, log);
+}

@@ -143,41 +143,26 @@ static struct worker *worker_start(const char *topic, const char *const *extra)
 {
     static int seq;
     struct worker *w = calloc(1, sizeof(*w));
-    char vars[16][700];
+    char vars[4][700];
     const char *envp[48];
-    size_t n = 0, v = 0;
+    size_t n = 0;
 
-    w->port = hx_free_port();
     for (size_t i = 0; extra && extra[i]; i++)
         envp[n++] = extra[i];
-#define VAR(...)                                         \
-    do {                                                 \
-        snprintf(vars[v], sizeof(vars[v]), __VA_ARGS__); \
-        envp[n++] = vars[v++];                           \
-    } while (0)
-    VAR("HERALD_KAFKA_BROKERS=%s", hx_broker_bootstraps(env->broker));
-    VAR("HERALD_KAFKA_TOPICS=%s", topic);
-    VAR("HERALD_EMAIL_SEND_TOPIC=%s", topic);
-    VAR("HERALD_KAFKA_GROUP=g-%s", topic);
-    VAR("HERALD_REDIS_URL=%s", hx_redis_url(env->redis));
-    VAR("HERALD_REDIS_PREFIX=%s:", topic);
-    VAR("HERALD_METRICS_ADDR=127.0.0.1:%d", w->port);
-    VAR("HERALD_RETRY_TOPIC=%s.retry", topic);
-    VAR("HERALD_DLQ_TOPIC=%s.dlq", topic);
-    VAR("HERALD_SMTP_URL=smtp://127.0.0.1:%d", smtp_port);
-    VAR("HERALD_CONFIG=%s", config);
-    VAR("HERALD_TLS_CA_FILE=%s", env->ca_file);
-#undef VAR
+    snprintf(vars[0], sizeof(vars[0]), "HERALD_EMAIL_SEND_TOPIC=%s", topic);
+    snprintf(vars[1], sizeof(vars[1]), "HERALD_SMTP_URL=smtp://127.0.0.1:%d",
+             smtp_port);
+    snprintf(vars[2], sizeof(vars[2]), "HERALD_CONFIG=%s", config);
+    snprintf(vars[3], sizeof(vars[3]), "HERALD_TLS_CA_FILE=%s", env->ca_file);
+    for (size_t i = 0; i < 4; i++)
+        envp[n++] = vars[i];
     envp[n++] = "HERALD_EMAIL_FROM=" FROM;
     envp[n++] = "HERALD_EMAIL_WINDOW_SECONDS=2";
     envp[n++] = "HERALD_KAFKA_STATS_INTERVAL_MS=1000";
-    envp[n++] = "HERALD_SHUTDOWN_TIMEOUT_MS=10000";
-    envp[n++] = "HERALD_KAFKA_PROPERTIES=session.timeout.ms=6000;"
-                "heartbeat.interval.ms=500";
     envp[n] = NULL;
     snprintf(w->log, sizeof(w->log), "%s/email-%s-%d.log", dir, topic, ++seq);
-    w->proc = hx_proc_spawn((const char *[]){hx_bin("herald-email"), NULL},
-                            envp, NULL, w->log);
+    w->proc = hx_worker_spawn("email", env->broker, env->redis, topic, envp,
+                              w->log, &w->port);
     assert_non_null(w->proc);
     return w;
 }

@@ -251,40 +251,26 @@ static struct worker *worker_start(const char *topic, const char *const *extra)
 {
     static int seq;
     struct worker *w = calloc(1, sizeof(*w));
-    char vars[12][1200];
+    char vars[2][1200];
     const char *envp[40];
-    size_t n = 0, v = 0;
+    size_t n = 0;
 
-    w->port = hx_free_port();
     for (size_t i = 0; extra && extra[i]; i++)
         envp[n++] = extra[i];
-#define VAR(...)                                         \
-    do {                                                 \
-        snprintf(vars[v], sizeof(vars[v]), __VA_ARGS__); \
-        envp[n++] = vars[v++];                           \
-    } while (0)
-    VAR("HERALD_KAFKA_BROKERS=%s", hx_broker_bootstraps(env->broker));
-    VAR("HERALD_KAFKA_TOPICS=%s", topic);
-    VAR("HERALD_KAFKA_GROUP=g-%s", topic);
-    VAR("HERALD_REDIS_URL=%s", hx_redis_url(env->redis));
-    VAR("HERALD_REDIS_PREFIX=%s:", topic);
-    VAR("HERALD_METRICS_ADDR=127.0.0.1:%d", w->port);
-    VAR("HERALD_RETRY_TOPIC=%s.retry", topic);
-    VAR("HERALD_DLQ_TOPIC=%s.dlq", topic);
-    VAR("HERALD_SUBS_ENTITLEMENTS_TOPIC=%s.ent", topic);
-    VAR("HERALD_APPSTORE_ROOT_CERTS=%s", vec("certs/testCA.pem"));
-#undef VAR
+    snprintf(vars[0], sizeof(vars[0]), "HERALD_SUBS_ENTITLEMENTS_TOPIC=%s.ent",
+             topic);
+    snprintf(vars[1], sizeof(vars[1]), "HERALD_APPSTORE_ROOT_CERTS=%s",
+             vec("certs/testCA.pem"));
+    envp[n++] = vars[0];
+    envp[n++] = vars[1];
     envp[n++] = "HERALD_APPSTORE_BUNDLE_ID=" BUNDLE;
     envp[n++] = "HERALD_APPSTORE_ENVIRONMENTS=Sandbox";
     envp[n++] = "HERALD_APPSTORE_STRICT_X509=false";
-    envp[n++] = "HERALD_SHUTDOWN_TIMEOUT_MS=10000";
-    envp[n++] = "HERALD_KAFKA_PROPERTIES=session.timeout.ms=6000;"
-                "heartbeat.interval.ms=500";
     envp[n] = NULL;
     snprintf(w->log, sizeof(w->log), "%s/subs-%s-%d.log", env->dir, topic,
              ++seq);
-    w->proc = hx_proc_spawn((const char *[]){hx_bin("herald-subs"), NULL}, envp,
-                            NULL, w->log);
+    w->proc = hx_worker_spawn("subs", env->broker, env->redis, topic, envp,
+                              w->log, &w->port);
     assert_non_null(w->proc);
     return w;
 }
