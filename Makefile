@@ -49,6 +49,7 @@ bench: release
 	@bash scripts/bench-sqs.sh
 	@bash scripts/bench-push.sh
 	@bash scripts/bench-email.sh
+	@bash scripts/bench-subs.sh
 
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i
