@@ -807,6 +807,44 @@ static void test_signed_date_outside_validity_fails_chain(void **state)
     free(after);
 }
 
+/* A chain verified once is not built again (the cache), but every
+ * notification still has its own signature and payload checked, and a
+ * time outside the chain's validity still fails it. */
+static void test_cached_chain_still_checks_each_notification(void **state)
+{
+    char *p1 = notification_payload("Sandbox", TEST_NOW_MS);
+    char *p2 = notification_payload("Production", TEST_NOW_MS);
+    char *late = notification_payload("Sandbox", EXPIRED_MS);
+    char *j1, *j2, *j3, *forged;
+    struct subs_jws_verifier *v;
+    json_t *out;
+
+    (void)state;
+    NEED_VECTORS();
+    j1 = mint_test_chain(p1);
+    j2 = mint_test_chain(p2);
+    j3 = mint_test_chain(late);
+    forged = with_sig(j1, "AAAA");
+    v = sandbox();
+    for (int i = 0; i < 3; i++) {
+        out = verify_ok(v, j1, SUBS_JWS_NOTIFICATION);
+        json_decref(out);
+    }
+    verify_fails(v, forged, SUBS_JWS_NOTIFICATION, "signature");
+    verify_fails(v, j2, SUBS_JWS_NOTIFICATION, "environment");
+    verify_fails(v, j3, SUBS_JWS_NOTIFICATION, "chain");
+    out = verify_ok(v, j1, SUBS_JWS_NOTIFICATION);
+    json_decref(out);
+    subs_jws_verifier_free(v);
+    free(j1);
+    free(j2);
+    free(j3);
+    free(forged);
+    free(p1);
+    free(p2);
+    free(late);
+}
+
 /* A changed payload or signature under the original header fails the
  * signature, before any payload check could pass or fail. */
 static void test_tampered_jws_fails_signature(void **state)
@@ -1411,6 +1449,7 @@ int main(void)
         cmocka_unit_test(test_minted_notification_verifies),
         cmocka_unit_test(test_invalid_oids_are_refused),
         cmocka_unit_test(test_signed_date_outside_validity_fails_chain),
+        cmocka_unit_test(test_cached_chain_still_checks_each_notification),
         cmocka_unit_test(test_tampered_jws_fails_signature),
         cmocka_unit_test(
             test_es256_forgery_without_valid_signature_is_rejected),

@@ -16,6 +16,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +34,31 @@
 #define ES256_SIG_LEN 64 /* JOSE: R || S, 32 bytes each (RFC 7518 §3.4) */
 #define CHAIN_LEN     3
 
+/*
+ * Chains already verified, by the SHA-256 of their x5c strings: a
+ * notification then costs its own signatures (and a notification's
+ * transaction and renewal info share its chain). A chain's verdict does
+ * not depend on the check time within the validity of all its
+ * certificates (no revocation is checked offline), so an entry holds the
+ * leaf's key and that window; any other time takes the full path again.
+ */
+#define CHAIN_CACHE 16
+
+struct chain_entry {
+    unsigned char digest[32];
+    EVP_PKEY *leaf_key; /* NULL: empty */
+    time_t not_before, not_after;
+};
+
+struct chain_cache {
+    pthread_mutex_t lock;
+    struct chain_entry e[CHAIN_CACHE];
+    size_t next; /* round-robin replacement */
+};
+
 struct subs_jws_verifier {
-    X509_STORE *store; /* the configured roots; read-only after _new */
+    struct chain_cache *cache; /* mutable under its lock: verify is const */
+    X509_STORE *store;         /* the configured roots; read-only after _new */
     ASN1_OBJECT *leaf_oid;
     ASN1_OBJECT *intermediate_oid;
     bool strict_x509;
@@ -233,6 +257,8 @@ struct subs_jws_verifier *subs_jws_verifier_new(
         return NULL;
     v = calloc(1, sizeof(*v));
     HR_ASSERT(v);
+    v->cache = calloc(1, sizeof(*v->cache));
+    HR_ASSERT(v->cache && !pthread_mutex_init(&v->cache->lock, NULL));
     v->store = X509_STORE_new();
     v->leaf_oid = OBJ_txt2obj(SUBS_JWS_LEAF_OID, 1);
     v->intermediate_oid = OBJ_txt2obj(SUBS_JWS_INTERMEDIATE_OID, 1);
@@ -268,6 +294,12 @@ void subs_jws_verifier_free(struct subs_jws_verifier *v)
 {
     if (!v)
         return;
+    if (v->cache) {
+        for (size_t i = 0; i < CHAIN_CACHE; i++)
+            EVP_PKEY_free(v->cache->e[i].leaf_key);
+        pthread_mutex_destroy(&v->cache->lock);
+        free(v->cache);
+    }
     X509_STORE_free(v->store);
     ASN1_OBJECT_free(v->leaf_oid);
     ASN1_OBJECT_free(v->intermediate_oid);
@@ -451,12 +483,14 @@ static int decode_x5c(const json_t *x5c,
  * Build and verify leaf -> intermediate -> configured root at @when, then
  * check the Apple extensions. The verified path must be exactly those
  * three (Java's checker caps the depth the same way), so the OIDs are
- * checked on the certificates x5c presented.
+ * checked on the certificates x5c presented. *@root gets the root the
+ * path ended at (a reference for the caller) when it verifies.
  */
 static int check_chain(const struct subs_jws_verifier *v,
                        X509 *leaf,
                        X509 *intermediate,
                        time_t when,
+                       X509 **root,
                        const char **code,
                        char *errstr,
                        size_t errstr_size)
@@ -515,6 +549,9 @@ static int check_chain(const struct subs_jws_verifier *v,
         fail(code, "oid");
         goto out_free;
     }
+    *root = sk_X509_value(chain, CHAIN_LEN - 1);
+    if (*root && !X509_up_ref(*root))
+        *root = NULL;
     rc = 0;
 out_free:
     X509_STORE_CTX_free(ctx);
@@ -538,16 +575,16 @@ static bool is_p256(EVP_PKEY *pkey)
 }
 
 /*
- * Verify the ES256 signature of @parts with the leaf's key: the JOSE form
+ * Verify the ES256 signature of @parts with the leaf's key @pkey (NULL:
+ * none): the JOSE form
  * R || S becomes a DER ECDSA-Sig-Value for EVP_DigestVerify (SHA-256).
  */
 static int check_signature(const struct jws_parts *parts,
-                           X509 *leaf,
+                           EVP_PKEY *pkey,
                            const char **code,
                            char *errstr,
                            size_t errstr_size)
 {
-    EVP_PKEY *pkey = X509_get0_pubkey(leaf);
     EVP_MD_CTX *md = NULL;
     unsigned char *raw, *der = NULL;
     ECDSA_SIG *sig = NULL;
@@ -698,6 +735,103 @@ static int check_payload(const struct subs_jws_verifier *v,
     return 0;
 }
 
+/* ---- the chain cache ------------------------------------------------------
+ */
+
+/* SHA-256 over the x5c strings (NUL-separated); -1 when x5c is not an
+ * array of three strings (the full path then says what is wrong). */
+static int chain_digest(const json_t *x5c, unsigned char digest[32])
+{
+    EVP_MD_CTX *md;
+    unsigned int len = 0;
+    int rc = 0;
+
+    if (!json_is_array(x5c) || json_array_size(x5c) != CHAIN_LEN)
+        return -1;
+    md = EVP_MD_CTX_new();
+    HR_ASSERT(md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1);
+    for (size_t i = 0; i < CHAIN_LEN && !rc; i++) {
+        const json_t *c = json_array_get(x5c, i);
+
+        if (!json_is_string(c))
+            rc = -1;
+        else
+            HR_ASSERT(EVP_DigestUpdate(md, json_string_value(c),
+                                       json_string_length(c) + 1) == 1);
+    }
+    HR_ASSERT(EVP_DigestFinal_ex(md, digest, &len) == 1 && len == 32);
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
+/* The cached leaf key of the chain @digest valid at @when (a reference
+ * the caller frees), or NULL. */
+static EVP_PKEY *chain_lookup(const struct subs_jws_verifier *v,
+                              const unsigned char digest[32],
+                              time_t when)
+{
+    EVP_PKEY *key = NULL;
+
+    pthread_mutex_lock(&v->cache->lock);
+    for (size_t i = 0; i < CHAIN_CACHE && !key; i++) {
+        const struct chain_entry *e = &v->cache->e[i];
+
+        if (e->leaf_key && !memcmp(e->digest, digest, 32) &&
+            when >= e->not_before && when <= e->not_after &&
+            EVP_PKEY_up_ref(e->leaf_key))
+            key = e->leaf_key;
+    }
+    pthread_mutex_unlock(&v->cache->lock);
+    return key;
+}
+
+/* @t as seconds since the epoch; 0 when unreadable. */
+static time_t asn1_time(const ASN1_TIME *t)
+{
+    ASN1_TIME *epoch = ASN1_TIME_set(NULL, 0);
+    int days = 0, secs = 0;
+    time_t out = 0;
+
+    if (epoch && t && ASN1_TIME_diff(&days, &secs, epoch, t) == 1)
+        out = (time_t)days * 86400 + secs;
+    ASN1_TIME_free(epoch);
+    return out;
+}
+
+/* Remember the chain @digest (@certs verified, with the root it chained
+ * to @root) and its validity window. */
+static void chain_store(const struct subs_jws_verifier *v,
+                        const unsigned char digest[32],
+                        X509 *const *certs,
+                        X509 *root)
+{
+    X509 *all[] = {certs[0], certs[1], root};
+    time_t nb = 0, na = (time_t)INT64_MAX;
+    struct chain_entry *e;
+    EVP_PKEY *key = X509_get0_pubkey(certs[0]);
+
+    if (!key || !root)
+        return;
+    for (size_t i = 0; i < 3; i++) {
+        time_t b = asn1_time(X509_get0_notBefore(all[i]));
+        time_t a = asn1_time(X509_get0_notAfter(all[i]));
+
+        if (!b || !a)
+            return;
+        nb = b > nb ? b : nb;
+        na = a < na ? a : na;
+    }
+    pthread_mutex_lock(&v->cache->lock);
+    e = &v->cache->e[v->cache->next];
+    v->cache->next = (v->cache->next + 1) % CHAIN_CACHE;
+    EVP_PKEY_free(e->leaf_key);
+    e->leaf_key = EVP_PKEY_up_ref(key) ? key : NULL;
+    memcpy(e->digest, digest, 32);
+    e->not_before = nb;
+    e->not_after = na;
+    pthread_mutex_unlock(&v->cache->lock);
+}
+
 /* ---- verify ------------------------------------------------------------- */
 
 json_t *subs_jws_verify(const struct subs_jws_verifier *v,
@@ -709,6 +843,9 @@ json_t *subs_jws_verify(const struct subs_jws_verifier *v,
 {
     X509 *certs[CHAIN_LEN] = {NULL, NULL, NULL};
     json_t *header = NULL, *payload = NULL;
+    unsigned char digest[32];
+    EVP_PKEY *key = NULL;
+    bool cached_ok;
     const char *unused_code;
     struct jws_parts parts;
     time_t when;
@@ -746,14 +883,29 @@ json_t *subs_jws_verify(const struct subs_jws_verifier *v,
         fail(code, "bad_format");
         goto out;
     }
-    if (decode_x5c(json_object_get(header, "x5c"), certs, code, errstr,
-                   errstr_size) ||
-        check_chain(v, certs[0], certs[1], when, code, errstr, errstr_size) ||
-        check_signature(&parts, certs[0], code, errstr, errstr_size) ||
+    cached_ok = !chain_digest(json_object_get(header, "x5c"), digest);
+    key = cached_ok ? chain_lookup(v, digest, when) : NULL;
+    if (!key) {
+        X509 *root = NULL;
+
+        if (decode_x5c(json_object_get(header, "x5c"), certs, code, errstr,
+                       errstr_size) ||
+            check_chain(v, certs[0], certs[1], when, &root, code, errstr,
+                        errstr_size))
+            goto out;
+        if (cached_ok)
+            chain_store(v, digest, certs, root);
+        X509_free(root);
+        key = X509_get0_pubkey(certs[0]);
+        if (key && !EVP_PKEY_up_ref(key))
+            key = NULL;
+    }
+    if (check_signature(&parts, key, code, errstr, errstr_size) ||
         check_payload(v, payload, kind, code, errstr, errstr_size))
         goto out;
     rc = 0;
 out:
+    EVP_PKEY_free(key);
     for (size_t i = 0; i < CHAIN_LEN; i++)
         X509_free(certs[i]);
     json_decref(header);
