@@ -35,7 +35,8 @@
 #define CHAIN_LEN     3
 
 /*
- * Chains already verified, by the SHA-256 of their x5c strings: a
+ * Chains already verified, by the SHA-256 of their JWS header (alg and
+ * x5c, as sent): a
  * notification then costs its own signatures (and a notification's
  * transaction and renewal info share its chain). A chain's verdict does
  * not depend on the check time within the validity of all its
@@ -738,30 +739,32 @@ static int check_payload(const struct subs_jws_verifier *v,
 /* ---- the chain cache ------------------------------------------------------
  */
 
-/* SHA-256 over the x5c strings (NUL-separated); -1 when x5c is not an
- * array of three strings (the full path then says what is wrong). */
-static int chain_digest(const json_t *x5c, unsigned char digest[32])
+/* SHA-256 of the JWS header segment as sent (alg and x5c). */
+static void header_digest(const struct jws_parts *parts,
+                          unsigned char digest[32])
 {
-    EVP_MD_CTX *md;
     unsigned int len = 0;
-    int rc = 0;
 
-    if (!json_is_array(x5c) || json_array_size(x5c) != CHAIN_LEN)
-        return -1;
-    md = EVP_MD_CTX_new();
-    HR_ASSERT(md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1);
-    for (size_t i = 0; i < CHAIN_LEN && !rc; i++) {
-        const json_t *c = json_array_get(x5c, i);
+    HR_ASSERT(EVP_Digest(parts->header, parts->header_len, digest, &len,
+                         EVP_sha256(), NULL) == 1 &&
+              len == 32);
+}
 
-        if (!json_is_string(c))
-            rc = -1;
-        else
-            HR_ASSERT(EVP_DigestUpdate(md, json_string_value(c),
-                                       json_string_length(c) + 1) == 1);
-    }
-    HR_ASSERT(EVP_DigestFinal_ex(md, digest, &len) == 1 && len == 32);
-    EVP_MD_CTX_free(md);
-    return rc;
+/* The payload (unverified) and its check time, for a cache lookup;
+ * -1 when either fails (the full path then says why). */
+static int peek_time(const struct subs_jws_verifier *v,
+                     const struct jws_parts *parts,
+                     json_t **payload,
+                     time_t *when)
+{
+    char errstr[64];
+
+    *payload = segment_json(parts->payload, parts->payload_len, "payload",
+                            errstr, sizeof(errstr));
+    return *payload &&
+                   !effective_time(v, *payload, when, errstr, sizeof(errstr))
+               ? 0
+               : -1;
 }
 
 /* The cached leaf key of the chain @digest valid at @when (a reference
@@ -845,7 +848,6 @@ json_t *subs_jws_verify(const struct subs_jws_verifier *v,
     json_t *header = NULL, *payload = NULL;
     unsigned char digest[32];
     EVP_PKEY *key = NULL;
-    bool cached_ok;
     const char *unused_code;
     struct jws_parts parts;
     time_t when;
@@ -864,37 +866,41 @@ json_t *subs_jws_verify(const struct subs_jws_verifier *v,
         fail(code, "bad_format");
         goto out;
     }
-    header = segment_json(parts.header, parts.header_len, "header", errstr,
-                          errstr_size);
-    if (!header) {
-        fail(code, "bad_format");
-        goto out;
-    }
-    /* Unverified: only signedDate is read from it before the signature. */
-    payload = segment_json(parts.payload, parts.payload_len, "payload", errstr,
-                           errstr_size);
-    if (!payload) {
-        fail(code, "bad_format");
-        goto out;
-    }
-    if (check_header(header, code, errstr, errstr_size))
-        goto out;
-    if (effective_time(v, payload, &when, errstr, errstr_size)) {
-        fail(code, "bad_format");
-        goto out;
-    }
-    cached_ok = !chain_digest(json_object_get(header, "x5c"), digest);
-    key = cached_ok ? chain_lookup(v, digest, when) : NULL;
+    /* A header seen before (the same bytes: alg and x5c) whose chain
+     * verified is not decoded again (the cache). */
+    header_digest(&parts, digest);
+    if (!peek_time(v, &parts, &payload, &when))
+        key = chain_lookup(v, digest, when);
     if (!key) {
         X509 *root = NULL;
 
+        json_decref(payload);
+        payload = NULL;
+        header = segment_json(parts.header, parts.header_len, "header", errstr,
+                              errstr_size);
+        if (!header) {
+            fail(code, "bad_format");
+            goto out;
+        }
+        /* Unverified: only signedDate is read before the signature. */
+        payload = segment_json(parts.payload, parts.payload_len, "payload",
+                               errstr, errstr_size);
+        if (!payload) {
+            fail(code, "bad_format");
+            goto out;
+        }
+        if (check_header(header, code, errstr, errstr_size))
+            goto out;
+        if (effective_time(v, payload, &when, errstr, errstr_size)) {
+            fail(code, "bad_format");
+            goto out;
+        }
         if (decode_x5c(json_object_get(header, "x5c"), certs, code, errstr,
                        errstr_size) ||
             check_chain(v, certs[0], certs[1], when, &root, code, errstr,
                         errstr_size))
             goto out;
-        if (cached_ok)
-            chain_store(v, digest, certs, root);
+        chain_store(v, digest, certs, root);
         X509_free(root);
         key = X509_get0_pubkey(certs[0]);
         if (key && !EVP_PKEY_up_ref(key))
