@@ -428,11 +428,12 @@ static void test_appstore_lifecycle(void **state)
     send_raw(topic, "1000", forged);
     free(forged);
     free(body);
-    wait_metric(w,
-                "herald_subs_verify_failures_total{worker=\"subs\",provider="
-                "\"appstore\","
-                "code=\"signature\"}",
-                1);
+    wait_metric(
+        w,
+        "herald_subs_verification_failures_total{worker=\"subs\",provider="
+        "\"appstore\","
+        "reason=\"signature\"}",
+        1);
 
     /* Apple's TEST notification vector: counted, nothing applied */
     test_jws = hx_file_read(vec("mock_signed_data/testNotification"), &len);
@@ -499,6 +500,16 @@ static void test_appstore_lifecycle(void **state)
         assert_non_null(json_string_value(json_object_get(d, "expires_at")));
     }
     json_decref(recs);
+    /* none -> active (the purchase; the renewal stays active), active ->
+     * expired; the duplicate and the stale one are no transitions */
+    assert_int_equal(hx_metric(w->port, "herald_subs_state_transitions_total{"
+                                        "worker=\"subs\",from=\"none\","
+                                        "to=\"active\"}"),
+                     1);
+    assert_int_equal(hx_metric(w->port, "herald_subs_state_transitions_total{"
+                                        "worker=\"subs\",from=\"active\","
+                                        "to=\"expired\"}"),
+                     1);
 
     dlq = pf_collect(env, "s-apple.dlq");
     assert_non_null(dlq);
@@ -509,7 +520,7 @@ static void test_appstore_lifecycle(void **state)
 
         assert_non_null(
             strstr(json_string_value(json_object_get(h0, "herald-error")),
-                   "signature"));
+                   "verification_failed:signature"));
         assert_string_equal(
             json_string_value(json_object_get(h0, "herald-error-class")),
             "permanent");
@@ -704,8 +715,9 @@ static void test_googleplay(void **state)
                            "strategy=\"notice\"}"),
         1);
     assert_int_equal(
-        hx_metric(w->port, "herald_subs_verify_failures_total{worker=\"subs\","
-                           "provider=\"googleplay\",code=\"package\"}"),
+        hx_metric(w->port,
+                  "herald_subs_verification_failures_total{worker=\"subs\","
+                  "provider=\"googleplay\",reason=\"package\"}"),
         1);
     assert_true(hx_metric(w->port, "herald_subs_api_calls_total{worker="
                                    "\"subs\",status=\"200\"}") >= 2);

@@ -23,10 +23,16 @@ static void declare_metrics(struct subs_state *st, struct hr_metrics *m)
         "types, else \"other\") and strategy (\"unknown\": not in the table)",
         "provider,type,strategy");
     st->verify_failures = hr_metrics_counter(
-        m, "herald_subs_verify_failures_total",
+        m, "herald_subs_verification_failures_total",
         "Notifications (or their nested transaction / renewal info) that "
-        "failed verification, dead-lettered, by code (subs_jws.h)",
-        "provider,code");
+        "failed verification, dead-lettered, by reason (subs_jws.h, "
+        "subs_play.h)",
+        "provider,reason");
+    st->transitions = hr_metrics_counter(
+        m, "herald_subs_state_transitions_total",
+        "Entitlement state changes applied, from (\"none\": a first entry) "
+        "to",
+        "from,to");
     st->unknown = hr_metrics_counter(
         m, "herald_subs_unknown_total",
         "Notifications whose type and subtype the strategy table does not "
@@ -55,6 +61,7 @@ static void declare_metrics(struct subs_state *st, struct hr_metrics *m)
         "OAuth2 token exchanges this replica made for the Play Developer API",
         NULL);
     hr_metric_add(st->unknown, (const char *[]){"appstore"}, 0);
+    hr_metric_add(st->transitions, (const char *[]){"none", "active"}, 0);
     hr_metric_add(st->events, (const char *[]){"appstore"}, 0);
     if (st->set.googleplay_packages) {
         hr_metric_add(st->unknown, (const char *[]){"googleplay"}, 0);
@@ -209,6 +216,12 @@ enum subs_step subs_apply_change(struct subs_state *st,
     }
     hr_metric_add(st->applied, (const char *[]){c->provider, results[a.result]},
                   1);
+    if (a.result == SUBS_APPLIED && strcmp(a.previous_state, a.state))
+        hr_metric_add(
+            st->transitions,
+            (const char *[]){a.previous_state[0] ? a.previous_state : "none",
+                             a.state},
+            1);
     /* A duplicate that changed the entitlement when it was applied emits
      * its entitlement.changed again (the same event id): the first time's
      * may have been lost with a batch redone after a crash. */

@@ -28,7 +28,7 @@
  *
  * Outcomes: a notification that fails verification is dead-lettered
  * (permanent, its code in the reason) and counted in
- * herald_subs_verify_failures_total{provider,code}; a type/subtype the
+ * herald_subs_verification_failures_total{provider,reason}; a type/subtype the
  * table does not know is counted in herald_subs_unknown_total, logged and
  * filtered; Redis unavailable pauses the batch. Every verified
  * notification counts in herald_subs_notifications_total{provider,type,
@@ -94,7 +94,8 @@ struct subs_state {
     char *event; /* the serialized entitlement.changed, reused */
     size_t event_cap;
     struct hr_metric *notifications;   /* provider,type,strategy */
-    struct hr_metric *verify_failures; /* provider,code */
+    struct hr_metric *verify_failures; /* provider,reason */
+    struct hr_metric *transitions;     /* from,to */
     struct hr_metric *unknown;         /* provider */
     struct hr_metric *applied;         /* provider,result */
     struct hr_metric *events;          /* entitlement.changed produced */

@@ -96,7 +96,7 @@ static json_t *verify(struct subs_state *st,
         code = "bad_format";
     hr_metric_add(st->verify_failures, (const char *[]){PROVIDER, code}, 1);
     hr_item_dead(item, HR_ERR_PERMANENT,
-                 "appstore %s verification failed: %s: %s", what, code, errstr);
+                 "verification_failed:%s: appstore %s: %s", code, what, errstr);
     return NULL;
 }
 

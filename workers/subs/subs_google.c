@@ -413,7 +413,8 @@ enum subs_step subs_google_handle(struct subs_state *st,
             code = "malformed";
         hr_metric_add(st->verify_failures, (const char *[]){PROVIDER, code}, 1);
         hr_item_dead(item, HR_ERR_PERMANENT,
-                     "googleplay notification refused: %s: %s", code, errstr);
+                     "verification_failed:%s: googleplay notification: %s",
+                     code, errstr);
         goto out;
     }
     if (n->kind == SUBS_PLAY_TEST) {
