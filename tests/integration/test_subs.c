@@ -837,7 +837,10 @@ static void test_check_config(void **state)
     hx_proc_free(p);
     log = hx_file_read(out, NULL);
     assert_int_not_equal(status, 0);
-    assert_non_null(strstr(log, "HERALD_APPSTORE_ROOT_CERTS: required"));
+    /* the roots default to the built-in Apple Root CA - G3, the
+     * environments to Production, which needs the app's Apple id */
+    assert_null(strstr(log, "HERALD_APPSTORE_ROOT_CERTS"));
+    assert_non_null(strstr(log, "app_apple_id is required"));
     assert_non_null(strstr(log, "unknown strategy 'renw'"));
     free(log);
 

@@ -694,6 +694,52 @@ static void test_real_apple_chain_passes_strict_path_checks(void **state)
     free(payload);
 }
 
+/* The built-in root (HERALD_APPSTORE_ROOT_CERTS's default) is the file
+ * in the vectors, and the real chain leads to it under strict checks. */
+static void test_builtin_root_is_apple_root_g3(void **state)
+{
+    const char *pem = subs_jws_apple_root_g3_pem;
+    const char *const roots[] = {SUBS_JWS_APPLE_ROOT_G3};
+    const char *const envs[] = {"Production"};
+    BIO *bio = BIO_new_mem_buf(pem, (int)strlen(pem));
+    X509 *x509 = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    char *payload, *h, *jws, *b64;
+    struct subs_jws_verifier *v;
+    char errstr[256];
+
+    (void)state;
+    NEED_VECTORS();
+    assert_non_null(x509);
+    b64 = x5c_of(x509);
+    assert_string_equal(b64, fx.x5c_apple_root);
+    free(b64);
+    X509_free(x509);
+    BIO_free(bio);
+
+    v = subs_jws_verifier_new(
+        &(struct subs_jws_conf){.root_paths = roots,
+                                .nroots = 1,
+                                .strict_x509 = true,
+                                .bundle_id = "com.example",
+                                .app_apple_id = APP_APPLE_ID,
+                                .environments = envs,
+                                .nenvironments = 1},
+        errstr, sizeof(errstr));
+    assert_non_null(v);
+    payload = notification_payload("Production", REAL_NOW_MS);
+    h = header_x5c("ES256", fx.x5c_real_leaf, fx.x5c_real_inter,
+                   fx.x5c_apple_root);
+    jws = mint_es256(h, payload, fx.leaf_key);
+    /* "signature": the path and both OIDs passed (see above) */
+    verify_fails(v, jws, SUBS_JWS_NOTIFICATION, "signature");
+    /* the test chain does not lead to it */
+    verify_fails(v, fx.notification, SUBS_JWS_NOTIFICATION, "chain");
+    subs_jws_verifier_free(v);
+    free(jws);
+    free(h);
+    free(payload);
+}
+
 /* Xcode StoreKit Testing data: one self-signed certificate in x5c. */
 static void test_xcode_vector_is_refused(void **state)
 {
@@ -1445,6 +1491,7 @@ int main(void)
         cmocka_unit_test(test_test_chain_fails_with_strict_x509),
         cmocka_unit_test(test_test_chain_fails_against_apple_root),
         cmocka_unit_test(test_real_apple_chain_passes_strict_path_checks),
+        cmocka_unit_test(test_builtin_root_is_apple_root_g3),
         cmocka_unit_test(test_xcode_vector_is_refused),
         cmocka_unit_test(test_minted_notification_verifies),
         cmocka_unit_test(test_invalid_oids_are_refused),

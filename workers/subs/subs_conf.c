@@ -12,15 +12,13 @@
 #include "hr_banned.h"
 
 const struct hr_conf_spec subs_conf[] = {
-    /* No default: Apple Root CA - G3 is not shipped with Herald nor found
-     * on the machine; operators download AppleRootCA-G3.cer from
-     * https://www.apple.com/certificateauthority/ and name it here. */
+    /* The default is Apple Root CA - G3, built in (subs_apple_root.c). */
     HR_CONF_STR("HERALD_APPSTORE_ROOT_CERTS",
-                NULL,
+                SUBS_JWS_APPLE_ROOT_G3,
                 0,
-                "comma-separated PEM/DER files of the trusted roots "
-                "(required: AppleRootCA-G3.cer from "
-                "apple.com/certificateauthority; not shipped)"),
+                "comma-separated PEM/DER files of the trusted roots; "
+                "\"" SUBS_JWS_APPLE_ROOT_G3 "\" is Apple Root CA - G3, "
+                "built in"),
     HR_CONF_STR("HERALD_APPSTORE_BUNDLE_ID",
                 NULL,
                 0,
@@ -116,9 +114,8 @@ subs_verifier_new(const struct hr_conf *cfg, char *errstr, size_t errstr_size)
 
     if (!roots_list || !*roots_list) {
         snprintf(errstr, errstr_size,
-                 "HERALD_APPSTORE_ROOT_CERTS: required (no default: Apple "
-                 "Root CA - G3 is not shipped; download AppleRootCA-G3.cer "
-                 "from https://www.apple.com/certificateauthority/)");
+                 "HERALD_APPSTORE_ROOT_CERTS: empty (unset, it is Apple Root "
+                 "CA - G3, built in)");
         return NULL;
     }
     nroots =
@@ -228,10 +225,8 @@ void subs_validate(struct hr_conf *cfg)
     const char *roots = hr_conf_str(cfg, "HERALD_APPSTORE_ROOT_CERTS");
 
     if (!roots || !*roots)
-        hr_conf_add_error(cfg, "HERALD_APPSTORE_ROOT_CERTS: required (no "
-                               "default: Apple Root CA - G3 is not shipped; "
-                               "download AppleRootCA-G3.cer from "
-                               "https://www.apple.com/certificateauthority/)");
+        hr_conf_add_error(cfg, "HERALD_APPSTORE_ROOT_CERTS: empty (unset, it "
+                               "is Apple Root CA - G3, built in)");
     if (!bundle || !*bundle)
         hr_conf_add_error(cfg, "HERALD_APPSTORE_BUNDLE_ID: required (the "
                                "app's bundle id, e.g. com.example.app)");

@@ -134,24 +134,25 @@ read_file(const char *path, size_t *len, char *errstr, size_t errstr_size)
 }
 
 /*
- * Add the certificates of @path to @store: one DER certificate (the file
- * starts with a SEQUENCE, 0x30), or every PEM certificate block in it (text
- * between the blocks is skipped, as PEM readers do).
+ * Add the certificates of @buf (@len bytes, read from @path) to @store: one
+ * DER certificate (it starts with a SEQUENCE, 0x30), or every PEM
+ * certificate block in it (text between the blocks is skipped, as PEM
+ * readers do).
  */
-static int
-load_root(X509_STORE *store, const char *path, char *errstr, size_t errstr_size)
+static int add_roots(X509_STORE *store,
+                     const char *path,
+                     const unsigned char *buf,
+                     size_t len,
+                     char *errstr,
+                     size_t errstr_size)
 {
     char ebuf[256];
-    size_t len = 0;
-    unsigned char *buf = read_file(path, &len, errstr, errstr_size);
     const unsigned char *p = buf;
     int count = 0, rc = -1;
     unsigned long e;
     X509 *x509;
     BIO *bio;
 
-    if (!buf)
-        return -1;
     if (len && buf[0] == 0x30) {
         x509 = d2i_X509(NULL, &p, (long)len);
         if (!x509 || p != buf + len) {
@@ -159,17 +160,14 @@ load_root(X509_STORE *store, const char *path, char *errstr, size_t errstr_size)
                      "root certificate '%s' is not one DER certificate: %s",
                      path, ossl_err(ebuf, sizeof(ebuf)));
             X509_free(x509);
-            goto out_free_buf;
+            return -1;
         }
-        if (X509_STORE_add_cert(store, x509) != 1) {
+        rc = X509_STORE_add_cert(store, x509) == 1 ? 0 : -1;
+        if (rc)
             snprintf(errstr, errstr_size, "cannot add root '%s': %s", path,
                      ossl_err(ebuf, sizeof(ebuf)));
-            X509_free(x509);
-            goto out_free_buf;
-        }
         X509_free(x509);
-        rc = 0;
-        goto out_free_buf;
+        return rc;
     }
     bio = BIO_new_mem_buf(buf, (int)len);
     HR_ASSERT(bio);
@@ -202,7 +200,25 @@ load_root(X509_STORE *store, const char *path, char *errstr, size_t errstr_size)
     rc = 0;
 out_free_bio:
     BIO_free(bio);
-out_free_buf:
+    return rc;
+}
+
+/* Add the root(s) of @path (a file, or SUBS_JWS_APPLE_ROOT_G3) to @store. */
+static int
+load_root(X509_STORE *store, const char *path, char *errstr, size_t errstr_size)
+{
+    unsigned char *buf;
+    size_t len = 0;
+    int rc;
+
+    if (!strcmp(path, SUBS_JWS_APPLE_ROOT_G3))
+        return add_roots(
+            store, path, (const unsigned char *)subs_jws_apple_root_g3_pem,
+            strlen(subs_jws_apple_root_g3_pem), errstr, errstr_size);
+    buf = read_file(path, &len, errstr, errstr_size);
+    if (!buf)
+        return -1;
+    rc = add_roots(store, path, buf, len, errstr, errstr_size);
     free(buf);
     return rc;
 }

@@ -48,6 +48,13 @@ struct json_t;
 #define SUBS_JWS_LEAF_OID         "1.2.840.113635.100.6.11.1"
 #define SUBS_JWS_INTERMEDIATE_OID "1.2.840.113635.100.6.2.1"
 
+/* The name of the built-in Apple Root CA - G3 (subs_apple_root.c) in
+ * subs_jws_conf.root_paths: the default of HERALD_APPSTORE_ROOT_CERTS. */
+#define SUBS_JWS_APPLE_ROOT_G3 "builtin:AppleRootCA-G3"
+
+/** Apple Root CA - G3 in PEM form (subs_apple_root.c). */
+extern const char subs_jws_apple_root_g3_pem[];
+
 /** What a JWS holds, which says where the app and environment are. */
 enum subs_jws_kind {
     /* signedPayload: bundleId, appAppleId and environment from "data",
@@ -65,7 +72,8 @@ enum subs_jws_kind {
 /** Settings of a verifier; everything is copied by subs_jws_verifier_new(). */
 struct subs_jws_conf {
     /* PEM (one or more certificates) or DER files of the trusted roots,
-     * e.g. AppleRootCA-G3.cer (HERALD_APPSTORE_ROOT_CERTS); at least one. */
+     * e.g. AppleRootCA-G3.cer, or SUBS_JWS_APPLE_ROOT_G3 for the built-in
+     * one (HERALD_APPSTORE_ROOT_CERTS); at least one. */
     const char *const *root_paths;
     size_t nroots;
     /* X509_V_FLAG_X509_STRICT. Set it in production (Apple's chain
