@@ -535,31 +535,27 @@ static void test_appstore_lifecycle(void **state)
 
 /* ---- Google Play -------------------------------------------------------- */
 
-#define G_PACKAGE  "com.example.app"
-#define G_USER     "user-g"
-#define G_API      "/androidpublisher/v3/applications/" G_PACKAGE "/purchases"
-#define G_GET(tok) G_API "/subscriptionsv2/tokens/" tok
-#define G_ACK(tok) G_API "/subscriptions/gold/tokens/" tok ":acknowledge"
+#define G_PACKAGE   "com.example.app"
+#define G_USER      "user-g"
+#define G_API       "/androidpublisher/v3/applications/" G_PACKAGE "/purchases"
+#define G_GET(tok)  G_API "/subscriptionsv2/tokens/" tok
+#define G_ACK(tok)  G_API "/subscriptions/gold/tokens/" tok ":acknowledge"
+#define G_COIN(tok) G_API "/products/coins_100/tokens/" tok
 
 /* A Pub/Sub push body with message id @id around a DeveloperNotification
- * of @package: subscriptionNotification @type for @token, or (@token
- * NULL) a testNotification. malloc'd JSON text. */
-static char *
-rtdn(const char *id, const char *package, int type, const char *token)
+ * of @package carrying @member (e.g. "subscriptionNotification") @inner
+ * (stolen). malloc'd JSON text. */
+static char *rtdn_with(const char *id,
+                       const char *package,
+                       const char *member,
+                       json_t *inner)
 {
-    json_t *n = json_pack("{s:s, s:s, s:s}", "version", "1.0", "packageName",
-                          package, "eventTimeMillis", "1767225600000");
+    json_t *n =
+        json_pack("{s:s, s:s, s:s, s:o}", "version", "1.0", "packageName",
+                  package, "eventTimeMillis", "1767225600000", member, inner);
     json_t *body;
     char *text, *b64, *out;
 
-    if (token)
-        json_object_set_new(n, "subscriptionNotification",
-                            json_pack("{s:s, s:i, s:s, s:s}", "version", "1.0",
-                                      "notificationType", type, "purchaseToken",
-                                      token, "subscriptionId", "gold"));
-    else
-        json_object_set_new(n, "testNotification",
-                            json_pack("{s:s}", "version", "1.0"));
     text = json_dumps(n, JSON_COMPACT);
     b64 = hr_base64_encode(text, strlen(text), NULL);
     body = json_pack("{s:{s:s, s:s, s:s}, s:s}", "message", "data", b64,
@@ -571,6 +567,20 @@ rtdn(const char *id, const char *package, int type, const char *token)
     free(b64);
     free(text);
     return out;
+}
+
+/* subscriptionNotification @type for @token of subscription "gold", or
+ * (@token NULL) a testNotification. */
+static char *
+rtdn(const char *id, const char *package, int type, const char *token)
+{
+    if (!token)
+        return rtdn_with(id, package, "testNotification",
+                         json_pack("{s:s}", "version", "1.0"));
+    return rtdn_with(id, package, "subscriptionNotification",
+                     json_pack("{s:s, s:i, s:s, s:s}", "version", "1.0",
+                               "notificationType", type, "purchaseToken", token,
+                               "subscriptionId", "gold"));
 }
 
 /* Write a service account whose token_uri is @token_uri into @path. */
@@ -666,6 +676,32 @@ static void test_googleplay(void **state)
         "path", G_GET("tok-gone"), "status", 404, "body", "error", "code", 404,
         "message", "The purchase token was not found.");
     assert_non_null(routes);
+    /* 401 once (a revoked token: a fresh one is fetched), 403 always (no
+     * access), 429 with Retry-After, 503; a one-time product */
+    assert_int_equal(
+        json_array_extend(
+            routes,
+            json_pack(
+                "[{s:s, s:[i,i], s:{s:s, s:s, s:[{s:s, s:s}], s:{s:s}}},"
+                " {s:s, s:i, s:{s:{s:i}}},"
+                " {s:s, s:i, s:{s:s}, s:{}},"
+                " {s:s, s:i, s:{}},"
+                " {s:s, s:i, s:{s:i, s:i, s:s, s:i, s:s}},"
+                " {s:s, s:i, s:{}}]",
+                "path", G_GET("tok-401"), "statuses", 401, 200, "body",
+                "subscriptionState", "SUBSCRIPTION_STATE_ACTIVE",
+                "acknowledgementState", "ACKNOWLEDGEMENT_STATE_ACKNOWLEDGED",
+                "lineItems", "productId", "silver", "expiryTime", expiry,
+                "externalAccountIdentifiers", "obfuscatedExternalAccountId",
+                "user-h", "path", G_GET("tok-403"), "status", 403, "body",
+                "error", "code", 403, "path", G_GET("tok-429"), "status", 429,
+                "headers", "Retry-After", "7", "body", "path", G_GET("tok-503"),
+                "status", 503, "body", "path", G_COIN("tok-coin"), "status",
+                200, "body", "purchaseState", 0, "acknowledgementState", 0,
+                "obfuscatedExternalAccountId", G_USER, "purchaseType", 0,
+                "productId", "coins_100", "path",
+                G_COIN("tok-coin") ":acknowledge", "status", 200, "body")),
+        0);
     assert_int_equal(hx_fake_http_route_json(fake, routes), 0);
     json_decref(routes);
 
@@ -703,12 +739,32 @@ static void test_googleplay(void **state)
     assert_int_equal(
         pf_send(env, topic, "g", "googleplay.notification", "ce-g-4", body), 0);
     free(body);
-    wait_metric(w, "herald_events_processed_total{", 4);
+    /* 401 then 200, 403, 429, 503 */
+    body = rtdn("g-5", G_PACKAGE, 2, "tok-401");
+    send_raw(topic, "g", body);
+    free(body);
+    body = rtdn("g-6", G_PACKAGE, 2, "tok-403");
+    send_raw(topic, "g", body);
+    free(body);
+    body = rtdn("g-7", G_PACKAGE, 2, "tok-429");
+    send_raw(topic, "g", body);
+    free(body);
+    body = rtdn("g-8", G_PACKAGE, 2, "tok-503");
+    send_raw(topic, "g", body);
+    free(body);
+    /* ONE_TIME_PRODUCT_PURCHASED */
+    body = rtdn_with("g-9", G_PACKAGE, "oneTimeProductNotification",
+                     json_pack("{s:s, s:i, s:s, s:s}", "version", "1.0",
+                               "notificationType", 1, "purchaseToken",
+                               "tok-coin", "sku", "coins_100"));
+    send_raw(topic, "g", body);
+    free(body);
+    wait_metric(w, "herald_events_processed_total{", 9);
 
     assert_int_equal(hx_metric(w->port,
                                "herald_subs_applied_total{worker=\"subs\","
                                "provider=\"googleplay\",result=\"applied\"}"),
-                     1);
+                     3);
     assert_int_equal(
         hx_metric(w->port, "herald_subs_notifications_total{worker=\"subs\","
                            "provider=\"googleplay\",type=\"test\","
@@ -724,6 +780,19 @@ static void test_googleplay(void **state)
     assert_int_equal(hx_metric(w->port, "herald_subs_api_calls_total{worker="
                                         "\"subs\",status=\"404\"}"),
                      1);
+    /* the 401 and the 403 each took a fresh token and one more call */
+    assert_int_equal(hx_metric(w->port, "herald_subs_api_calls_total{worker="
+                                        "\"subs\",status=\"401\"}"),
+                     1);
+    assert_int_equal(hx_metric(w->port, "herald_subs_api_calls_total{worker="
+                                        "\"subs\",status=\"403\"}"),
+                     2);
+    assert_true(hx_metric(w->port,
+                          "herald_subs_token_fetches_total{worker=\"subs\"}") >=
+                3);
+    reqs = hx_fake_http_requests(fake, G_GET("tok-401"));
+    assert_int_equal(json_array_size(reqs), 2);
+    json_decref(reqs);
     assert_int_equal(
         hx_metric(w->port, "herald_subs_ack_failures_total{worker=\"subs\"}"),
         0);
@@ -761,7 +830,36 @@ static void test_googleplay(void **state)
     /* entitlement.changed */
     recs = pf_collect(env, "s-google.ent");
     assert_non_null(recs);
-    assert_int_equal(json_array_size(recs), 1);
+    /* gold, then silver (after the 401), then the coins */
+    assert_int_equal(json_array_size(recs), 3);
+    {
+        const json_t *silver = json_object_get(
+            json_object_get(json_array_get(recs, 1), "event"), "data");
+        const json_t *coins = json_object_get(
+            json_object_get(json_array_get(recs, 2), "event"), "data");
+
+        assert_string_equal(
+            json_string_value(json_object_get(silver, "app_user_id")),
+            "user-h");
+        assert_string_equal(
+            json_string_value(json_object_get(silver, "product_id")), "silver");
+        assert_string_equal(
+            json_string_value(json_object_get(coins, "app_user_id")), G_USER);
+        assert_string_equal(
+            json_string_value(json_object_get(coins, "product_id")),
+            "coins_100");
+        assert_string_equal(json_string_value(json_object_get(coins, "state")),
+                            "active");
+        assert_string_equal(
+            json_string_value(json_object_get(coins, "environment")),
+            "Sandbox");
+        assert_string_equal(
+            json_string_value(json_object_get(coins, "notification_type")),
+            "one_time_product");
+        assert_true(json_is_null(json_object_get(coins, "expires_at")));
+    }
+    assert_one_call(fake, G_COIN("tok-coin"), "GET");
+    assert_one_call(fake, G_COIN("tok-coin") ":acknowledge", "POST");
     {
         const json_t *rec = json_array_get(recs, 0);
         const json_t *ev = json_object_get(rec, "event");
@@ -790,7 +888,13 @@ static void test_googleplay(void **state)
     /* the dead letters */
     dlq = pf_collect(env, "s-google.dlq");
     assert_non_null(dlq);
-    assert_int_equal(json_array_size(dlq), 2);
+    assert_int_equal(json_array_size(dlq), 3);
+    dead = dlq_with(dlq, "HTTP 403 with a fresh token");
+    assert_non_null(dead);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(dead, "headers"),
+                                          "herald-error-class")),
+        "auth");
     dead = dlq_with(dlq, "package");
     assert_non_null(dead);
     assert_string_equal(
@@ -804,6 +908,28 @@ static void test_googleplay(void **state)
                                           "herald-error-class")),
         "permanent");
     json_decref(dlq);
+
+    /* 429 and 503 went to the guard, for googleplay:api, the 429 with its
+     * Retry-After */
+    recs = pf_collect(env, "s-google.retry");
+    assert_non_null(recs);
+    assert_int_equal(json_array_size(recs), 2);
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *h = json_object_get(json_array_get(recs, i), "headers");
+        const char *cls =
+            json_string_value(json_object_get(h, "herald-error-class"));
+
+        assert_string_equal(
+            json_string_value(json_object_get(h, "herald-destination")),
+            "googleplay:api");
+        if (!strcmp(cls, "throttled"))
+            assert_string_equal(
+                json_string_value(json_object_get(h, "herald-retry-after-ms")),
+                "7000");
+        else
+            assert_string_equal(cls, "transient");
+    }
+    json_decref(recs);
     worker_stop(w);
     hx_fake_http_free(fake);
 }

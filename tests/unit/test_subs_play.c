@@ -992,6 +992,96 @@ static void test_urls(void **state)
     free(url);
 }
 
+/* purchases.products.get: Google's ProductPurchase fields. */
+static void test_product_purchase(void **state)
+{
+    static const struct {
+        const char *json;
+        const char *state;
+        bool known, acked, test;
+    } cases[] = {
+        {"{\"kind\":\"androidpublisher#productPurchase\","
+         "\"purchaseTimeMillis\":\"1767225600000\",\"purchaseState\":0,"
+         "\"consumptionState\":0,\"orderId\":\"GPA.1-2-3\","
+         "\"purchaseType\":0,\"acknowledgementState\":0,"
+         "\"productId\":\"coins_100\","
+         "\"obfuscatedExternalAccountId\":\"user-7\",\"quantity\":1}",
+         "active", true, false, true},
+        {"{\"purchaseState\":1,\"acknowledgementState\":1}", "revoked", true,
+         true, false},
+        {"{\"purchaseState\":2}", NULL, true, false, false},
+        {"{\"purchaseState\":7,\"purchaseType\":1}", NULL, false, false, false},
+    };
+    static const char *const bad[] = {
+        "[]",
+        "{}",
+        "{\"purchaseState\":\"0\"}",
+        "{\"purchaseState\":0,\"acknowledgementState\":\"1\"}",
+        "{\"purchaseState\":0,\"purchaseType\":null}",
+        "{\"purchaseState\":0,\"orderId\":5}",
+    };
+    struct subs_play_product p;
+    char errstr[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *j = json_loads(cases[i].json, 0, NULL);
+
+        assert_non_null(j);
+        assert_int_equal(subs_play_product_parse(j, &p, errstr, sizeof(errstr)),
+                         0);
+        if (cases[i].state)
+            assert_string_equal(p.state, cases[i].state);
+        else
+            assert_null(p.state);
+        assert_int_equal(p.known_state, cases[i].known);
+        assert_int_equal(p.acknowledged, cases[i].acked);
+        assert_int_equal(p.test_purchase, cases[i].test);
+        json_decref(j);
+    }
+    {
+        json_t *j = json_loads(cases[0].json, 0, NULL);
+
+        assert_int_equal(subs_play_product_parse(j, &p, NULL, 0), 0);
+        assert_string_equal(p.product_id, "coins_100");
+        assert_string_equal(p.app_user_id, "user-7");
+        assert_string_equal(p.order_id, "GPA.1-2-3");
+        json_decref(j);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *j = json_loads(bad[i], 0, NULL);
+
+        assert_non_null(j);
+        errstr[0] = '\0';
+        assert_int_equal(subs_play_product_parse(j, &p, errstr, sizeof(errstr)),
+                         -1);
+        assert_non_null(strstr(errstr, "product purchase"));
+        json_decref(j);
+    }
+}
+
+static void test_product_urls(void **state)
+{
+    char errstr[256];
+    char *url;
+
+    (void)state;
+    url = subs_play_product_url("https://h/", PKG, "coins 100", TOKEN, false,
+                                errstr, sizeof(errstr));
+    assert_string_equal(url, "https://h/androidpublisher/v3/applications/" PKG
+                             "/purchases/products/coins%20100/tokens/" TOKEN);
+    free(url);
+    url = subs_play_product_url("https://h", PKG, "coins", TOKEN, true, errstr,
+                                sizeof(errstr));
+    assert_string_equal(url, "https://h/androidpublisher/v3/applications/" PKG
+                             "/purchases/products/coins/tokens/" TOKEN
+                             ":acknowledge");
+    free(url);
+    assert_null(subs_play_product_url("https://h", PKG, "", TOKEN, false,
+                                      errstr, sizeof(errstr)));
+    assert_non_null(strstr(errstr, "product id"));
+}
+
 static void test_url_errors(void **state)
 {
     char errstr[256];
@@ -1040,6 +1130,8 @@ int main(void)
         cmocka_unit_test(test_snapshot_errors),
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_url_errors),
+        cmocka_unit_test(test_product_purchase),
+        cmocka_unit_test(test_product_urls),
     };
 
     return cmocka_run_group_tests_name("subs_play", tests, group_setup,

@@ -14,11 +14,13 @@
  *   HERALD_GOOGLEPLAY_ACKNOWLEDGE is on; a failed acknowledgement is
  *   logged and counted, not fatal (the next notification tries again;
  *   Google refunds a purchase left unacknowledged for 3 days).
- * - a one-time product notification (and a voided one-time purchase) is
- *   applied from the notification alone, with the strategy's state: this
- *   slice does not read purchases.products.get, so the owner is the
- *   fallback of subs_entitlement.h (subs_owner:<token>, else
- *   "googleplay:<token>") and there is no expiry.
+ * - a one-time product notification is followed by purchases.products.get:
+ *   its purchaseState gives the state (unless the strategy is revoke or
+ *   refund), obfuscatedExternalAccountId the owner, purchaseType 0 the
+ *   Sandbox; a purchased one not yet acknowledged is acknowledged. A voided
+ *   one-time purchase names no product and is applied from the
+ *   notification alone, the strategy's state on the stored record. There
+ *   is no expiry.
  * - a test notification is counted and acknowledged; a kind or
  *   type/subtype the table does not know is counted and filtered.
  *
@@ -238,17 +240,16 @@ static void call_failed(struct hr_item *item,
     }
 }
 
-/* POST the acknowledgement of @n's purchase of @product; failures are
- * logged and counted only. */
+/* POST the acknowledgement @url (NULL: @errstr says why there is none)
+ * of @n's purchase; failures are logged and counted only. Frees @url. */
 static void acknowledge(struct subs_state *st,
                         const struct subs_play_notification *n,
-                        const char *product)
+                        char *url,
+                        char *errstr,
+                        size_t errstr_size)
 {
     struct hr_http_request req = {0};
-    char errstr[200] = "", redacted[256];
-    char *url =
-        subs_play_ack_url(st->set.googleplay_endpoint, n->package_name, product,
-                          n->purchase_token, errstr, sizeof(errstr));
+    char redacted[256];
     enum hr_gcp_result rc;
 
     if (!url) {
@@ -258,7 +259,7 @@ static void acknowledge(struct subs_state *st,
                     HR_LOG_STR("notification_id", n->message_id));
         return;
     }
-    rc = call(st, "POST", url, "{}", &req, errstr, sizeof(errstr));
+    rc = call(st, "POST", url, "{}", &req, errstr, errstr_size);
     if (rc != HR_GCP_OK || hr_http_classify(&req) >= 0) {
         hr_metric_add(st->ack_failures, NULL, 1);
         hr_log_warn("googleplay acknowledge failed",
@@ -270,6 +271,44 @@ static void acknowledge(struct subs_state *st,
     }
     hr_http_request_release(&req);
     free(url);
+}
+
+/*
+ * GET @url (NULL: @errstr says why there is none; freed here), the
+ * purchase @what ("subscriptionsv2.get"): its JSON answer (the caller
+ * decrefs), or NULL with @item's outcome set or *@step SUBS_STEP_PAUSE.
+ */
+static json_t *read_purchase(struct subs_state *st,
+                             struct hr_item *item,
+                             char *url,
+                             const char *what,
+                             enum subs_step *step,
+                             char *errstr,
+                             size_t errstr_size)
+{
+    struct hr_http_request req = {0};
+    json_t *purchase = NULL;
+    enum hr_gcp_result rc;
+    json_error_t jerr;
+
+    *step = SUBS_STEP_DONE;
+    if (!url) {
+        hr_item_dead(item, HR_ERR_PERMANENT, "googleplay: %s", errstr);
+        return NULL;
+    }
+    rc = call(st, "GET", url, NULL, &req, errstr, errstr_size);
+    if (rc != HR_GCP_OK)
+        *step = token_failed(st, item, rc, errstr);
+    else if (hr_http_classify(&req) >= 0)
+        call_failed(item, &req, what);
+    else if (!req.response_body ||
+             !(purchase =
+                   json_loadb(req.response_body, req.response_len, 0, &jerr)))
+        hr_item_dead(item, HR_ERR_PERMANENT,
+                     "googleplay %s: unusable answer: not JSON", what);
+    hr_http_request_release(&req);
+    free(url);
+    return purchase;
 }
 
 /* The state of @s over the snapshot's @snap_state: revoke and refund say
@@ -289,39 +328,24 @@ static enum subs_step subscription(struct subs_state *st,
                                    const struct subs_play_notification *n,
                                    enum subs_strategy strategy)
 {
-    struct hr_http_request req = {0};
     struct subs_play_snapshot snap;
     struct subs_change c;
     char errstr[300] = "";
-    enum subs_step step = SUBS_STEP_DONE;
-    enum hr_gcp_result rc;
-    json_t *purchase = NULL;
-    json_error_t jerr;
+    enum subs_step step;
     int64_t now = hr_time_now_ms();
-    char *url = subs_play_get_url(st->set.googleplay_endpoint, n->package_name,
-                                  n->purchase_token, errstr, sizeof(errstr));
+    json_t *purchase = read_purchase(
+        st, item,
+        subs_play_get_url(st->set.googleplay_endpoint, n->package_name,
+                          n->purchase_token, errstr, sizeof(errstr)),
+        "subscriptionsv2.get", &step, errstr, sizeof(errstr));
 
-    if (!url) {
-        hr_item_dead(item, HR_ERR_PERMANENT, "googleplay: %s", errstr);
-        return SUBS_STEP_DONE;
-    }
-    rc = call(st, "GET", url, NULL, &req, errstr, sizeof(errstr));
-    if (rc != HR_GCP_OK) {
-        step = token_failed(st, item, rc, errstr);
-        goto out;
-    }
-    if (hr_http_classify(&req) >= 0) {
-        call_failed(item, &req, "subscriptionsv2.get");
-        goto out;
-    }
-    purchase = req.response_body
-                   ? json_loadb(req.response_body, req.response_len, 0, &jerr)
-                   : NULL;
-    if (!purchase || subs_play_snapshot_parse(purchase, now, &snap, errstr,
-                                              sizeof(errstr))) {
+    if (!purchase)
+        return step;
+    if (subs_play_snapshot_parse(purchase, now, &snap, errstr,
+                                 sizeof(errstr))) {
         hr_item_dead(item, HR_ERR_PERMANENT,
                      "googleplay subscriptionsv2.get: unusable answer: %s",
-                     purchase ? errstr : "not JSON");
+                     errstr);
         goto out;
     }
     if (!snap.known_state)
@@ -329,7 +353,12 @@ static enum subs_step subscription(struct subs_state *st,
                     HR_LOG_STR("notification_id", n->message_id));
     if (st->set.googleplay_acknowledge && !snap.acknowledged && snap.state &&
         !strcmp(snap.state, "active") && snap.product_id[0])
-        acknowledge(st, n, snap.product_id);
+        acknowledge(st, n,
+                    subs_play_ack_url(st->set.googleplay_endpoint,
+                                      n->package_name, snap.product_id,
+                                      n->purchase_token, errstr,
+                                      sizeof(errstr)),
+                    errstr, sizeof(errstr));
     c = (struct subs_change){
         .provider = PROVIDER,
         .notification_id = n->message_id,
@@ -349,34 +378,75 @@ static enum subs_step subscription(struct subs_state *st,
     step = subs_apply_change(st, item, &c);
 out:
     json_decref(purchase);
-    hr_http_request_release(&req);
-    free(url);
     return step;
 }
 
-/* A one-time product (or a voided one-time purchase): no API read in this
- * slice; the strategy's state alone. */
+/*
+ * A one-time product @n under @strategy. With its sku (a one-time product
+ * notification), the purchase is read with purchases.products.get: its
+ * state (purchased active, canceled revoked, pending none yet) unless the
+ * strategy is revoke or refund, its owner, its environment; a purchase not
+ * yet acknowledged is acknowledged. A voided one-time purchase names no
+ * product, so it is applied from the notification alone (the strategy's
+ * state on the stored record).
+ */
 static enum subs_step one_time(struct subs_state *st,
                                struct hr_item *item,
                                const struct subs_play_notification *n,
                                enum subs_strategy strategy)
 {
+    struct subs_play_product p = {0};
+    char errstr[300] = "";
+    enum subs_step step = SUBS_STEP_DONE;
+    json_t *purchase = NULL;
     struct subs_change c = {
         .provider = PROVIDER,
         .notification_id = n->message_id,
         .subscription_id = n->purchase_token,
-        .app_user_id = NULL,
         .product_id = n->product_id[0] ? n->product_id : NULL,
         .state = subs_strategy_state(strategy, NULL),
-        .expires_ms = 0,
         .auto_renew = -1,
-        .environment = NULL,
         .snapshot_ms = hr_time_now_ms(),
         .notification_type = n->type,
         .subtype = n->subtype,
     };
 
-    return subs_apply_change(st, item, &c);
+    if (n->kind == SUBS_PLAY_ONE_TIME && n->product_id[0]) {
+        purchase = read_purchase(
+            st, item,
+            subs_play_product_url(st->set.googleplay_endpoint, n->package_name,
+                                  n->product_id, n->purchase_token, false,
+                                  errstr, sizeof(errstr)),
+            "products.get", &step, errstr, sizeof(errstr));
+        if (!purchase)
+            return step;
+        if (subs_play_product_parse(purchase, &p, errstr, sizeof(errstr))) {
+            hr_item_dead(item, HR_ERR_PERMANENT,
+                         "googleplay products.get: unusable answer: %s",
+                         errstr);
+            goto out;
+        }
+        if (!p.known_state)
+            hr_log_warn("googleplay product purchase in an unknown state, "
+                        "kept",
+                        HR_LOG_STR("notification_id", n->message_id));
+        if (st->set.googleplay_acknowledge && !p.acknowledged && p.state &&
+            !strcmp(p.state, "active"))
+            acknowledge(st, n,
+                        subs_play_product_url(st->set.googleplay_endpoint,
+                                              n->package_name, n->product_id,
+                                              n->purchase_token, true, errstr,
+                                              sizeof(errstr)),
+                        errstr, sizeof(errstr));
+        /* a notice (a pending purchase canceled) changes no state */
+        c.state = strategy == SUBS_NOTICE ? NULL : state_of(strategy, p.state);
+        c.app_user_id = p.app_user_id[0] ? p.app_user_id : NULL;
+        c.environment = p.test_purchase ? "Sandbox" : "Production";
+    }
+    step = subs_apply_change(st, item, &c);
+out:
+    json_decref(purchase);
+    return step;
 }
 
 enum subs_step subs_google_handle(struct subs_state *st,

@@ -670,6 +670,52 @@ int subs_play_snapshot_parse(const json_t *purchase,
     return 0;
 }
 
+int subs_play_product_parse(const json_t *purchase,
+                            struct subs_play_product *out,
+                            char *errstr,
+                            size_t errstr_size)
+{
+    static const char *const product_states[] = {"active", "revoked", NULL};
+    const json_t *v;
+    json_int_t n;
+
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(purchase))
+        return fail(NULL, NULL, errstr, errstr_size,
+                    "product purchase is not a JSON object");
+    v = json_object_get(purchase, "purchaseState");
+    if (!json_is_integer(v))
+        return fail(NULL, NULL, errstr, errstr_size,
+                    "product purchase purchaseState is %s",
+                    v ? "not an integer" : "missing");
+    n = json_integer_value(v);
+    if (n >= 0 && n < (json_int_t)HR_ARRAY_SIZE(product_states)) {
+        out->state = product_states[n];
+        out->known_state = true;
+    }
+    v = json_object_get(purchase, "acknowledgementState");
+    if (v && !json_is_integer(v))
+        return fail(NULL, NULL, errstr, errstr_size,
+                    "product purchase acknowledgementState is not an "
+                    "integer");
+    out->acknowledged = v && json_integer_value(v) == 1;
+    v = json_object_get(purchase, "purchaseType");
+    if (v && !json_is_integer(v))
+        return fail(NULL, NULL, errstr, errstr_size,
+                    "product purchase purchaseType is not an integer");
+    out->test_purchase = v && json_integer_value(v) == 0;
+    if (opt_string(out->product_id, sizeof(out->product_id), purchase,
+                   "productId") ||
+        opt_string(out->app_user_id, sizeof(out->app_user_id), purchase,
+                   "obfuscatedExternalAccountId") ||
+        opt_string(out->order_id, sizeof(out->order_id), purchase, "orderId"))
+        return fail(NULL, NULL, errstr, errstr_size,
+                    "product purchase productId, "
+                    "obfuscatedExternalAccountId or orderId is not a string "
+                    "that fits");
+    return 0;
+}
+
 /* ---- API URLs ----------------------------------------------------------- */
 
 /* Append @s percent-encoded (all but RFC 3986 unreserved, as
@@ -790,6 +836,32 @@ char *subs_play_ack_url(const char *endpoint,
     if (check_segment(package_name, "package name", errstr, errstr_size) ||
         check_segment(subscription_id, "subscription id", errstr,
                       errstr_size) ||
+        check_segment(token, "purchase token", errstr, errstr_size))
+        return NULL;
+    return build_url(endpoint, parts, HR_ARRAY_SIZE(parts), errstr,
+                     errstr_size);
+}
+
+char *subs_play_product_url(const char *endpoint,
+                            const char *package_name,
+                            const char *product_id,
+                            const char *token,
+                            bool acknowledge,
+                            char *errstr,
+                            size_t errstr_size)
+{
+    const char *parts[] = {
+        "/androidpublisher/v3/applications/",
+        package_name,
+        "/purchases/products/",
+        product_id,
+        "/tokens/",
+        token,
+        acknowledge ? ":acknowledge" : "",
+    };
+
+    if (check_segment(package_name, "package name", errstr, errstr_size) ||
+        check_segment(product_id, "product id", errstr, errstr_size) ||
         check_segment(token, "purchase token", errstr, errstr_size))
         return NULL;
     return build_url(endpoint, parts, HR_ARRAY_SIZE(parts), errstr,

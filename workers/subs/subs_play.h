@@ -176,6 +176,49 @@ HR_MUST_CHECK int subs_play_snapshot_parse(const struct json_t *purchase,
                                            char *errstr,
                                            size_t errstr_size);
 
+/** The entitlement facts of a ProductPurchase (purchases.products.get). */
+struct subs_play_product {
+    /* SPEC vocabulary from purchaseState, a static string: 0 (purchased)
+     * -> "active"; 1 (canceled) -> "revoked"; 2 (pending) -> NULL (no
+     * entitlement yet); another value -> NULL with known_state false. */
+    const char *state;
+    bool known_state;
+    bool acknowledged;     /* acknowledgementState 1; false: the purchase
+                              still needs subs_play_product_url(ack) */
+    bool test_purchase;    /* purchaseType 0 (a license tester) */
+    char product_id[256];  /* productId, "" when absent */
+    char app_user_id[256]; /* obfuscatedExternalAccountId, "" if none */
+    char order_id[256];    /* orderId, "" if none */
+};
+
+/**
+ * Read the ProductPurchase @purchase (borrowed) into *@out. Returns 0, or
+ * -1 with @errstr (may be NULL when @errstr_size is 0) when it is not an
+ * object, purchaseState is missing or not an integer, or a member read is
+ * of the wrong type or too long.
+ */
+HR_MUST_CHECK int subs_play_product_parse(const struct json_t *purchase,
+                                          struct subs_play_product *out,
+                                          char *errstr,
+                                          size_t errstr_size);
+
+/**
+ * The URL of purchases.products.get (GET) or, when @acknowledge,
+ * purchases.products.acknowledge (POST with a JSON body):
+ *
+ *   {endpoint}/androidpublisher/v3/applications/{packageName}
+ *       /purchases/products/{productId}/tokens/{token}[:acknowledge]
+ *
+ * Same encoding, result and failures as subs_play_get_url().
+ */
+char *subs_play_product_url(const char *endpoint,
+                            const char *package_name,
+                            const char *product_id,
+                            const char *token,
+                            bool acknowledge,
+                            char *errstr,
+                            size_t errstr_size);
+
 /**
  * The URL of purchases.subscriptionsv2.get (the caller sends GET with an
  * androidpublisher-scoped bearer token):
