@@ -31,6 +31,7 @@
 #include "harness.h"
 #include "hr_base64.h"
 #include "hx_fake_http.h"
+#include "hx_sqs.h"
 #include "push_fixture.h"
 
 #define T(name) name ":2," name ".retry:1," name ".dlq:1," name ".ent:1,"
@@ -533,6 +534,113 @@ static void test_appstore_lifecycle(void **state)
     worker_stop(w);
 }
 
+struct queue_arg {
+    struct hx_sqs *sqs;
+    const char *url;
+};
+
+static bool queue_empty(void *p)
+{
+    struct queue_arg *q = p;
+    long visible = -1;
+
+    return hx_sqs_depth(q->sqs, q->url, &visible) == 0;
+}
+
+/*
+ * The same worker reading an SQS FIFO queue (fauxqs), one message group
+ * per subscription as a store webhook relay would send them: a
+ * subscription's life (subscribe, renew, billing retry, grace period,
+ * recover, refund) in order, one notification sent twice; every message
+ * deleted once handled, the states in order.
+ */
+static void test_appstore_sqs_fifo(void **state)
+{
+    static const struct {
+        const char *type, *subtype, *state;
+        int64_t expires_days;
+        int auto_renew;
+    } life[] = {
+        {"SUBSCRIBED", "INITIAL_BUY", "active", 30, 1},
+        {"DID_RENEW", NULL, "active", 60, 1},
+        {"DID_FAIL_TO_RENEW", NULL, "billing_retry", 60, 1},
+        {"DID_FAIL_TO_RENEW", "GRACE_PERIOD", "grace_period", 60, 1},
+        {"DID_RENEW", "BILLING_RECOVERY", "active", 90, 1},
+        {"REFUND", NULL, "refunded", 90, 0},
+    };
+    enum { N = sizeof(life) / sizeof(life[0]) };
+    const char *topic = "s-fifo";
+    struct hx_sqs *sqs;
+    char *url, *bodies[N + 1], uuid[40], qvar[600];
+    const char *groups[N + 1], *extra[40];
+    size_t n = 0;
+    struct worker *w;
+    json_t *recs;
+
+    (void)state;
+    if (!hx_sqs_available())
+        skip();
+    sqs = hx_sqs_start();
+    assert_non_null(sqs);
+    url = hx_sqs_create(sqs, "subs-events.fifo", NULL);
+    assert_non_null(url);
+    for (size_t i = 0; i < N; i++) {
+        snprintf(uuid, sizeof(uuid), "00000000-0000-4000-8000-%012zu", i + 1);
+        bodies[i] = notification(
+            life[i].type, life[i].subtype, uuid, T0 + (int64_t)i * DAY,
+            T0 + life[i].expires_days * DAY, life[i].auto_renew);
+        groups[i] = "1000";
+    }
+    /* the grace period notification once more (another deduplication id:
+     * a relay that sent it twice) */
+    bodies[N] = strdup(bodies[3]);
+    groups[N] = "1000";
+    assert_int_equal(hx_sqs_send(sqs, url, (const char *const *)bodies, groups,
+                                 N + 1, 0, NULL),
+                     0);
+
+    for (const char *const *e = hx_sqs_env(sqs); *e; e++)
+        extra[n++] = *e;
+    snprintf(qvar, sizeof(qvar), "HERALD_SQS_QUEUE_URL=%s", url);
+    extra[n++] = qvar;
+    extra[n++] = "HERALD_SQS_WAIT_SECONDS=1";
+    extra[n] = NULL;
+    w = worker_start(topic, extra);
+    wait_metric(w, APPLIED("applied"), N);
+    wait_metric(w, APPLIED("duplicate"), 1);
+    assert_entitlement(topic, "refunded", T0 + 90 * DAY, false);
+
+    /* every message deleted once handled */
+    {
+        struct queue_arg q = {sqs, url};
+
+        assert_int_equal(hx_wait_until(queue_empty, &q, 20000), 0);
+    }
+    /* entitlement.changed in the order of the group; the duplicate emits
+     * its event again, with the same id */
+    recs = pf_collect(env, "s-fifo.ent");
+    assert_non_null(recs);
+    assert_int_equal(json_array_size(recs), N + 1);
+    for (size_t i = 0; i < N; i++)
+        assert_string_equal(
+            json_string_value(json_object_get(
+                json_object_get(
+                    json_object_get(json_array_get(recs, i), "event"), "data"),
+                "state")),
+            life[i].state);
+    json_decref(recs);
+    assert_int_equal(hx_metric(w->port,
+                               "herald_subs_state_transitions_total{"
+                               "worker=\"subs\",from=\"billing_retry\","
+                               "to=\"grace_period\"}"),
+                     1);
+    worker_stop(w);
+    for (size_t i = 0; i <= N; i++)
+        free(bodies[i]);
+    free(url);
+    hx_sqs_free(sqs);
+}
+
 /* ---- Google Play -------------------------------------------------------- */
 
 #define G_PACKAGE   "com.example.app"
@@ -988,6 +1096,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_appstore_lifecycle),
+        cmocka_unit_test(test_appstore_sqs_fifo),
         cmocka_unit_test(test_googleplay),
         cmocka_unit_test(test_check_config),
     };
