@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -746,8 +747,9 @@ static void test_googleplay(void **state)
     const char *topic = "s-google";
     struct hx_fake_http *fake;
     struct worker *w;
-    char sa_path[900], token_uri[200], extra[4][1000], *body;
-    const char *extras[5];
+    char sa_path[900], token_uri[200], extra[5][1000], *body;
+    char pki[900], *ca = NULL, *cert = NULL, *key = NULL;
+    const char *extras[6];
     json_t *routes, *reqs, *recs, *dlq, *e, *dead;
     char expiry[40];
     time_t secs = (time_t)(time(NULL) + 30 * 86400);
@@ -758,8 +760,15 @@ static void test_googleplay(void **state)
     (void)state;
     if (!hx_node_available())
         skip();
-    fake = hx_fake_http_start(NULL);
+    /* the Play Developer API and the token endpoint over HTTPS, with a
+     * throw-away CA the worker is told about */
+    snprintf(pki, sizeof(pki), "%s/play-pki", env->dir);
+    assert_int_equal(mkdir(pki, 0700), 0);
+    assert_int_equal(hx_tls_make_pki(pki, &ca, &cert, &key), 0);
+    fake = hx_fake_http_start(&(struct hx_fake_http_opts){
+        .tls_cert = cert, .tls_key = key, .ca_file = ca});
     assert_non_null(fake);
+    assert_non_null(strstr(hx_fake_http_url(fake), "https://"));
     gmtime_r(&secs, &tm);
     strftime(expiry, sizeof(expiry), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
     routes = json_pack(
@@ -825,9 +834,10 @@ static void test_googleplay(void **state)
     /* the override, not the key file's token_uri */
     snprintf(extra[3], sizeof(extra[3]), "HERALD_GOOGLEPLAY_TOKEN_URI=%s",
              token_uri);
-    for (size_t i = 0; i < 4; i++)
+    snprintf(extra[4], sizeof(extra[4]), "HERALD_TLS_CA_FILE=%s", ca);
+    for (size_t i = 0; i < 5; i++)
         extras[i] = extra[i];
-    extras[4] = NULL;
+    extras[5] = NULL;
     w = worker_start(topic, extras);
 
     /* SUBSCRIPTION_PURCHASED */
@@ -1040,6 +1050,9 @@ static void test_googleplay(void **state)
     json_decref(recs);
     worker_stop(w);
     hx_fake_http_free(fake);
+    free(ca);
+    free(cert);
+    free(key);
 }
 
 /* --check-config: the roots are required, the table is validated. */
