@@ -44,7 +44,7 @@ wait_metric "$METRICS" 'herald_events_processed_total{' "$N" 900 || true
 t1=$(date +%s.%N)
 PROCESSED=$(metric "$METRICS" 'herald_events_processed_total{')
 APPLIED=$(metric "$METRICS" 'herald_subs_applied_total{')
-VFAIL=$(metric "$METRICS" 'herald_subs_verify_failures_total{')
+VFAIL=$(metric "$METRICS" 'herald_subs_verification_failures_total{')
 OUTCOMES=$(curl -sf "$METRICS/metrics" | awk '/^herald_subs_applied_total\{/ {
     match($0, /result="[^"]*"/); r = substr($0, RSTART + 8, RLENGTH - 9)
     printf "%s%s %d", sep, r, $NF; sep = ", " }')

@@ -114,14 +114,50 @@ profile u5 email dana@chat.example name Dana
 
 # herald-subs verifies App Store notifications against Apple's test chain
 # (../shared/vectors/appstore: Apple's own test certificates, whose leaf key
-# signs them here), so that the demo needs no real App Store.
+# signs them here), so that the demo needs no real App Store; Google Play
+# notifications are read back from a fake Play Developer API (HTTPS, the
+# push fakes' throw-away CA) that answers, call after call, what Google
+# would say of the subscription as it lives.
 APPLE_CERTS=../shared/vectors/appstore/certs
 SUBS_PID=
 if [ -f "$APPLE_CERTS/testLeaf.key" ]; then
-    say "starting herald-subs (App Store notifications, Apple's test chain)"
+    say "starting a fake Play Developer API and herald-subs"
+    play_port=$(free_port)
+    node -e '
+        const day = 86400000, t0 = Date.now();
+        const at = (d) => new Date(t0 + d * day).toISOString();
+        const sub = (state, days, renew, ack) => ({
+            kind: "androidpublisher#subscriptionPurchaseV2",
+            subscriptionState: "SUBSCRIPTION_STATE_" + state,
+            acknowledgementState: "ACKNOWLEDGEMENT_STATE_" + ack,
+            lineItems: [{productId: "gold.monthly", expiryTime: at(days),
+                         autoRenewingPlan: {autoRenewEnabled: renew}}],
+            externalAccountIdentifiers: {obfuscatedExternalAccountId: "u5"}});
+        const api = "/androidpublisher/v3/applications/com.example.chat/purchases";
+        console.log(JSON.stringify({routes: [
+            {path: "/token", body: {access_token: "ya29.demo", expires_in: 3600,
+                                    token_type: "Bearer"}},
+            {path: api + "/subscriptionsv2/tokens/tok-u5",
+             bodies: [sub("ACTIVE", 30, true, "PENDING"),
+                      sub("ACTIVE", 60, true, "ACKNOWLEDGED"),
+                      sub("IN_GRACE_PERIOD", 60, true, "ACKNOWLEDGED"),
+                      sub("ON_HOLD", 60, true, "ACKNOWLEDGED"),
+                      sub("ACTIVE", 90, true, "ACKNOWLEDGED"),
+                      sub("EXPIRED", 90, false, "ACKNOWLEDGED")]},
+            {path: api + "/subscriptions/gold.monthly/tokens/tok-u5:acknowledge",
+             body: {}}]}));' >"$WORK/play.json"
+    node tests/harness/fake_http.js --port "$play_port" --tls --cert "$WORK/server.pem" \
+        --key "$WORK/server.key" --script "$WORK/play.json" >"$WORK/play.out" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 200); do grep -q listening "$WORK/play.out" && break; sleep 0.05; done
+    echo "fake Play:  https://127.0.0.1:$play_port"
     start_worker subs "$WORK/subs.log" HERALD_APPSTORE_ROOT_CERTS="$APPLE_CERTS/testCA.pem" \
         HERALD_APPSTORE_STRICT_X509=false HERALD_APPSTORE_BUNDLE_ID=com.example \
-        HERALD_APPSTORE_ENVIRONMENTS=Sandbox
+        HERALD_APPSTORE_ENVIRONMENTS=Sandbox HERALD_TLS_CA_FILE="$WORK/ca.pem" \
+        HERALD_GOOGLEPLAY_PACKAGE_NAMES=com.example.chat \
+        HERALD_GOOGLEPLAY_CREDENTIALS_FILE="$WORK/sa.json" \
+        HERALD_GOOGLEPLAY_API_ENDPOINT="https://127.0.0.1:$play_port" \
+        HERALD_GOOGLEPLAY_TOKEN_URI="https://127.0.0.1:$play_port/token"
     SUBS=$METRICS SUBS_PID=$WORKER_PID
 fi
 
@@ -201,14 +237,36 @@ printf '%s\n' \
     'c0|not json at all' |
     kcat -P -b "$BROKERS" -t herald.changes -K '|'
 changes=$(count herald.changes)
-# Two App Store subscriptions: each bought, renewed and then expired (6
-# signed notifications, each with its signed transaction and renewal
-# info), then one notification delivered twice and one forged.
+# Two App Store subscriptions live: bought, renewed, a failed renewal
+# (billing retry), the grace period, recovered, refunded (12 signed
+# notifications, each with its signed transaction and renewal info); one
+# notification delivered twice and one forged. One Google Play subscription
+# lives the same way as RTDNs: purchased, renewed, in grace period, on
+# hold, recovered, refunded (a voided purchase).
 if [ -n "$SUBS_PID" ]; then
-    node tests/node/mint_appstore.js --certs "$APPLE_CERTS" --count 6 \
+    node tests/node/mint_appstore.js --certs "$APPLE_CERTS" --life \
         --subscriptions 2 >"$WORK/appstore.txt"
+    node -e '
+        for (const [i, code] of [4, 2, 6, 5, 1, 0].entries()) {
+            const n = {version: "1.0", packageName: "com.example.chat",
+                       eventTimeMillis: String(Date.now() + i)};
+            if (code)
+                n.subscriptionNotification = {version: "1.0",
+                    notificationType: code, purchaseToken: "tok-u5",
+                    subscriptionId: "gold.monthly"};
+            else    /* the refund: a voided subscription purchase */
+                n.voidedPurchaseNotification = {purchaseToken: "tok-u5",
+                    orderId: "GPA.3372-0718-2851-60413", productType: 1,
+                    refundType: 1};
+            console.log("tok-u5|" + JSON.stringify({message: {
+                data: Buffer.from(JSON.stringify(n)).toString("base64"),
+                messageId: "rtdn-" + (i + 1),
+                publishTime: new Date().toISOString()},
+                subscription: "projects/chat/subscriptions/play-rtdn"}));
+        }' >"$WORK/play.txt"
     { cat "$WORK/appstore.txt"; head -1 "$WORK/appstore.txt"
       head -1 "$WORK/appstore.txt" | sed -E 's/..("}\s*)$/xy\1/'
+      cat "$WORK/play.txt"
     } | kcat -P -b "$BROKERS" -t herald.subscriptions -K '|'
 fi
 
@@ -236,7 +294,7 @@ wait_metric "$EMAIL" 'herald_email_sent_total{' 5 60 &&
     { echo "timed out; email log:"; tail -20 "$WORK/email.log"; exit 1; }
 
 if [ -n "$SUBS_PID" ]; then
-    wait_metric "$SUBS" 'herald_events_processed_total{' 8 60 ||
+    wait_metric "$SUBS" 'herald_events_processed_total{' 20 60 ||
         { echo "timed out; subs log:"; tail -20 "$WORK/subs.log"; exit 1; }
 fi
 
@@ -366,17 +424,29 @@ curl -sf "$FAKE_EMAIL/_control/messages" | node -e '
     });'
 
 if [ -n "$SUBS_PID" ]; then
-    say "herald-subs: $(count herald.subscriptions) App Store notifications in"
+    say "herald-subs: $(count herald.subscriptions) store notifications in (14 App Store, 6 Google Play)"
     curl -sf "$SUBS/metrics" |
-        grep -E '^herald_(subs_notifications_total|subs_applied_total|subs_verify_failures_total)' |
+        grep -E '^herald_(subs_notifications_total|subs_applied_total|subs_verification_failures_total|subs_state_transitions_total|subs_api_calls_total)' |
         grep -v ' 0$' | sed 's/worker="subs",//; s/{}//; s/^/  /'
-    echo "  entitlements in Redis (herald:entitlements:{user}):"
-    for key in $(redis-cli -s "$REDIS_SOCK" --scan --pattern 'herald:entitlements:*' | sort); do
-        echo "    $key $(redis-cli -s "$REDIS_SOCK" hgetall "$key" | tr '\n' ' ')"
-    done
-    printf '  entitlement.changed on herald.entitlements: %s (bought, renewed, expired, for each; the\n' \
+    printf '  entitlement.changed on herald.entitlements: %s, in order (the repeated notification\n' \
         "$(count herald.entitlements)"
-    echo "  repeated notification re-sends its event with the same id; the forged one is a dead letter)"
+    echo "  re-sends its event with the same id; the forged one is a dead letter):"
+    kcat -C -b "$BROKERS" -t herald.entitlements -o beginning -e -q | node -e '
+        let s = ""; process.stdin.on("data", d => s += d).on("end", () => {
+            for (const line of s.trim().split("\n")) {
+                const e = JSON.parse(line), d = e.data;
+                console.log(`    ${d.provider.padEnd(10)} ${d.app_user_id.slice(-4).padEnd(4)} ` +
+                    `${(d.notification_type + (d.subtype ? "/" + d.subtype : "")).padEnd(36)} ` +
+                    `${(d.previous_state || "-").padEnd(13)} -> ${d.state.padEnd(13)} ` +
+                    `expires ${d.expires_at ? d.expires_at.slice(0, 10) : "-"}  id ${e.id.slice(0, 8)}`);
+            }
+        });'
+    echo "  the entitlement table in Redis (herald:entitlements:{user}):"
+    for key in $(redis-cli -s "$REDIS_SOCK" --scan --pattern 'herald:entitlements:*' | sort); do
+        redis-cli -s "$REDIS_SOCK" hgetall "$key" | paste - - | while IFS=$'\t' read -r product json; do
+            printf '    %-58s %-13s %s\n' "$key" "$product" "$json"
+        done
+    done
 fi
 
 say "what came out"

@@ -19,6 +19,7 @@
 //    "delays_ms": [3000, 0],        per request, the last one repeats
 //    "headers": {"Retry-After": "5"},
 //    "body": "...",                 string, or any JSON value (serialized)
+//    "bodies": [{...}, {...}],      one per request, the last one repeats
 //    "destroy": false,              reset the connection/stream, no answer
 //    "by_body": [{"contains": "k-3", "statuses": [503, 200],
 //                 "headers": {...}}],
@@ -132,6 +133,9 @@ function setRoute(route) {
                                 !Array.isArray(r.statuses))))
         throw new Error(`route ${route.path}: by_body needs ` +
                         '[{"contains": string, "statuses": [...]}]');
+    if (route.bodies !== undefined &&
+        (!Array.isArray(route.bodies) || !route.bodies.length))
+        throw new Error(`route ${route.path}: bodies must be a non-empty array`);
     state.routes.set(route.path, {route, hits: 0, bodyHits: new Map()});
 }
 
@@ -340,7 +344,8 @@ function serve(req, res, path, body) {
             : (route.status || 200);
     const delay = route.delays_ms ? pick(route.delays_ms, hits)
         : (route.delay_ms || 0);
-    let out = route.body === undefined ? {ok: true} : route.body;
+    let out = route.bodies ? pick(route.bodies, hits)
+        : route.body === undefined ? {ok: true} : route.body;
     if (typeof out !== 'string')
         out = JSON.stringify(out);
     const answer = () => {

@@ -6,7 +6,7 @@
 // benchmark of herald-subs; Node's built-in modules only.
 //
 //   node mint_appstore.js --certs DIR [--count N] [--subscriptions M]
-//        [--bundle com.example] [--start-ms T]
+//        [--bundle com.example] [--start-ms T] [--life]
 //
 // Prints one line per notification on stdout: "<originalTransactionId>|
 // {"signedPayload": "<JWS>"}" (the key and the body, for kcat -K '|').
@@ -15,7 +15,10 @@
 // then DID_RENEW (as often as the count allows), and the last one of a
 // subscription with --count = 3 * M is EXPIRED/VOLUNTARY; every
 // notification carries a signed transaction and renewal info, so it costs
-// three signature checks to verify.
+// three signature checks to verify. With --life, each subscription lives
+// instead (the count is ignored): SUBSCRIBED/INITIAL_BUY, DID_RENEW,
+// DID_FAIL_TO_RENEW (billing retry), DID_FAIL_TO_RENEW/GRACE_PERIOD,
+// DID_RENEW/BILLING_RECOVERY, REFUND (the transaction revoked).
 'use strict';
 
 const crypto = require('crypto');
@@ -34,7 +37,7 @@ const opt = parseOptions(process.argv.slice(2), {
     certs: {type: 'string'}, count: {type: 'string', default: '3'},
     subscriptions: {type: 'string', default: '1'},
     bundle: {type: 'string', default: 'com.example'},
-    'start-ms': {type: 'string'},
+    'start-ms': {type: 'string'}, life: {type: 'boolean', default: false},
 }, usage);
 if (!opt.certs)
     usage('--certs is required');
@@ -54,7 +57,11 @@ function jws(payload) {
 }
 
 const DAY = 86400000;
-const count = Number(opt.count), subs = Math.max(1, Number(opt.subscriptions));
+const subs = Math.max(1, Number(opt.subscriptions));
+const LIFE = [['SUBSCRIBED', 'INITIAL_BUY'], ['DID_RENEW'],
+              ['DID_FAIL_TO_RENEW'], ['DID_FAIL_TO_RENEW', 'GRACE_PERIOD'],
+              ['DID_RENEW', 'BILLING_RECOVERY'], ['REFUND']];
+const count = opt.life ? LIFE.length * subs : Number(opt.count);
 const t0 = opt['start-ms'] ? Number(opt['start-ms']) : Date.now() - 10 * DAY;
 const bundle = opt.bundle;
 const perSub = Math.ceil(count / subs);
@@ -62,10 +69,12 @@ const perSub = Math.ceil(count / subs);
 for (let n = 0; n < count; n++) {
     const i = n % subs, k = Math.floor(n / subs);
     const last = k === perSub - 1 && perSub >= 3;
-    const [type, subtype] = k === 0 ? ['SUBSCRIBED', 'INITIAL_BUY']
+    const [type, subtype] = opt.life ? LIFE[k]
+        : k === 0 ? ['SUBSCRIBED', 'INITIAL_BUY']
         : last ? ['EXPIRED', 'VOLUNTARY'] : ['DID_RENEW', undefined];
     const signed = t0 + k * 60000;
-    const expires = last ? signed - 1000 : t0 + (k + 1) * 30 * DAY;
+    const expires = opt.life ? t0 + ({0: 1, 1: 2, 2: 2, 3: 2}[k] || 3) * 30 * DAY
+        : last ? signed - 1000 : t0 + (k + 1) * 30 * DAY;
     const otid = `sub-${i}`;
     const user = `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
     const uuid = crypto.randomUUID();
@@ -74,8 +83,13 @@ for (let n = 0; n < count; n++) {
                 purchaseDate: expires - 30 * DAY, expiresDate: expires,
                 signedDate: signed, appAccountToken: user,
                 type: 'Auto-Renewable Subscription'};
+    if (type === 'REFUND') {
+        tx.revocationDate = signed;
+        tx.revocationReason = 0;
+    }
     const ri = {originalTransactionId: otid, autoRenewProductId: 'pro.monthly',
-                environment: 'Sandbox', autoRenewStatus: last ? 0 : 1,
+                environment: 'Sandbox',
+                autoRenewStatus: last || type === 'REFUND' ? 0 : 1,
                 signedDate: signed};
     const note = {notificationType: type, notificationUUID: uuid,
                   signedDate: signed, version: '2.0',
