@@ -46,7 +46,7 @@ struct kafka_source {
 #define FETCH_QUEUE_BACKOFF_VERSION 0x020200ff
 /* A queue that never held this many messages is not being refilled in
  * bursts: no nudge. */
-#define NUDGE_MIN_PEAK 1000
+#define NUDGE_MIN_PEAK 128
 #define NUDGE_WAIT_MS  200
 #define NUDGE_GROUP    "herald-fetch-nudge.no-such-group"
 

@@ -938,6 +938,47 @@ static void test_invalid_change_is_refused(void **state)
     freeReplyObject(r);
 }
 
+/* The pipelined halves: changes sent together are answered in order, as
+ * one after the other would be; a refused one does not disturb the rest. */
+static void test_pipelined_changes_answer_in_order(void **state)
+{
+    struct subs_change c[4] = {change("p1", T0), change("p2", T0 + 1),
+                               change("p2", T0 + 1), change("p3", T0 + 2)};
+    static const enum subs_apply_result want[4] = {
+        SUBS_APPLIED, SUBS_APPLIED, SUBS_DUPLICATE, SUBS_APPLIED};
+    struct subs_applied out;
+    char errstr[256];
+    redisReply *r;
+
+    (void)state;
+    NEED_REDIS();
+    c[1].state = "billing_retry";
+    c[3].state = "grace_period";
+    c[3].app_user_id = "u9"; /* its hash is a string: refused */
+    r = cmd("SET " PREFIX "entitlements:{u9} oops");
+    freeReplyObject(r);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(subs_entitlement_send(g.redis, &g.script, PREFIX,
+                                               &c[i], TTL_S, errstr,
+                                               sizeof(errstr)),
+                         0);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(subs_entitlement_read(g.redis, &g.script, &out, errstr,
+                                               sizeof(errstr)),
+                         0);
+        assert_int_equal(out.result, want[i]);
+    }
+    assert_string_equal(out.previous_state, "active");
+    assert_string_equal(out.state, "billing_retry");
+    assert_int_equal(
+        subs_entitlement_read(g.redis, &g.script, &out, errstr, sizeof(errstr)),
+        -1);
+    assert_non_null(strstr(errstr, "WRONGTYPE"));
+    /* the connection is fine afterwards */
+    c[3].app_user_id = "u1";
+    assert_int_equal(apply(&c[3]).result, SUBS_APPLIED);
+}
+
 /* A failing script writes nothing, not even the seen marker, so that the
  * retry is not taken for a duplicate. */
 static void test_script_failure_writes_nothing(void **state)
@@ -1040,6 +1081,7 @@ int main(void)
         cmocka_unit_test_setup(test_invalid_change_is_refused, setup),
         cmocka_unit_test_setup(test_script_failure_writes_nothing, setup),
         cmocka_unit_test_setup(test_redis_down_fails, setup),
+        cmocka_unit_test_setup(test_pipelined_changes_answer_in_order, setup),
     };
 
     return cmocka_run_group_tests_name("subs_entitlement", tests, group_setup,

@@ -15,6 +15,8 @@
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
 
+static void pending_clear(struct subs_state *st);
+
 static void declare_metrics(struct subs_state *st, struct hr_metrics *m)
 {
     st->notifications = hr_metrics_counter(
@@ -181,60 +183,46 @@ subs_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
                          "nor a Google Play RTDN push body (message.data)");
         }
         json_decref(root);
-        if (step == SUBS_STEP_PAUSE)
+        if (step == SUBS_STEP_PAUSE) {
+            pending_clear(st);
             return HR_BATCH_PAUSE;
+        }
     }
-    return HR_BATCH_DONE;
+    return subs_flush(st) == SUBS_STEP_PAUSE ? HR_BATCH_PAUSE : HR_BATCH_DONE;
 }
 
-enum subs_step subs_apply_change(struct subs_state *st,
-                                 struct hr_item *item,
-                                 const struct subs_change *c)
+/* What the apply @a of @c for @item asks: metrics, entitlement.changed,
+ * the item's outcome (subs_apply_change() says). */
+static enum subs_step settle(struct subs_state *st,
+                             struct hr_item *item,
+                             const struct subs_change *c,
+                             const struct subs_applied *a)
 {
     static const char *const results[] = {"applied", "duplicate", "stale",
                                           "unknown"};
-    struct subs_applied a;
-    char errstr[512];
     int rc;
 
-    if (subs_entitlement_check(c, errstr, sizeof(errstr))) {
-        hr_item_dead(item, HR_ERR_PERMANENT, "%s", errstr);
-        return SUBS_STEP_DONE;
-    }
-    if (subs_entitlement_apply(st->redis, &st->script, st->prefix, c,
-                               st->set.dedupe_ttl_s, &a, errstr,
-                               sizeof(errstr))) {
-        if (!hr_redis_is_connected(st->redis)) {
-            hr_worker_set_pause_reason(st->w, "redis unavailable: %s", errstr);
-            return SUBS_STEP_PAUSE;
-        }
-        /* The script refused (a key of the wrong type...): nothing was
-         * written; the operator fixes the key and redrives. */
-        hr_item_dead(item, HR_ERR_PERMANENT, "entitlement not applied: %s",
-                     errstr);
-        return SUBS_STEP_DONE;
-    }
-    hr_metric_add(st->applied, (const char *[]){c->provider, results[a.result]},
-                  1);
-    if (a.result == SUBS_APPLIED && strcmp(a.previous_state, a.state))
+    hr_metric_add(st->applied,
+                  (const char *[]){c->provider, results[a->result]}, 1);
+    if (a->result == SUBS_APPLIED && strcmp(a->previous_state, a->state))
         hr_metric_add(
             st->transitions,
-            (const char *[]){a.previous_state[0] ? a.previous_state : "none",
-                             a.state},
+            (const char *[]){a->previous_state[0] ? a->previous_state : "none",
+                             a->state},
             1);
     /* A duplicate that changed the entitlement when it was applied emits
      * its entitlement.changed again (the same event id): the first time's
      * may have been lost with a batch redone after a crash. */
-    if (a.result == SUBS_DUPLICATE && !a.changed) {
+    if (a->result == SUBS_DUPLICATE && !a->changed) {
         hr_item_duplicate(item);
         return SUBS_STEP_DONE;
     }
-    if ((a.result != SUBS_APPLIED && a.result != SUBS_DUPLICATE) ||
-        !a.changed) {
+    if ((a->result != SUBS_APPLIED && a->result != SUBS_DUPLICATE) ||
+        !a->changed) {
         hr_item_ok(item);
         return SUBS_STEP_DONE;
     }
-    rc = subs_emit_changed(st, c, &a);
+    rc = subs_emit_changed(st, c, a);
     if (rc == HR_PRODUCE_REFUSED) {
         hr_item_dead(item, HR_ERR_PERMANENT,
                      "entitlement.changed too large to produce");
@@ -245,11 +233,111 @@ enum subs_step subs_apply_change(struct subs_state *st,
                                    st->set.entitlements_topic);
         return SUBS_STEP_PAUSE;
     }
-    if (a.result == SUBS_DUPLICATE)
+    if (a->result == SUBS_DUPLICATE)
         hr_item_duplicate(item);
     else
         hr_item_ok(item);
     return SUBS_STEP_DONE;
+}
+
+/* A failed apply of @item: pause when Redis is down (or lost the script),
+ * else the script refused the change (a key of the wrong type...): nothing
+ * was written; the operator fixes the key and redrives. */
+static enum subs_step
+apply_failed(struct subs_state *st, struct hr_item *item, const char *errstr)
+{
+    if (!hr_redis_is_connected(st->redis) || strstr(errstr, "NOSCRIPT")) {
+        hr_worker_set_pause_reason(st->w, "redis unavailable: %s", errstr);
+        return SUBS_STEP_PAUSE;
+    }
+    hr_item_dead(item, HR_ERR_PERMANENT, "entitlement not applied: %s", errstr);
+    return SUBS_STEP_DONE;
+}
+
+enum subs_step subs_apply_change(struct subs_state *st,
+                                 struct hr_item *item,
+                                 const struct subs_change *c)
+{
+    struct subs_applied a;
+    char errstr[512];
+
+    if (subs_entitlement_check(c, errstr, sizeof(errstr))) {
+        hr_item_dead(item, HR_ERR_PERMANENT, "%s", errstr);
+        return SUBS_STEP_DONE;
+    }
+    if (subs_entitlement_apply(st->redis, &st->script, st->prefix, c,
+                               st->set.dedupe_ttl_s, &a, errstr,
+                               sizeof(errstr)))
+        return apply_failed(st, item, errstr);
+    return settle(st, item, c, &a);
+}
+
+void subs_queue_change(struct subs_state *st,
+                       struct hr_item *item,
+                       const struct subs_change *c,
+                       json_t *const refs[3])
+{
+    struct subs_pending *p;
+    char errstr[512];
+
+    if (subs_entitlement_check(c, errstr, sizeof(errstr))) {
+        hr_item_dead(item, HR_ERR_PERMANENT, "%s", errstr);
+        return;
+    }
+    if (st->npending == st->pending_cap) {
+        st->pending_cap = st->pending_cap ? 2 * st->pending_cap : 64;
+        st->pending =
+            realloc(st->pending, st->pending_cap * sizeof(*st->pending));
+        HR_ASSERT(st->pending);
+    }
+    p = &st->pending[st->npending++];
+    p->item = item;
+    p->c = *c;
+    for (size_t i = 0; i < 3; i++)
+        p->refs[i] = json_incref(refs[i]);
+}
+
+/* Forget the queued changes, releasing what they borrow from. */
+static void pending_clear(struct subs_state *st)
+{
+    for (size_t i = 0; i < st->npending; i++) {
+        for (size_t j = 0; j < 3; j++)
+            json_decref(st->pending[i].refs[j]);
+    }
+    st->npending = 0;
+}
+
+enum subs_step subs_flush(struct subs_state *st)
+{
+    enum subs_step step = SUBS_STEP_DONE;
+    size_t sent = 0, i;
+    char errstr[512] = "";
+
+    /* Send them all, then read the answers in order: Redis runs the
+     * scripts one after another while the next ones travel. */
+    for (; sent < st->npending; sent++) {
+        if (subs_entitlement_send(st->redis, &st->script, st->prefix,
+                                  &st->pending[sent].c, st->set.dedupe_ttl_s,
+                                  errstr, sizeof(errstr)))
+            break;
+    }
+    for (i = 0; i < sent && step == SUBS_STEP_DONE; i++) {
+        struct subs_pending *p = &st->pending[i];
+        struct subs_applied a;
+
+        if (subs_entitlement_read(st->redis, &st->script, &a, errstr,
+                                  sizeof(errstr)))
+            step = apply_failed(st, p->item, errstr);
+        else
+            step = settle(st, p->item, &p->c, &a);
+    }
+    /* The answers not read are dropped with the connection. */
+    if (i < sent)
+        hr_redis_reset(st->redis);
+    if (step == SUBS_STEP_DONE && sent < st->npending)
+        step = apply_failed(st, st->pending[sent].item, errstr);
+    pending_clear(st);
+    return step;
 }
 
 int subs_emit_changed(struct subs_state *st,
@@ -318,6 +406,8 @@ void subs_fini(struct hr_worker *w, void *state)
     subs_google_fini(st);
     subs_jws_verifier_free(st->verifier);
     subs_table_free(st->table);
+    pending_clear(st);
+    free(st->pending);
     free(st->event);
     free(st);
 }

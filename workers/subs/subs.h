@@ -83,6 +83,14 @@ struct subs_settings {
     int64_t dedupe_ttl_s;
 };
 
+/* A change waiting for the batch's pipelined apply (subs_flush()): its
+ * strings are borrowed from @refs, held until then. */
+struct subs_pending {
+    struct hr_item *item;
+    struct subs_change c;
+    struct json_t *refs[3];
+};
+
 struct subs_state {
     struct hr_worker *w;
     struct hr_redis *redis; /* the runtime's, borrowed */
@@ -91,6 +99,8 @@ struct subs_state {
     struct subs_settings set;
     struct subs_jws_verifier *verifier;
     struct subs_table *table;
+    struct subs_pending *pending; /* the batch's App Store changes */
+    size_t npending, pending_cap;
     char *event; /* the serialized entitlement.changed, reused */
     size_t event_cap;
     struct hr_metric *notifications;   /* provider,type,strategy */
@@ -181,6 +191,25 @@ enum subs_step subs_google_handle(struct subs_state *st,
 enum subs_step subs_apply_change(struct subs_state *st,
                                  struct hr_item *item,
                                  const struct subs_change *c);
+
+/**
+ * Queue @c (checked here: a bad change is dead-lettered) for @item, to be
+ * applied with the other changes of the batch in one Redis pipeline by
+ * subs_flush(); @c's strings are borrowed from @refs (up to three JSON
+ * values, NULL entries allowed), which are held until then.
+ */
+void subs_queue_change(struct subs_state *st,
+                       struct hr_item *item,
+                       const struct subs_change *c,
+                       struct json_t *const refs[3]);
+
+/**
+ * Apply every queued change in one pipeline, in the order queued, then
+ * settle each one as subs_apply_change() does. Returns SUBS_STEP_PAUSE
+ * (the changes not settled keep no outcome: the batch is redone) when
+ * Redis or the producer is unavailable.
+ */
+enum subs_step subs_flush(struct subs_state *st);
 
 /**
  * The label of Apple's notification type @type for metrics: @type itself

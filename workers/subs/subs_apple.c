@@ -211,7 +211,8 @@ enum subs_step subs_apple_handle(struct subs_state *st,
         };
         if (c.expires_ms < 0)
             c.expires_ms = 0;
-        step = subs_apply_change(st, item, &c);
+        subs_queue_change(st, item, &c,
+                          (json_t *const[3]){payload, tx, renewal});
     }
 out:
     json_decref(renewal);

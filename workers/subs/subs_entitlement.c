@@ -147,23 +147,22 @@ static const char *or_empty(const char *s)
     return s ? s : "";
 }
 
-int subs_entitlement_apply(struct hr_redis *redis,
-                           struct hr_script *script,
-                           const char *prefix,
-                           const struct subs_change *c,
-                           int64_t dedupe_ttl_s,
-                           struct subs_applied *out,
-                           char *errstr,
-                           size_t errstr_size)
-{
+/* The script's keys and arguments for one change. */
+struct call {
     char expires[24], auto_renew[8], snapshot[24], ttl[24], owner_max[16];
     char *keys[3];
     const char *argv[15];
-    redisReply *reply;
-    int rc = -1;
+};
 
-    HR_ASSERT(redis && script && prefix && c && out);
-    memset(out, 0, sizeof(*out));
+/* Fill @k for @c after checking it and @dedupe_ttl_s; -1 with @errstr.
+ * call_free() it after a 0. */
+static int call_init(struct call *k,
+                     const char *prefix,
+                     const struct subs_change *c,
+                     int64_t dedupe_ttl_s,
+                     char *errstr,
+                     size_t errstr_size)
+{
     if (subs_entitlement_check(c, errstr, errstr_size))
         return -1;
     if (dedupe_ttl_s <= 0) {
@@ -173,42 +172,109 @@ int subs_entitlement_apply(struct hr_redis *redis,
                  c->notification_id, (long long)dedupe_ttl_s);
         return -1;
     }
-    keys[0] =
+    k->keys[0] =
         key_new("%ssubs:sub:%s:%s", prefix, c->provider, c->subscription_id);
-    keys[1] =
+    k->keys[1] =
         key_new("%ssubs:seen:%s:%s", prefix, c->provider, c->notification_id);
-    keys[2] = key_new("%ssubs_owner:%s", prefix, c->subscription_id);
-    snprintf(expires, sizeof(expires), "%lld", (long long)c->expires_ms);
-    snprintf(auto_renew, sizeof(auto_renew), "%d", c->auto_renew);
-    snprintf(snapshot, sizeof(snapshot), "%lld", (long long)c->snapshot_ms);
-    snprintf(ttl, sizeof(ttl), "%lld", (long long)dedupe_ttl_s);
-    snprintf(owner_max, sizeof(owner_max), "%d",
+    k->keys[2] = key_new("%ssubs_owner:%s", prefix, c->subscription_id);
+    snprintf(k->expires, sizeof(k->expires), "%lld", (long long)c->expires_ms);
+    snprintf(k->auto_renew, sizeof(k->auto_renew), "%d", c->auto_renew);
+    snprintf(k->snapshot, sizeof(k->snapshot), "%lld",
+             (long long)c->snapshot_ms);
+    snprintf(k->ttl, sizeof(k->ttl), "%lld", (long long)dedupe_ttl_s);
+    snprintf(k->owner_max, sizeof(k->owner_max), "%d",
              SUBS_ENTITLEMENT_OWNER_MAX - 1);
-    argv[0] = keys[0];
-    argv[1] = keys[1];
-    argv[2] = keys[2];
-    argv[3] = prefix;
-    argv[4] = c->provider;
-    argv[5] = c->subscription_id;
-    argv[6] = or_empty(c->app_user_id);
-    argv[7] = or_empty(c->product_id);
-    argv[8] = or_empty(c->state);
-    argv[9] = expires;
-    argv[10] = auto_renew;
-    argv[11] = or_empty(c->environment);
-    argv[12] = snapshot;
-    argv[13] = ttl;
-    argv[14] = owner_max;
-    reply = hr_redis_eval(redis, script, 3, (int)HR_ARRAY_SIZE(argv), argv,
-                          NULL, errstr, errstr_size);
+    k->argv[0] = k->keys[0];
+    k->argv[1] = k->keys[1];
+    k->argv[2] = k->keys[2];
+    k->argv[3] = prefix;
+    k->argv[4] = c->provider;
+    k->argv[5] = c->subscription_id;
+    k->argv[6] = or_empty(c->app_user_id);
+    k->argv[7] = or_empty(c->product_id);
+    k->argv[8] = or_empty(c->state);
+    k->argv[9] = k->expires;
+    k->argv[10] = k->auto_renew;
+    k->argv[11] = or_empty(c->environment);
+    k->argv[12] = k->snapshot;
+    k->argv[13] = k->ttl;
+    k->argv[14] = k->owner_max;
+    return 0;
+}
+
+static void call_free(struct call *k)
+{
+    for (size_t i = 0; i < HR_ARRAY_SIZE(k->keys); i++)
+        free(k->keys[i]);
+}
+
+int subs_entitlement_send(struct hr_redis *redis,
+                          struct hr_script *script,
+                          const char *prefix,
+                          const struct subs_change *c,
+                          int64_t dedupe_ttl_s,
+                          char *errstr,
+                          size_t errstr_size)
+{
+    struct call k;
+    int rc;
+
+    HR_ASSERT(redis && script && prefix && c);
+    if (call_init(&k, prefix, c, dedupe_ttl_s, errstr, errstr_size))
+        return -1;
+    rc = hr_redis_eval_send(redis, script, 3, (int)HR_ARRAY_SIZE(k.argv),
+                            k.argv, NULL, errstr, errstr_size);
+    call_free(&k);
+    return rc;
+}
+
+/* Fill *@out from @reply (NULL: Redis failed, @errstr says why), which is
+ * freed. */
+static int take_answer(redisReply *reply,
+                       struct subs_applied *out,
+                       char *errstr,
+                       size_t errstr_size)
+{
+    int rc;
+
+    memset(out, 0, sizeof(*out));
     if (!reply)
-        goto out_free_keys;
+        return -1;
     rc = read_answer(reply, out, errstr, errstr_size);
     if (rc)
         memset(out, 0, sizeof(*out));
     freeReplyObject(reply);
-out_free_keys:
-    for (size_t i = 0; i < HR_ARRAY_SIZE(keys); i++)
-        free(keys[i]);
     return rc;
+}
+
+int subs_entitlement_read(struct hr_redis *redis,
+                          struct hr_script *script,
+                          struct subs_applied *out,
+                          char *errstr,
+                          size_t errstr_size)
+{
+    return take_answer(hr_redis_reply(redis, script, errstr, errstr_size), out,
+                       errstr, errstr_size);
+}
+
+int subs_entitlement_apply(struct hr_redis *redis,
+                           struct hr_script *script,
+                           const char *prefix,
+                           const struct subs_change *c,
+                           int64_t dedupe_ttl_s,
+                           struct subs_applied *out,
+                           char *errstr,
+                           size_t errstr_size)
+{
+    struct call k;
+    redisReply *reply;
+
+    HR_ASSERT(redis && script && prefix && c && out);
+    memset(out, 0, sizeof(*out));
+    if (call_init(&k, prefix, c, dedupe_ttl_s, errstr, errstr_size))
+        return -1;
+    reply = hr_redis_eval(redis, script, 3, (int)HR_ARRAY_SIZE(k.argv), k.argv,
+                          NULL, errstr, errstr_size);
+    call_free(&k);
+    return take_answer(reply, out, errstr, errstr_size);
 }

@@ -181,4 +181,28 @@ HR_MUST_CHECK int subs_entitlement_apply(struct hr_redis *redis,
                                          char *errstr,
                                          size_t errstr_size);
 
+/**
+ * The pipelined halves of subs_entitlement_apply(): send the call for @c
+ * without waiting (0, or -1 with @errstr as subs_entitlement_apply() says;
+ * an I/O failure drops the connection and every call in flight)...
+ */
+HR_MUST_CHECK int subs_entitlement_send(struct hr_redis *redis,
+                                        struct hr_script *script,
+                                        const char *prefix,
+                                        const struct subs_change *c,
+                                        int64_t dedupe_ttl_s,
+                                        char *errstr,
+                                        size_t errstr_size);
+
+/**
+ * ...then read the answers in the order the calls were sent: 0 with *@out
+ * filled, or -1 with @errstr (Redis failed, or the script refused the
+ * change: a REDIS_REPLY_ERROR, the connection still usable).
+ */
+HR_MUST_CHECK int subs_entitlement_read(struct hr_redis *redis,
+                                        struct hr_script *script,
+                                        struct subs_applied *out,
+                                        char *errstr,
+                                        size_t errstr_size);
+
 #endif

@@ -121,7 +121,7 @@ static void count(struct subs_state *st,
 
 static void count_call(struct subs_state *st, const struct hr_http_request *r)
 {
-    char status[16];
+    char status[24];
 
     if (r->status > 0)
         snprintf(status, sizeof(status), "%ld", r->status);
