@@ -12,6 +12,11 @@ pkgs=(build-essential cmake pkg-config
       librdkafka-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev
       libjwt-dev libssl-dev libmicrohttpd-dev libcmocka-dev
       redis-server redis-tools kcat curl bc nghttp2-client)
+# tests/deploy (issue 16): promtool and a real Prometheus for the alert rules
+# and dashboards, Go with sprig and yaml.v3 sources for the chart renderer
+# (built offline, GOPATH=/usr/share/gocode).
+pkgs+=(prometheus golang-go golang-github-masterminds-sprig-dev
+       golang-gopkg-yaml.v3-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -23,6 +28,9 @@ done
 # tests/node; any install of them will do (those packages want Node >= 20).
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# `kubectl kustomize` for deploy/kustomize: any kubectl will do; Debian's is
+# in kubernetes-client.
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""

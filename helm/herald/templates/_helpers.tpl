@@ -110,11 +110,13 @@ unset anyway).
 {{- $_ := set $env "HERALD_KAFKA_TOPICS" (join "," $w.kafka.topics) -}}
 {{- end -}}
 {{- $_ := set $env "HERALD_METRICS_ADDR" (printf "0.0.0.0:%d" (int $root.Values.metrics.port)) -}}
-{{- if $w.configFile -}}
+{{- if $w.config -}}
 {{- $_ := set $env "HERALD_CONFIG" "/etc/herald/config.json" -}}
 {{- end -}}
 {{- /* Settings taken from the Secret are left out here: NAME and NAME_FILE
        together are a configuration error, and env beats envFrom anyway. */ -}}
+{{- /* Set from the pod name on StatefulSets, never from the ConfigMap. */ -}}
+{{- $_ := unset $env "HERALD_INSTANCE_ID" -}}
 {{- $ws := $w.secrets | default dict -}}
 {{- range concat ($root.Values.secrets.files | default list) ($ws.files | default list) -}}
 {{- $_ := unset $env (trimSuffix "_FILE" .env) -}}
