@@ -12,9 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
+#include "hr_base64.h"
 #include "hr_compat.h"
 #include "hr_jsonw.h"
 #include "hr_time.h"
@@ -37,7 +39,89 @@ static void event_fill(struct hr_event *ev)
     ev->time = json_string_value(json_object_get(root, "time"));
     ev->datacontenttype =
         json_string_value(json_object_get(root, "datacontenttype"));
+    ev->dataschema = json_string_value(json_object_get(root, "dataschema"));
     ev->data = json_object_get(root, "data");
+}
+
+bool hr_event_is_json_type(const char *content_type)
+{
+    size_t n;
+
+    if (!content_type)
+        return false;
+    n = strcspn(content_type, ";");
+    while (n > 0 && (content_type[n - 1] == ' ' || content_type[n - 1] == '\t'))
+        n--;
+    if (n >= 5 && strncasecmp(content_type + n - 5, "+json", 5) == 0)
+        return true;
+    return (n == 16 && strncasecmp(content_type, "application/json", n) == 0) ||
+           (n == 9 && strncasecmp(content_type, "text/json", n) == 0);
+}
+
+/*
+ * CloudEvents JSON format: an attribute whose value is null is the same as
+ * an absent one. "data": null is data, not an attribute, and stays.
+ */
+static void drop_null_attrs(json_t *root)
+{
+    const char *key;
+    json_t *value;
+    void *tmp;
+
+    json_object_foreach_safe(root, tmp, key, value)
+    {
+        if (json_is_null(value) && strcmp(key, "data") != 0)
+            json_object_del(root, key);
+    }
+}
+
+/*
+ * data_base64 (CloudEvents JSON format 3.1.3): with a JSON content type
+ * the bytes are JSON, decoded here so that every handler reads ev->data
+ * whichever way the producer chose; otherwise the text is kept for the
+ * caller. Returns 0 or -1 with @errstr.
+ */
+static int
+decode_base64_data(struct hr_event *ev, char *errstr, size_t errstr_size)
+{
+    json_t *b64 = json_object_get(ev->root, "data_base64");
+    json_error_t jerr;
+    size_t n = 0;
+    char *bytes;
+
+    if (!b64)
+        return 0;
+    if (!json_is_string(b64)) {
+        snprintf(errstr, errstr_size,
+                 "attribute 'data_base64' must be a string");
+        return -1;
+    }
+    if (json_object_get(ev->root, "data")) {
+        snprintf(errstr, errstr_size, "data and data_base64 are both given");
+        return -1;
+    }
+    if (!hr_event_is_json_type(ev->datacontenttype)) {
+        ev->data_base64 = json_string_value(b64);
+        return 0;
+    }
+    bytes =
+        hr_base64_decode(json_string_value(b64), json_string_length(b64), &n);
+    if (!bytes) {
+        snprintf(errstr, errstr_size, "data_base64 is not valid base64");
+        return -1;
+    }
+    if (n > 0) {
+        ev->decoded = json_loadb(bytes, n, JSON_DECODE_ANY, &jerr);
+        if (!ev->decoded)
+            snprintf(errstr, errstr_size,
+                     "data_base64 is not valid json: %s at line %d, column %d",
+                     jerr.text, jerr.line, jerr.column);
+    }
+    free(bytes);
+    if (n > 0 && !ev->decoded)
+        return -1;
+    ev->data = ev->decoded;
+    return 0;
 }
 
 /*
@@ -97,25 +181,24 @@ check_specversion(const char *specversion, char *errstr, size_t errstr_size)
     return 0;
 }
 
-static int parse_structured(struct hr_event *ev,
-                            const void *payload,
-                            size_t len,
-                            char *errstr,
-                            size_t errstr_size)
+/* Validate the structured event @root (an object whose reference is taken
+ * over) and fill @ev from it. Returns 0, or -1 with @errstr and @root
+ * released. */
+static int structured_fill(struct hr_event *ev,
+                           json_t *root,
+                           char *errstr,
+                           size_t errstr_size)
 {
     static const char *const required[] = {"id", "source", "type"};
-    static const char *const optional[] = {"subject", "time",
-                                           "datacontenttype"};
-    json_t *root;
+    static const char *const optional[] = {"subject", "time", "datacontenttype",
+                                           "dataschema"};
     size_t i;
 
-    root = load_json(payload, len, errstr, errstr_size);
-    if (!root)
-        return -1;
     if (!json_is_object(root)) {
         snprintf(errstr, errstr_size, "event is not a json object");
         goto out_free_root;
     }
+    drop_null_attrs(root);
     if (check_attr(root, "specversion", ATTR_REQUIRED, errstr, errstr_size) <
             0 ||
         check_specversion(
@@ -132,18 +215,42 @@ static int parse_structured(struct hr_event *ev,
             0)
             goto out_free_root;
     }
-    /* Binary data would need decoding into something handlers can read;
-     * no Herald producer sends it, so it is poison rather than a guess. */
-    if (json_object_get(root, "data_base64")) {
-        snprintf(errstr, errstr_size, "data_base64 is not supported");
-        goto out_free_root;
-    }
     ev->root = root;
     event_fill(ev);
+    if (decode_base64_data(ev, errstr, errstr_size) < 0) {
+        hr_event_release(ev);
+        return -1;
+    }
     return 0;
 out_free_root:
     json_decref(root);
     return -1;
+}
+
+static int parse_structured(struct hr_event *ev,
+                            const void *payload,
+                            size_t len,
+                            char *errstr,
+                            size_t errstr_size)
+{
+    json_t *root = load_json(payload, len, errstr, errstr_size);
+
+    if (!root)
+        return -1;
+    return structured_fill(ev, root, errstr, errstr_size);
+}
+
+int hr_event_parse_json(struct hr_event *ev,
+                        json_t *obj,
+                        char *errstr,
+                        size_t errstr_size)
+{
+    memset(ev, 0, sizeof(*ev));
+    if (!obj) {
+        snprintf(errstr, errstr_size, "event is not a json object");
+        return -1;
+    }
+    return structured_fill(ev, json_incref(obj), errstr, errstr_size);
 }
 
 /*
@@ -210,6 +317,8 @@ static int parse_binary(struct hr_event *ev,
         {"type", "ce_type", ATTR_REQUIRED},
         {"subject", "ce_subject", ATTR_OPTIONAL},
         {"time", "ce_time", ATTR_OPTIONAL},
+        {"dataschema", "ce_dataschema", ATTR_OPTIONAL},
+        {"datacontenttype", "content-type", ATTR_OPTIONAL},
     };
     json_t *root, *data;
     size_t i;
@@ -245,6 +354,45 @@ out_free_root:
     return -1;
 }
 
+/* The ce_* headers hr_event_parse() reads itself. */
+static bool is_core_header(const char *name)
+{
+    static const char *const core[] = {
+        "ce_specversion", "ce_id",   "ce_source",    "ce_type",
+        "ce_subject",     "ce_time", "ce_dataschema"};
+
+    for (size_t i = 0; i < HR_ARRAY_SIZE(core); i++) {
+        if (strcmp(name, core[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+int hr_event_add_extensions(struct hr_event *ev,
+                            hr_event_header_at_fn *header_at,
+                            void *opaque)
+{
+    const char *name;
+    const void *value;
+    size_t idx, len;
+    json_t *str;
+
+    if (!ev->root || !header_at)
+        return 0;
+    for (idx = 0; header_at(opaque, idx, &name, &value, &len) == 0; idx++) {
+        if (!name || strncmp(name, "ce_", 3) != 0 || !name[3] ||
+            is_core_header(name) || memchr(value, '\0', len))
+            continue;
+        str = json_stringn(value, len);
+        if (!str)
+            continue; /* not UTF-8 */
+        if (json_object_set_new(ev->root, name + 3, str) < 0)
+            return -1;
+    }
+    event_fill(ev);
+    return 0;
+}
+
 int hr_event_parse(struct hr_event *ev,
                    const void *payload,
                    size_t len,
@@ -277,6 +425,7 @@ void hr_event_release(struct hr_event *ev)
     if (!ev)
         return;
     json_decref(ev->root);
+    json_decref(ev->decoded);
     memset(ev, 0, sizeof(*ev));
 }
 

@@ -5,6 +5,7 @@
 #ifndef HR_EVENT_H
 #define HR_EVENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -20,8 +21,29 @@
 typedef const char *
 hr_event_header_fn(void *opaque, const char *name, size_t *len);
 
-/** A parsed CloudEvent. The string fields are borrowed from @root (or from
- *  header copies it owns) and live until hr_event_release(). */
+/**
+ * The @idx-th header of the message (0-based, in order): its name
+ * (NUL-terminated) and value (not NUL-terminated) and the value's length.
+ * Returns 0, or -1 past the last header.
+ */
+typedef int hr_event_header_at_fn(void *opaque,
+                                  size_t idx,
+                                  const char **name,
+                                  const void **value,
+                                  size_t *len);
+
+/**
+ * A parsed CloudEvent. The string fields are borrowed from @root (or from
+ * header copies it owns) and live until hr_event_release(). An attribute
+ * whose JSON value is null counts as absent (CloudEvents JSON format): it
+ * is removed from @root and its field is NULL.
+ *
+ * @data is what handlers read: the "data" member, or, for an event that
+ * carries "data_base64" with a JSON datacontenttype (application/json,
+ * text/json, anything ending in +json, parameters ignored), the decoded
+ * bytes parsed as JSON. For other content types @data is NULL and the
+ * base64 text is in @data_base64.
+ */
 struct hr_event {
     const char *id;
     const char *source;
@@ -30,8 +52,11 @@ struct hr_event {
     const char *subject;         /* NULL if absent */
     const char *time;            /* NULL if absent */
     const char *datacontenttype; /* NULL if absent */
-    json_t *data;                /* borrowed from root; NULL if absent */
+    json_t *data;                /* borrowed; NULL if absent */
     json_t *root;                /* owned */
+    const char *dataschema;      /* NULL if absent */
+    const char *data_base64;     /* NULL if absent or decoded into @data */
+    json_t *decoded;             /* owned: decoded data_base64, or NULL */
 };
 
 /**
@@ -51,6 +76,37 @@ int hr_event_parse(struct hr_event *ev,
                    void *opaque,
                    char *errstr,
                    size_t errstr_size);
+
+/**
+ * Parse one structured-mode event that is already a JSON value (an element
+ * of a batch, see hr_event_batch_parse()) with the checks of
+ * hr_event_parse(). Takes a reference of its own to @obj, whose null
+ * attributes are removed (the caller's tree is changed). Returns 0, or -1
+ * with @errstr and @ev zeroed.
+ */
+int hr_event_parse_json(struct hr_event *ev,
+                        json_t *obj,
+                        char *errstr,
+                        size_t errstr_size);
+
+/**
+ * Add a binary-mode event's extension attributes: every "ce_<name>" header
+ * that is not one of the attributes hr_event_parse() reads becomes
+ * root[<name>] (a string; the last header of a name wins). Headers that
+ * are not valid UTF-8 or hold a NUL byte are skipped. For events parsed
+ * in binary mode only (a structured event's extensions are in its JSON
+ * already). Returns 0, or -1 on allocation failure.
+ */
+int hr_event_add_extensions(struct hr_event *ev,
+                            hr_event_header_at_fn *header_at,
+                            void *opaque);
+
+/**
+ * Whether @content_type names JSON: application/json, text/json or any
+ * "+json" suffix (application/cloudevents+json), case-insensitively,
+ * parameters ignored. NULL is not JSON.
+ */
+bool hr_event_is_json_type(const char *content_type);
 
 /** Release what hr_event_parse() allocated. Safe on a zeroed event. */
 void hr_event_release(struct hr_event *ev);

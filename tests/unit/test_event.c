@@ -166,15 +166,15 @@ static void test_structured_event_empty_attribute_is_rejected(void **state)
 
 static void test_structured_event_mistyped_attribute_is_rejected(void **state)
 {
-    static const char *const keys[] = {"specversion",    "id",      "source",
-                                       "type",           "subject", "time",
-                                       "datacontenttype"};
+    static const char *const keys[] = {
+        "specversion", "id",   "source",          "type",
+        "subject",     "time", "datacontenttype", "dataschema"};
     size_t i;
 
     (void)state;
     for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        json_t *values[] = {json_integer(42), json_null(), json_array(),
-                            json_object(), json_true()};
+        json_t *values[] = {json_integer(42), json_array(), json_object(),
+                            json_true()};
         size_t j;
 
         for (j = 0; j < sizeof(values) / sizeof(values[0]); j++) {
@@ -206,13 +206,192 @@ static void test_structured_event_wrong_specversion_is_rejected(void **state)
     free(json);
 }
 
-static void test_structured_event_data_base64_is_rejected(void **state)
+/* The CloudEvents specification's own example (JSON format, section 5):
+ * "subject": null is the same as no subject. */
+static void test_null_attribute_is_absent(void **state)
 {
-    char *json = event_with("data_base64", json_string("aGVsbG8="));
+    static const char example[] =
+        "{\"specversion\":\"1.0\",\"type\":\"com.example.someevent\","
+        "\"source\":\"/mycontext\",\"subject\":null,"
+        "\"id\":\"C234-1234-1234\",\"time\":\"2018-04-05T17:31:00Z\","
+        "\"comexampleextension1\":\"value\","
+        "\"comexampleothervalue\":5,"
+        "\"datacontenttype\":\"application/json\","
+        "\"data\":{\"appinfoA\":\"abc\",\"appinfoB\":123,"
+        "\"appinfoC\":true}}";
+    struct hr_event ev;
+    char errstr[256] = "";
 
     (void)state;
-    assert_rejected(json, "data_base64 is not supported");
+    assert_int_equal(parse_str(&ev, example, errstr, sizeof(errstr)), 0);
+    assert_string_equal(ev.id, "C234-1234-1234");
+    assert_null(ev.subject);
+    assert_null(json_object_get(ev.root, "subject"));
+    assert_int_equal(json_integer_value(json_object_get(ev.data, "appinfoB")),
+                     123);
+    hr_event_release(&ev);
+}
+
+static void test_null_optional_attributes_are_absent(void **state)
+{
+    static const char *const keys[] = {"subject",         "time",
+                                       "datacontenttype", "dataschema",
+                                       "data_base64",     "someextension"};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        char *json = event_with(keys[i], json_null());
+        struct hr_event ev;
+        char errstr[256] = "";
+
+        if (parse_str(&ev, json, errstr, sizeof(errstr)) < 0)
+            fail_msg("%s: null refused: %s", keys[i], errstr);
+        assert_null(json_object_get(ev.root, keys[i]));
+        assert_non_null(ev.data);
+        hr_event_release(&ev);
+        free(json);
+    }
+}
+
+static void test_null_required_attribute_is_missing(void **state)
+{
+    static const char *const keys[] = {"specversion", "id", "source", "type"};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        char *json = event_with(keys[i], json_null());
+        char want[64];
+
+        snprintf(want, sizeof(want), "missing attribute '%s'", keys[i]);
+        assert_rejected(json, want);
+        free(json);
+    }
+}
+
+/* An event with data_base64 @b64 and datacontenttype @ct (NULL: none). */
+static char *base64_event(const char *b64, const char *ct)
+{
+    json_t *root = json_loads(VALID_EVENT, 0, NULL);
+    char *out;
+
+    assert_non_null(root);
+    json_object_del(root, "data");
+    json_object_del(root, "datacontenttype");
+    if (ct)
+        json_object_set_new(root, "datacontenttype", json_string(ct));
+    json_object_set_new(root, "data_base64", json_string(b64));
+    out = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return out;
+}
+
+static void test_data_base64_with_json_type_is_decoded(void **state)
+{
+    static const char *const types[] = {
+        "application/json", "application/json; charset=utf-8", "text/json",
+        "application/vnd.example+json", "APPLICATION/JSON"};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        char *json = base64_event("e30=", types[i]);
+        struct hr_event ev;
+        char errstr[256] = "";
+
+        assert_int_equal(parse_str(&ev, json, errstr, sizeof(errstr)), 0);
+        assert_true(json_is_object(ev.data));
+        assert_int_equal(json_object_size(ev.data), 0);
+        assert_null(ev.data_base64);
+        hr_event_release(&ev);
+        free(json);
+    }
+    {
+        /* {"n": 3} */
+        char *json = base64_event("eyJuIjogM30=", "application/json");
+        struct hr_event ev;
+        char errstr[256] = "";
+
+        assert_int_equal(parse_str(&ev, json, errstr, sizeof(errstr)), 0);
+        assert_int_equal(json_integer_value(json_object_get(ev.data, "n")), 3);
+        hr_event_release(&ev);
+        free(json);
+    }
+}
+
+static void test_data_base64_with_other_type_is_kept(void **state)
+{
+    static const char *const types[] = {"text/plain", "application/xml",
+                                        "application/octet-stream", NULL};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        char *json = base64_event("aGVsbG8=", types[i]);
+        struct hr_event ev;
+        char errstr[256] = "";
+
+        assert_int_equal(parse_str(&ev, json, errstr, sizeof(errstr)), 0);
+        assert_null(ev.data);
+        assert_string_equal(ev.data_base64, "aGVsbG8=");
+        hr_event_release(&ev);
+        free(json);
+    }
+}
+
+static void test_bad_data_base64_is_rejected(void **state)
+{
+    char *json;
+
+    (void)state;
+    json = base64_event("not base64!", "application/json");
+    assert_rejected(json, "data_base64 is not valid base64");
     free(json);
+    json = base64_event("aGVsbG8=", "application/json"); /* "hello" */
+    assert_rejected(json, "data_base64 is not valid json");
+    free(json);
+    json = event_with("data_base64", json_string("e30="));
+    assert_rejected(json, "data and data_base64 are both given");
+    free(json);
+    json = base64_event("e30=", "application/json");
+    {
+        json_t *root = json_loads(json, 0, NULL);
+
+        free(json);
+        json_object_set_new(root, "data_base64", json_integer(1));
+        json = json_dumps(root, JSON_COMPACT);
+        json_decref(root);
+    }
+    assert_rejected(json, "attribute 'data_base64' must be a string");
+    free(json);
+}
+
+static void test_parse_json_takes_its_own_reference(void **state)
+{
+    json_t *obj = json_loads(VALID_EVENT, 0, NULL);
+    struct hr_event ev;
+    char errstr[256] = "";
+
+    (void)state;
+    json_object_set_new(obj, "dataschema", json_string("https://x/s.json"));
+    assert_int_equal(hr_event_parse_json(&ev, obj, errstr, sizeof(errstr)), 0);
+    json_decref(obj);
+    assert_string_equal(ev.id, "evt-1");
+    assert_string_equal(ev.dataschema, "https://x/s.json");
+    hr_event_release(&ev);
+    obj = json_array();
+    assert_int_equal(hr_event_parse_json(&ev, obj, errstr, sizeof(errstr)), -1);
+    json_decref(obj);
+    assert_string_equal(errstr, "event is not a json object");
+}
+
+static void test_json_content_types(void **state)
+{
+    (void)state;
+    assert_true(hr_event_is_json_type("application/json"));
+    assert_true(hr_event_is_json_type("application/cloudevents+json"));
+    assert_true(hr_event_is_json_type("text/json ; charset=utf-8"));
+    assert_false(hr_event_is_json_type(NULL));
+    assert_false(hr_event_is_json_type("text/plain"));
+    assert_false(hr_event_is_json_type("application/jsonx"));
+    assert_false(hr_event_is_json_type("json"));
 }
 
 static void test_invalid_json_is_rejected(void **state)
@@ -721,7 +900,14 @@ int main(void)
         cmocka_unit_test(test_structured_event_empty_attribute_is_rejected),
         cmocka_unit_test(test_structured_event_mistyped_attribute_is_rejected),
         cmocka_unit_test(test_structured_event_wrong_specversion_is_rejected),
-        cmocka_unit_test(test_structured_event_data_base64_is_rejected),
+        cmocka_unit_test(test_null_attribute_is_absent),
+        cmocka_unit_test(test_null_optional_attributes_are_absent),
+        cmocka_unit_test(test_null_required_attribute_is_missing),
+        cmocka_unit_test(test_data_base64_with_json_type_is_decoded),
+        cmocka_unit_test(test_data_base64_with_other_type_is_kept),
+        cmocka_unit_test(test_bad_data_base64_is_rejected),
+        cmocka_unit_test(test_parse_json_takes_its_own_reference),
+        cmocka_unit_test(test_json_content_types),
         cmocka_unit_test(test_invalid_json_is_rejected),
         cmocka_unit_test(test_invalid_utf8_is_rejected),
         cmocka_unit_test(test_non_object_json_is_rejected),

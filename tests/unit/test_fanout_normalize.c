@@ -252,12 +252,18 @@ static void test_dynamodb_bad_records_are_rejected(void **state)
     CHECK_FIXTURES("dynamodb_unknown_type", "dynamodb_unknown_type_in_list",
                    "dynamodb_missing_event_id", "dynamodb_event_id_number",
                    "dynamodb_bad_event_name", "dynamodb_missing_dynamodb",
-                   "dynamodb_bad_arn", "dynamodb_missing_arn",
-                   "dynamodb_wrong_event_source", "dynamodb_n_not_string",
-                   "dynamodb_invalid_number", "dynamodb_two_types",
-                   "dynamodb_set_element_not_string",
+                   "dynamodb_missing_arn", "dynamodb_wrong_event_source",
+                   "dynamodb_n_not_string", "dynamodb_invalid_number",
+                   "dynamodb_two_types", "dynamodb_set_element_not_string",
                    "dynamodb_image_not_object", "dynamodb_ts_not_number",
                    "dynamodb_records_not_array");
+}
+
+/* Issue 19, point 12: a Kinesis ARN where a stream ARN was expected. */
+static void test_dynamodb_unparseable_arn_routes_without_table(void **state)
+{
+    (void)state;
+    CHECK_FIXTURES("dynamodb_bad_arn");
 }
 
 static void test_dynamodb_batch_with_one_bad_record_fails_whole(void **state)
@@ -380,7 +386,7 @@ static void test_dynamodb_arns(void **state)
 {
     static const struct {
         const char *arn;
-        const char *table; /* NULL: rejected */
+        const char *table; /* NULL: routes with table null (issue 19) */
     } cases[] = {
         {"arn:aws:dynamodb:us-east-1:1:table/Abc", "Abc"},
         {"arn:aws-us-gov:dynamodb:us-gov-west-1:1:table/a_b.c-d/stream/"
@@ -417,9 +423,16 @@ static void test_dynamodb_arns(void **state)
             assert_string_equal(json_string_value(json_object_get(
                                     json_array_get(docs, 0), "table")),
                                 cases[i].table);
-        } else if (res != FANOUT_NORM_ERROR ||
-                   !strstr(errstr, "bad eventSourceARN")) {
-            fail_msg("'%s': %s (%s)", cases[i].arn, result_name(res), errstr);
+        } else {
+            json_t *doc = json_array_get(docs, 0);
+
+            if (res != FANOUT_NORM_OK)
+                fail_msg("'%s': %s (%s)", cases[i].arn, result_name(res),
+                         errstr);
+            assert_true(json_is_null(json_object_get(doc, "table")));
+            assert_string_equal(json_string_value(json_object_get(
+                                    json_object_get(doc, "source"), "arn")),
+                                cases[i].arn);
         }
         json_decref(docs);
         json_decref(rec);
@@ -983,6 +996,7 @@ int main(void)
         cmocka_unit_test(test_dynamodb_batch_yields_one_document_per_record),
         cmocka_unit_test(test_dynamodb_missing_images_give_null),
         cmocka_unit_test(test_dynamodb_bad_records_are_rejected),
+        cmocka_unit_test(test_dynamodb_unparseable_arn_routes_without_table),
         cmocka_unit_test(test_dynamodb_batch_with_one_bad_record_fails_whole),
         cmocka_unit_test(test_dynamodb_number_rules),
         cmocka_unit_test(test_dynamodb_invalid_number_texts_are_rejected),

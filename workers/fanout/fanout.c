@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fanout_decimal.h"
 #include "fanout_normalize.h"
+#include "fanout_reject.h"
 #include "fanout_rules.h"
 #include "fanout_value.h"
 #include "fanout_webhook.h"
@@ -14,6 +16,7 @@
 #include "hr_circuit.h"
 #include "hr_log.h"
 #include "hr_metrics.h"
+#include "hr_msg.h"
 #include "hr_park.h"
 #include "hr_producer.h"
 #include "hr_time.h"
@@ -73,6 +76,10 @@ struct fanout_state {
     struct hr_metric *routed;
     struct hr_metric *tombstones;
     struct hr_metric *records;
+    struct hr_metric *skipped;      /* by kind */
+    struct hr_metric *wide_numbers; /* JSON numbers a double rounds */
+    struct hr_metric *rejected;     /* batch records dead-lettered alone */
+    const char *dlq_topic;
     /* the shared circuit breaker of the webhooks */
     struct hr_circuit *circuit;
     int64_t open_ms;
@@ -216,6 +223,18 @@ int fanout_init(struct hr_worker *w, void **state)
     st->records =
         hr_metrics_counter(reg, "herald_fanout_changes_total",
                            "Change documents, by source format", "format");
+    st->skipped = hr_metrics_counter(
+        reg, "herald_fanout_skipped_total",
+        "Valid records that describe no row change, by kind", "kind");
+    st->wide_numbers = hr_metrics_counter(
+        reg, "herald_fanout_wide_numbers_total",
+        "JSON numbers in input records with more than 17 significant "
+        "digits, which a double cannot hold exactly",
+        NULL);
+    st->rejected = hr_metrics_counter(
+        reg, "herald_fanout_batch_records_dead_total",
+        "Records of a batch dead-lettered alone while the others routed", NULL);
+    st->dlq_topic = hr_conf_str(cfg, "HERALD_DLQ_TOPIC");
     *state = st;
     return 0;
 }
@@ -905,6 +924,61 @@ static void settle_calls(struct fanout_state *st, struct hr_batch *batch)
     }
 }
 
+/* What a skipped record was, for herald_fanout_skipped_total{kind}: the
+ * reasons of fanout_normalize() name it. */
+static const char *skip_kind(const char *reason)
+{
+    static const char *const kinds[][2] = {
+        {"tombstone", "tombstone"},     {"heartbeat", "heartbeat"},
+        {"transaction", "transaction"}, {"schema change", "schema_change"},
+        {"truncate", "truncate"},       {"message event", "message"},
+        {"empty batch", "empty_batch"},
+    };
+
+    for (size_t i = 0; i < HR_ARRAY_SIZE(kinds); i++) {
+        if (strstr(reason, kinds[i][0]))
+            return kinds[i][1];
+    }
+    return "other";
+}
+
+/* hr_event_header_at_fn over an item's message. */
+static int item_header_at(void *opaque,
+                          size_t idx,
+                          const char **name,
+                          const void **value,
+                          size_t *len)
+{
+    const struct hr_item *item = opaque;
+
+    return item->msg ? hr_msg_header_at(item->msg, idx, name, value, len) : -1;
+}
+
+/* Normalize one item into @docs, and @rejects for the bad records of a
+ * batch; counts wide numbers. */
+static enum fanout_norm_result normalize_item(struct fanout_state *st,
+                                              struct hr_item *item,
+                                              json_t *docs,
+                                              json_t *rejects,
+                                              char *errstr,
+                                              size_t errstr_size)
+{
+    const struct fanout_input in = {
+        .value = item->value,
+        .len = item->value_len,
+        .key = item->key,
+        .key_len = item->key_len,
+        .get_header = hr_item_header,
+        .header_at = item_header_at,
+        .opaque = item,
+    };
+    size_t wide = fanout_decimal_count_wide(item->value, item->value_len);
+
+    if (wide)
+        hr_metric_add(st->wide_numbers, NULL, wide);
+    return fanout_normalize_input(&in, docs, rejects, errstr, errstr_size);
+}
+
 enum hr_batch_result
 fanout_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
 {
@@ -916,18 +990,19 @@ fanout_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
         struct hr_item *item = &batch->items[i];
         /* All JSON of one record dies with it: take it from the arena. */
         struct hr_arena *previous = hr_arena_enter(st->arena);
-        json_t *docs = json_array();
+        json_t *docs = json_array(), *rejects = json_array();
         char errstr[256], only[HR_ITEM_DEST_MAX];
         bool matched = false;
 
         redelivered_only(item, only, sizeof(only));
-        switch (fanout_normalize(item->value, item->value_len, hr_item_header,
-                                 item, docs, errstr, sizeof(errstr))) {
+        switch (
+            normalize_item(st, item, docs, rejects, errstr, sizeof(errstr))) {
         case FANOUT_NORM_SKIP:
-            /* heartbeats, transaction markers, truncates and empty
-             * batches are skipped too, but are not tombstones */
+            /* heartbeats, transaction markers, schema changes, truncates
+             * and empty batches are skipped too, but are not tombstones */
             if (strstr(errstr, "tombstone"))
                 hr_metric_add(st->tombstones, NULL, 1);
+            hr_metric_add(st->skipped, (const char *[]){skip_kind(errstr)}, 1);
             hr_item_filtered(item);
             break;
         case FANOUT_NORM_ERROR:
@@ -938,6 +1013,17 @@ fanout_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
             int rc;
 
             st->emitted = 0;
+            /* a redelivery's bad records were dead-lettered the first
+             * time */
+            if (!only[0] && json_array_size(rejects) > 0) {
+                if (fanout_reject_send(w, item, st->dlq_topic, rejects, errstr,
+                                       sizeof(errstr))) {
+                    hr_worker_set_pause_reason(w, "dead letter: %s", errstr);
+                    res = HR_BATCH_PAUSE;
+                    break;
+                }
+                hr_metric_add(st->rejected, NULL, json_array_size(rejects));
+            }
             rc = route_item(st, w, i, docs, only[0] ? only : NULL, &matched);
             if (rc > 0) {
                 /* none of its calls is made (topic events already queued
@@ -956,6 +1042,7 @@ fanout_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
         }
         }
         json_decref(docs);
+        json_decref(rejects);
         hr_arena_leave(previous);
         hr_arena_reset(st->arena, FANOUT_ARENA_KEEP);
         if (res == HR_BATCH_PAUSE)

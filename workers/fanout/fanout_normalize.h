@@ -14,9 +14,9 @@
  *   falls back to "<table>.<op>" for the other formats.
  * - "keys", "new", "old" are objects, or null when the record does not carry
  *   them: DynamoDB KEYS_ONLY / NEW_IMAGE / OLD_IMAGE streams omit images,
- *   inserts have no old image and removes no new one. Debezium values carry
- *   no key (it is in the Kafka record key, which is not passed here), so
- *   Debezium documents have "keys": null.
+ *   inserts have no old image and removes no new one. Debezium "keys"
+ *   come from the Kafka record key (fanout_normalize_input()), so they are
+ *   null through fanout_normalize().
  * - "changed" is a sorted array of top-level field names: for insert and
  *   snapshot every field of "new", for remove every field of "old", for
  *   modify the fields whose values differ between "old" and "new" (a field
@@ -45,9 +45,12 @@
  *   ts_ms (when the connector processed it), else source.ts_ms; source =
  *   a copy of Debezium's source block (connector, name, db, schema, table,
  *   lsn, file, pos, row, ...) plus "format".
- * - CloudEvents: id, type and data (as "new") of the event; op "insert";
- *   table, keys and old null; ts_ms from "time" (null if absent or not
- *   RFC 3339); source: the CE source, subject and time (null if absent).
+ * - CloudEvents: id "<length of source>:<source>:<id>" (identity is source
+ *   + id), type, and data (as "new"; data_base64 decoded when JSON, else
+ *   its text); op "insert"; table, keys and old null; ts_ms from "time"
+ *   (null if absent or not RFC 3339); source: "format" and every context
+ *   attribute but data (subject and time null if absent). A JSON array is
+ *   the batch format: one document per event.
  *
  * DynamoDB typed attribute values become plain JSON. Numbers are kept exact
  * rather than typed: an N whose value is an integer that fits int64 becomes
@@ -126,19 +129,19 @@ const char *fanout_normalize_format_name(enum fanout_format fmt);
  *   which is the unit that gets dead-lettered and redriven, and the reason
  *   names it ("record 2: dynamodb: missing eventID").
  *
- * Document ids: DynamoDB eventID; CloudEvent id; for Debezium
+ * Document ids: DynamoDB eventID; CloudEvent source + id; for Debezium
  * "<connector>:<server name>:<db>[.<schema>].<table>:<op>:<position>:<hash>"
- * where the position is the connector's own change position (postgresql
- * "lsn=N", mysql/mariadb "binlog=FILE:POS:ROW", mongodb
- * "oplog=SEC_OR_TS_MS:ORD[:txn=N]",
- * sqlserver/db2 "lsn=CHANGE:COMMIT[:SERIAL]", oracle "scn=SCN:COMMIT_SCN",
- * otherwise "ts=SOURCE_TS_MS:tx=ID") and <hash> is a 64-bit FNV-1a digest
- * of the canonical before/after images, which separates rows that share a
- * position (snapshot rows, a primary-key change emitted as delete + create,
- * several changes of one MongoDB transaction). The same Debezium event
- * re-sent after a connector restart gets the same id; the top-level ts_ms
- * (processing time) is not part of it. Limit: two identical rows of a
- * table without a key, read at one snapshot position, get one id.
+ * where the position comes from the fields the source block carries,
+ * whatever its connector ("lsn=N"; "lsn=CHANGE:COMMIT[:SERIAL]";
+ * "scn=SCN:COMMIT_SCN"; "binlog=FILE:POS:ROW";
+ * "oplog=SEC_OR_TS_MS:ORD[:txn=N]"; "gtid=G"; otherwise
+ * "ts=SOURCE_TS_MS:tx=ID") and <hash> is a 64-bit FNV-1a digest of the
+ * Kafka key (when given) and the canonical before/after images, which separates
+ * rows that share a position (snapshot rows, a primary-key change emitted as
+ * delete + create, several changes of one MongoDB transaction). The same
+ * Debezium event re-sent after a connector restart gets the same id; the
+ * top-level ts_ms (processing time) is not part of it. Limit: two identical
+ * rows of a table without a key, read at one snapshot position, get one id.
  *
  * Never crashes and never aborts on any input; values larger than
  * HR_EVENT_MAX_BYTES are rejected before parsing. Thread-safe: no shared
@@ -152,5 +155,41 @@ fanout_normalize(const void *value,
                  json_t *docs,
                  char *errstr,
                  size_t errstr_size);
+
+/** One Kafka record as fanout_normalize_input() reads it. */
+struct fanout_input {
+    const void *value; /* NULL or 0 bytes: a tombstone */
+    size_t len;
+    const void *key; /* the record key, NULL when none */
+    size_t key_len;
+    hr_event_header_fn *get_header;   /* may be NULL */
+    hr_event_header_at_fn *header_at; /* may be NULL: lists the headers
+                                         for binary-mode extensions */
+    void *opaque;                     /* for both */
+};
+
+/**
+ * fanout_normalize() with the record's key and a place for the bad records
+ * of a batch:
+ *
+ * - The key (Debezium's JSON converter writes the row's primary key
+ *   there) gives a Debezium document its "keys" and is part of its id;
+ *   see "Debezium keys" at the top of this file.
+ * - @rejects (a JSON array, or NULL for all-or-nothing batches as in
+ *   fanout_normalize()): a record of a DynamoDB or CloudEvents batch that
+ *   cannot be normalized is appended there as {"index": N, "reason":
+ *   "record N: ...", "record": <the record>} while the others become
+ *   documents (FANOUT_NORM_OK). When no record of the batch is good, the
+ *   result is FANOUT_NORM_ERROR with the first one's reason, and nothing
+ *   is appended to @rejects: the Kafka record is bad as a whole.
+ *
+ * Same ownership, thread-safety and limits as fanout_normalize().
+ */
+HR_MUST_CHECK enum fanout_norm_result
+fanout_normalize_input(const struct fanout_input *in,
+                       json_t *docs,
+                       json_t *rejects,
+                       char *errstr,
+                       size_t errstr_size);
 
 #endif
