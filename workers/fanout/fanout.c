@@ -11,7 +11,6 @@
 #include "fanout_reject.h"
 #include "fanout_rules.h"
 #include "fanout_value.h"
-#include "fanout_webhook.h"
 #include "hr_arena.h"
 #include "hr_circuit.h"
 #include "hr_log.h"
@@ -20,6 +19,7 @@
 #include "hr_park.h"
 #include "hr_producer.h"
 #include "hr_time.h"
+#include "hr_webhook.h"
 
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
@@ -42,6 +42,28 @@ const struct hr_conf_spec fanout_conf[] = {
     /* webhooks consult the shared circuit breaker (SPEC sections 7, 9) */
     HR_CIRCUIT_CONF_SPECS,
     HR_CONF_END,
+};
+
+/* One webhook call of a batch: the shared part (hr_webhook.h), by name or
+ * as its members, and what the waves of the batch need. */
+struct fanout_call {
+    union {
+        struct hr_webhook_call hook;
+        struct {
+            HR_WEBHOOK_CALL_MEMBERS
+        };
+    };
+    size_t item; /* the batch item it belongs to */
+    /* 0: may be made; else the enum hr_circuit_state of its destination
+     * that refused it */
+    int blocked;
+    /* per-key ordering (hr_park.h): its entry, SIZE_MAX when its record
+     * has no key; parked: not made, an earlier event of its key for this
+     * webhook waits in the guard */
+    size_t park;
+    bool parked;
+    bool decided; /* made, refused or parked (the waves are over for it) */
+    bool go;      /* make it in this wave */
 };
 
 /*
@@ -71,7 +93,8 @@ struct dest_wave {
 
 struct fanout_state {
     struct fanout_rules rules;
-    struct fanout_webhooks *webhooks;
+    struct hr_webhooks *webhooks;
+    struct hr_webhook_call **wave; /* the calls made in a wave */
     const char *source_prefix;
     struct hr_metric *routed;
     struct hr_metric *tombstones;
@@ -132,7 +155,9 @@ void fanout_validate(struct hr_conf *cfg)
     }
     (void)fanout_rules_load(&rules, config, cfg);
     fanout_rules_release(&rules);
-    fanout_webhooks_free(fanout_webhooks_load(config, cfg, NULL, NULL));
+    hr_webhooks_free(hr_webhooks_load(json_object_get(config, "webhooks"),
+                                      "webhooks", "herald_fanout", cfg, NULL,
+                                      NULL));
     {
         struct hr_circuit_conf cc;
         char errstr[256];
@@ -169,7 +194,7 @@ static int circuit_init(struct fanout_state *st,
     if (!st->circuit || !st->park || !st->dests || !st->waves)
         return -1;
     for (size_t i = 0; i < nhooks; i++) {
-        const char *name = fanout_webhook_name(st->webhooks, (int)i);
+        const char *name = hr_webhook_name(st->webhooks, (int)i);
         size_t len = strlen(name) + sizeof("webhook:");
 
         st->dests[i] = malloc(len);
@@ -197,18 +222,19 @@ int fanout_init(struct hr_worker *w, void **state)
         return -1;
     /* Validated already; errors here would be a bug, reported anyway. */
     bad = fanout_rules_load(&st->rules, hr_conf_json(cfg), scratch);
-    st->webhooks = fanout_webhooks_load(hr_conf_json(cfg), scratch, reg,
-                                        hr_conf_str(cfg, "HERALD_TLS_CA_FILE"));
+    st->webhooks = hr_webhooks_load(
+        json_object_get(hr_conf_json(cfg), "webhooks"), "webhooks",
+        "herald_fanout", scratch, reg, hr_conf_str(cfg, "HERALD_TLS_CA_FILE"));
     for (int i = 0; i < hr_conf_error_count(scratch); i++)
         hr_log_error("bad rules", HR_LOG_STR("err", hr_conf_error(scratch, i)));
     hr_conf_free(scratch);
     if (bad || !st->webhooks) {
         fanout_rules_release(&st->rules);
-        fanout_webhooks_free(st->webhooks);
+        hr_webhooks_free(st->webhooks);
         free(st);
         return -1;
     }
-    if (circuit_init(st, cfg, reg, fanout_webhooks_count(st->webhooks))) {
+    if (circuit_init(st, cfg, reg, hr_webhooks_count(st->webhooks))) {
         fanout_fini(w, st);
         return -1;
     }
@@ -252,9 +278,10 @@ void fanout_fini(struct hr_worker *w, void *state)
     free(st->waves);
     carry_clear(&st->carry);
     fanout_rules_release(&st->rules);
-    fanout_webhooks_free(st->webhooks);
+    hr_webhooks_free(st->webhooks);
     hr_arena_free(st->arena);
     free(st->calls);
+    free(st->wave);
     free(st->call_dests);
     free(st->call_states);
     free(st->call_allowed);
@@ -663,7 +690,7 @@ park_add(struct fanout_state *st, struct hr_worker *w, struct hr_batch *batch)
         if (!have_id || item->outcome != HR_OUT_OK)
             continue;
         redelivered_only(item, only, sizeof(only));
-        for (size_t k = 0; only[0] && k < fanout_webhooks_count(st->webhooks);
+        for (size_t k = 0; only[0] && k < hr_webhooks_count(st->webhooks);
              k++) {
             bool called = false;
 
@@ -731,7 +758,7 @@ static void dest_wave_judge(const struct fanout_state *st,
  */
 static int run_waves(struct fanout_state *st)
 {
-    size_t nhooks = fanout_webhooks_count(st->webhooks);
+    size_t nhooks = hr_webhooks_count(st->webhooks);
     struct dest_wave *dw = st->waves;
 
     memset(dw, 0, nhooks * sizeof(*dw));
@@ -802,7 +829,14 @@ static int run_waves(struct fanout_state *st)
         }
         if (!ngo)
             return 0;
-        if (fanout_webhooks_perform(st->webhooks, st->calls, st->ncalls))
+        st->wave = realloc(st->wave, ngo * sizeof(*st->wave));
+        HR_ASSERT(st->wave);
+        ngo = 0;
+        for (size_t c = 0; c < st->ncalls; c++) {
+            if (st->calls[c].go)
+                st->wave[ngo++] = &st->calls[c].hook;
+        }
+        if (hr_webhooks_perform(st->webhooks, st->wave, ngo))
             return -1;
         for (size_t c = 0; c < st->ncalls; c++) {
             struct fanout_call *call = &st->calls[c];
@@ -886,7 +920,7 @@ static void settle_calls(struct fanout_state *st, struct hr_batch *batch)
         for (size_t c = 0; c < st->ncalls; c++) {
             struct fanout_call *call = &st->calls[c];
             struct hr_item *item = &batch->items[call->item];
-            const char *name = fanout_webhook_name(st->webhooks, call->webhook);
+            const char *name = hr_webhook_name(st->webhooks, call->webhook);
             const char *dest = st->dests[call->webhook];
             bool handoff = not_made(st, call);
 

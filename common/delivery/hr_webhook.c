@@ -1,4 +1,4 @@
-#include "fanout_webhook.h"
+#include "hr_webhook.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -17,8 +17,8 @@
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
 
-#define FANOUT_WEBHOOK_CONCURRENCY 64
-#define FANOUT_SECRET_MAX          (64 * 1024)
+#define HR_WEBHOOK_CONCURRENCY 64
+#define HR_WEBHOOK_SECRET_MAX  (64 * 1024)
 
 enum auth_type {
     AUTH_NONE,
@@ -40,14 +40,13 @@ struct webhook {
     char *bearer; /* "Authorization: Bearer <token>" */
 };
 
-struct fanout_webhooks {
+struct hr_webhooks {
     struct webhook *hooks;
     size_t n;
     struct hr_http *http;
     struct hr_http_request *reqs;
     char **auth_headers; /* per request, freed after perform */
     const char ***req_headers;
-    size_t *req_call; /* request -> index of its call */
     size_t reqs_cap;
     struct hr_metric *latency;
     struct hr_metric *responses;
@@ -94,9 +93,9 @@ static char *read_secret(const json_t *auth,
                               file_key, file, strerror(errno));
             return NULL;
         }
-        out = malloc(FANOUT_SECRET_MAX + 1);
+        out = malloc(HR_WEBHOOK_SECRET_MAX + 1);
         HR_ASSERT(out);
-        n = fread(out, 1, FANOUT_SECRET_MAX, f);
+        n = fread(out, 1, HR_WEBHOOK_SECRET_MAX, f);
         fclose(f);
         /* one trailing newline, as editors and `echo` leave it */
         if (n && out[n - 1] == '\n')
@@ -194,6 +193,7 @@ static int load_auth(struct webhook *h,
 }
 
 static int load_one(struct webhook *h,
+                    const char *prefix_where,
                     const char *name,
                     const json_t *spec,
                     struct hr_conf *cfg)
@@ -207,7 +207,7 @@ static int load_one(struct webhook *h,
     json_t *v;
     int bad = 0;
 
-    snprintf(where, sizeof(where), "webhooks.%s", name);
+    snprintf(where, sizeof(where), "%s.%s", prefix_where, name);
     h->name = strdup(name);
     h->timeout_ms = timeout ? (long)json_integer_value(timeout) : 5000;
     if (!json_is_object(spec)) {
@@ -261,51 +261,69 @@ static int load_one(struct webhook *h,
     return bad + load_auth(h, json_object_get(spec, "auth"), where, cfg);
 }
 
-struct fanout_webhooks *fanout_webhooks_load(const json_t *config,
-                                             struct hr_conf *cfg,
-                                             struct hr_metrics *reg,
-                                             const char *ca_file)
+/* "<prefix><suffix>" into @buf. */
+static const char *
+metric_name(char *buf, size_t size, const char *prefix, const char *suffix)
 {
-    const json_t *hooks = json_object_get(config, "webhooks");
-    struct fanout_webhooks *wh = calloc(1, sizeof(*wh));
+    snprintf(buf, size, "%s%s", prefix, suffix);
+    return buf;
+}
+
+struct hr_webhooks *hr_webhooks_load(const json_t *hooks,
+                                     const char *where,
+                                     const char *prefix,
+                                     struct hr_conf *cfg,
+                                     struct hr_metrics *reg,
+                                     const char *ca_file)
+{
+    struct hr_webhooks *wh = calloc(1, sizeof(*wh));
     const char *name;
     json_t *spec;
-    char errstr[256];
+    char errstr[256], metric[128];
     int bad = 0;
 
     HR_ASSERT(wh);
+    if (hooks && !json_is_object(hooks)) {
+        hr_conf_add_error(cfg, "%s: must be an object of webhooks by name",
+                          where);
+        hr_webhooks_free(wh);
+        return NULL;
+    }
     wh->hooks = calloc(json_object_size(hooks) + 1, sizeof(*wh->hooks));
     HR_ASSERT(wh->hooks);
     json_object_foreach((json_t *)(uintptr_t)hooks, name, spec) bad +=
-        load_one(&wh->hooks[wh->n++], name, spec, cfg);
+        load_one(&wh->hooks[wh->n++], where, name, spec, cfg);
     if (bad)
         goto out_free;
     if (!reg)
         return wh; /* --check-config: nothing to connect */
-    wh->http = hr_http_new(ca_file, FANOUT_WEBHOOK_CONCURRENCY, errstr,
-                           sizeof(errstr));
+    wh->http =
+        hr_http_new(ca_file, HR_WEBHOOK_CONCURRENCY, errstr, sizeof(errstr));
     if (!wh->http) {
-        hr_conf_add_error(cfg, "webhooks: %s", errstr);
+        hr_conf_add_error(cfg, "%s: %s", where, errstr);
         goto out_free;
     }
-    wh->latency =
-        hr_metrics_histogram(reg, "herald_fanout_webhook_seconds",
-                             "Webhook call latency", "webhook", NULL, 0);
+    wh->latency = hr_metrics_histogram(
+        reg, metric_name(metric, sizeof(metric), prefix, "_webhook_seconds"),
+        "Webhook call latency", "webhook", NULL, 0);
     wh->responses = hr_metrics_counter(
-        reg, "herald_fanout_webhook_responses_total",
+        reg,
+        metric_name(metric, sizeof(metric), prefix, "_webhook_responses_total"),
         "Webhook calls by outcome (HTTP status, or timeout/error)",
         "webhook,status");
     wh->auth_failures = hr_metrics_counter(
-        reg, "herald_fanout_webhook_auth_failures_total",
+        reg,
+        metric_name(metric, sizeof(metric), prefix,
+                    "_webhook_auth_failures_total"),
         "Webhook calls refused with 401/403: credentials need fixing",
         "webhook");
     return wh;
 out_free:
-    fanout_webhooks_free(wh);
+    hr_webhooks_free(wh);
     return NULL;
 }
 
-void fanout_webhooks_free(struct fanout_webhooks *wh)
+void hr_webhooks_free(struct hr_webhooks *wh)
 {
     if (!wh)
         return;
@@ -329,25 +347,24 @@ void fanout_webhooks_free(struct fanout_webhooks *wh)
     free(wh->reqs);
     free(wh->auth_headers);
     free(wh->req_headers);
-    free(wh->req_call);
     free(wh);
 }
 
-size_t fanout_webhooks_count(const struct fanout_webhooks *wh)
+size_t hr_webhooks_count(const struct hr_webhooks *wh)
 {
     return wh->n;
 }
 
-const char *fanout_webhook_name(const struct fanout_webhooks *wh, int i)
+const char *hr_webhook_name(const struct hr_webhooks *wh, int i)
 {
     return wh->hooks[i].name;
 }
 
 /* The request's header lines: the webhook's own, Authorization and an
  * Idempotency-Key derived from the change, NULL-terminated. */
-static int build_headers(struct fanout_webhooks *wh,
+static int build_headers(struct hr_webhooks *wh,
                          size_t r,
-                         const struct fanout_call *call,
+                         const struct hr_webhook_call *call,
                          char *errstr,
                          size_t errstr_size)
 {
@@ -389,12 +406,12 @@ static int build_headers(struct fanout_webhooks *wh,
     return 0;
 }
 
-static void record(struct fanout_webhooks *wh,
-                   struct fanout_call *call,
+static void record(struct hr_webhooks *wh,
+                   struct hr_webhook_call *call,
                    const struct hr_http_request *req)
 {
     const char *name = wh->hooks[call->webhook].name;
-    char status[16];
+    char status[24];
 
     call->status = req->status;
     call->err_class = hr_http_classify(req);
@@ -417,33 +434,25 @@ static void record(struct fanout_webhooks *wh,
         hr_metric_add(wh->auth_failures, (const char *[]){name}, 1);
 }
 
-int fanout_webhooks_perform(struct fanout_webhooks *wh,
-                            struct fanout_call *calls,
-                            size_t ncalls)
+int hr_webhooks_perform(struct hr_webhooks *wh,
+                        struct hr_webhook_call *const *calls,
+                        size_t n)
 {
     char errstr[256];
-    size_t n = 0;
     int rc;
 
-    if (ncalls > wh->reqs_cap) {
-        wh->reqs_cap = ncalls * 2;
+    if (n > wh->reqs_cap) {
+        wh->reqs_cap = n * 2;
         wh->reqs = realloc(wh->reqs, wh->reqs_cap * sizeof(*wh->reqs));
         wh->auth_headers =
             realloc(wh->auth_headers, wh->reqs_cap * sizeof(char *));
         wh->req_headers =
             realloc(wh->req_headers, wh->reqs_cap * sizeof(char **));
-        wh->req_call = realloc(wh->req_call, wh->reqs_cap * sizeof(size_t));
-        HR_ASSERT(wh->reqs && wh->auth_headers && wh->req_headers &&
-                  wh->req_call);
-    }
-    /* requests for this wave's calls, back to back */
-    for (size_t c = 0; c < ncalls; c++) {
-        if (calls[c].go)
-            wh->req_call[n++] = c;
+        HR_ASSERT(wh->reqs && wh->auth_headers && wh->req_headers);
     }
     memset(wh->reqs, 0, n * sizeof(*wh->reqs));
     for (size_t r = 0; r < n; r++) {
-        struct fanout_call *call = &calls[wh->req_call[r]];
+        struct hr_webhook_call *call = calls[r];
         const struct webhook *h = &wh->hooks[call->webhook];
         struct hr_http_request *req = &wh->reqs[r];
 
@@ -467,7 +476,7 @@ int fanout_webhooks_perform(struct fanout_webhooks *wh,
     }
     rc = n ? hr_http_perform(wh->http, wh->reqs, n) : 0;
     for (size_t r = 0; r < n; r++)
-        record(wh, &calls[wh->req_call[r]], &wh->reqs[r]);
+        record(wh, calls[r], &wh->reqs[r]);
 out_release:
     for (size_t r = 0; r < n; r++) {
         const char **lines = wh->req_headers[r];
