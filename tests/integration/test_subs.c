@@ -642,6 +642,118 @@ static void test_appstore_sqs_fifo(void **state)
     hx_sqs_free(sqs);
 }
 
+/*
+ * The backend webhook: every entitlement.changed is POSTed with a JWT and
+ * its event id as Idempotency-Key; a 503 sends the notification to the
+ * guard, and when it comes back (a duplicate for Redis) the event and the
+ * call are made again with the same ids.
+ */
+static void test_backend_webhook(void **state)
+{
+    const char *topic = "s-hook";
+    const char *secret = "subs-hook-secret-0123456789abcdef0123";
+    char cfg_path[900], cfg_var[1000], *body, *renew;
+    const char *extra[4];
+    struct hx_fake_http *fake;
+    struct worker *w;
+    json_t *route, *reqs, *recs, *ev0;
+    FILE *f;
+
+    (void)state;
+    if (!hx_node_available())
+        skip();
+    fake = hx_fake_http_start(NULL);
+    assert_non_null(fake);
+    route =
+        json_pack("{s:s, s:[i,i,i], s:{s:s, s:s, s:s, s:s}}", "path",
+                  "/entitlements", "statuses", 200, 503, 200, "jwt", "alg",
+                  "HS256", "secret", secret, "iss", "herald", "aud", "backend");
+    assert_int_equal(hx_fake_http_route_json(fake, route), 0);
+    json_decref(route);
+    snprintf(cfg_path, sizeof(cfg_path), "%s/subs-hook.json", env->dir);
+    f = fopen(cfg_path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "{\"subs\": {\"webhooks\": {\"backend\": {"
+            "\"url\": \"%s/entitlements\", \"timeout_ms\": 3000,"
+            "\"auth\": {\"type\": \"jwt\", \"alg\": \"HS256\","
+            "\"secret_env\": \"SUBS_HOOK_SECRET\", \"aud\": \"backend\"}}}}}",
+            hx_fake_http_url(fake));
+    fclose(f);
+    snprintf(cfg_var, sizeof(cfg_var), "HERALD_CONFIG=%s", cfg_path);
+    extra[0] = cfg_var;
+    extra[1] = "SUBS_HOOK_SECRET=subs-hook-secret-0123456789abcdef0123";
+    extra[2] = NULL;
+    w = worker_start(topic, extra);
+
+    body = notification("SUBSCRIBED", "INITIAL_BUY",
+                        "66666666-6666-4666-8666-666666666661", T0,
+                        T0 + 30 * DAY, 1);
+    send_raw(topic, "1000", body);
+    free(body);
+    wait_metric(w, "herald_events_processed_total{", 1);
+    renew =
+        notification("DID_RENEW", NULL, "66666666-6666-4666-8666-666666666662",
+                     T0 + DAY, T0 + 60 * DAY, 1);
+    send_raw(topic, "1000", renew);
+    wait_metric(w, "herald_events_processed_total{", 2);
+    /* the 503 went to the guard, for webhook:backend */
+    recs = pf_collect(env, "s-hook.retry");
+    assert_non_null(recs);
+    assert_int_equal(json_array_size(recs), 1);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(recs, 0), "headers"),
+                            "herald-destination")),
+                        "webhook:backend");
+    json_decref(recs);
+    /* the guard's redelivery: applied already, called again */
+    send_raw(topic, "1000", renew);
+    free(renew);
+    wait_metric(w, APPLIED("duplicate"), 1);
+    wait_metric(w, "herald_events_processed_total{", 3);
+
+    reqs = hx_fake_http_requests(fake, "/entitlements");
+    assert_non_null(reqs);
+    assert_int_equal(json_array_size(reqs), 3);
+    for (size_t i = 0; i < 3; i++) {
+        const json_t *r = json_array_get(reqs, i);
+
+        assert_true(
+            json_is_true(json_object_get(json_object_get(r, "jwt"), "ok")));
+        assert_string_equal(json_string_value(json_object_get(r, "method")),
+                            "POST");
+    }
+    /* the body is the entitlement.changed event, keyed by its id; the
+     * retried call repeats the key */
+    ev0 = json_loads(
+        json_string_value(json_object_get(json_array_get(reqs, 0), "body")), 0,
+        NULL);
+    assert_non_null(ev0);
+    assert_string_equal(json_string_value(json_object_get(ev0, "type")),
+                        "entitlement.changed");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(ev0, "data"), "state")),
+                        "active");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(reqs, 0), "headers"),
+                            "idempotency-key")),
+                        json_string_value(json_object_get(ev0, "id")));
+    json_decref(ev0);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_array_get(reqs, 1), "headers"),
+                            "idempotency-key")),
+                        json_string_value(json_object_get(
+                            json_object_get(json_array_get(reqs, 2), "headers"),
+                            "idempotency-key")));
+    json_decref(reqs);
+    assert_int_equal(hx_metric(w->port, "herald_subs_webhook_responses_total{"
+                                        "worker=\"subs\",webhook=\"backend\","
+                                        "status=\"503\"}"),
+                     1);
+    worker_stop(w);
+    hx_fake_http_free(fake);
+}
+
 /* ---- Google Play -------------------------------------------------------- */
 
 #define G_PACKAGE   "com.example.app"
@@ -1069,7 +1181,9 @@ static void test_check_config(void **state)
     f = fopen(path, "w");
     assert_non_null(f);
     fputs("{\"subs\": {\"strategies\": {\"appstore\": {\"DID_RENEW\": "
-          "{\"\": \"renw\"}}}}}",
+          "{\"\": \"renw\"}}},"
+          " \"webhooks\": {\"backend\": {\"url\": \"ftp://backend\","
+          " \"auth\": {\"type\": \"jwt\", \"secret_env\": \"NOPE_UNSET\"}}}}}",
           f);
     fclose(f);
     snprintf(arg, sizeof(arg), "--config=%s", path);
@@ -1089,6 +1203,9 @@ static void test_check_config(void **state)
     assert_null(strstr(log, "HERALD_APPSTORE_ROOT_CERTS"));
     assert_non_null(strstr(log, "app_apple_id is required"));
     assert_non_null(strstr(log, "unknown strategy 'renw'"));
+    assert_non_null(strstr(log, "subs.webhooks.backend.url"));
+    assert_non_null(strstr(log, "subs.webhooks.backend.auth.aud"));
+    assert_non_null(strstr(log, "NOPE_UNSET"));
     free(log);
 
     snprintf(roots, sizeof(roots), "HERALD_APPSTORE_ROOT_CERTS=%s",
@@ -1110,6 +1227,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_appstore_lifecycle),
         cmocka_unit_test(test_appstore_sqs_fifo),
+        cmocka_unit_test(test_backend_webhook),
         cmocka_unit_test(test_googleplay),
         cmocka_unit_test(test_check_config),
     };

@@ -97,6 +97,8 @@ int subs_init(struct hr_worker *w, void **state)
         return -1;
     }
     declare_metrics(st, hr_worker_metrics(w));
+    if (subs_webhooks_init(st, cfg, hr_worker_metrics(w)))
+        return -1;
     if (subs_google_init(st, cfg, errstr, sizeof(errstr))) {
         hr_log_error("bad Google Play settings", HR_LOG_STR("err", errstr));
         return -1;
@@ -159,11 +161,11 @@ enum hr_batch_result
 subs_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
 {
     struct subs_state *st = state;
+    enum subs_step step = SUBS_STEP_DONE;
 
     (void)w;
     for (size_t i = 0; i < batch->n; i++) {
         struct hr_item *item = &batch->items[i];
-        enum subs_step step = SUBS_STEP_DONE;
         const json_t *body, *msg;
         json_t *root;
 
@@ -183,12 +185,16 @@ subs_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
                          "nor a Google Play RTDN push body (message.data)");
         }
         json_decref(root);
-        if (step == SUBS_STEP_PAUSE) {
-            pending_clear(st);
-            return HR_BATCH_PAUSE;
-        }
+        if (step == SUBS_STEP_PAUSE)
+            break;
     }
-    return subs_flush(st) == SUBS_STEP_PAUSE ? HR_BATCH_PAUSE : HR_BATCH_DONE;
+    if (step != SUBS_STEP_PAUSE)
+        step = subs_flush(st);
+    if (step != SUBS_STEP_PAUSE)
+        step = subs_webhooks_perform(st);
+    pending_clear(st);
+    subs_webhooks_clear(st);
+    return step == SUBS_STEP_PAUSE ? HR_BATCH_PAUSE : HR_BATCH_DONE;
 }
 
 /* What the apply @a of @c for @item asks: metrics, entitlement.changed,
@@ -232,6 +238,12 @@ static enum subs_step settle(struct subs_state *st,
         hr_worker_set_pause_reason(st->w, "cannot produce to %s",
                                    st->set.entitlements_topic);
         return SUBS_STEP_PAUSE;
+    }
+    if (st->webhooks) {
+        /* the outcome waits for the backend's answers */
+        subs_webhooks_queue(st, item, a->result == SUBS_DUPLICATE, st->event_id,
+                            st->event, st->event_len);
+        return SUBS_STEP_DONE;
     }
     if (a->result == SUBS_DUPLICATE)
         hr_item_duplicate(item);
@@ -389,6 +401,8 @@ int subs_emit_changed(struct subs_state *st,
                                  &st->event_cap);
     if (!len)
         return -1;
+    memcpy(st->event_id, id, sizeof(st->event_id));
+    st->event_len = len;
     rc = hr_worker_produce(st->w, st->set.entitlements_topic, a->app_user_id,
                            strlen(a->app_user_id), st->event, len);
     if (!rc)
@@ -404,6 +418,7 @@ void subs_fini(struct hr_worker *w, void *state)
     if (!st)
         return;
     subs_google_fini(st);
+    subs_webhooks_fini(st);
     subs_jws_verifier_free(st->verifier);
     subs_table_free(st->table);
     pending_clear(st);

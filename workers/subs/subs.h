@@ -51,6 +51,7 @@
 #include "hr_http.h"
 #include "hr_jsonw.h"
 #include "hr_redis.h"
+#include "hr_webhook.h"
 #include "hr_worker.h"
 #include "subs_entitlement.h"
 #include "subs_jws.h"
@@ -91,6 +92,13 @@ struct subs_pending {
     struct json_t *refs[3];
 };
 
+/* One backend webhook call of the batch (subs_webhook.c). */
+struct subs_hook {
+    struct hr_webhook_call call; /* the body is malloc'd */
+    struct hr_item *item;
+    bool duplicate; /* the item's outcome when every call succeeds */
+};
+
 struct subs_state {
     struct hr_worker *w;
     struct hr_redis *redis; /* the runtime's, borrowed */
@@ -101,7 +109,15 @@ struct subs_state {
     struct subs_table *table;
     struct subs_pending *pending; /* the batch's App Store changes */
     size_t npending, pending_cap;
-    char *event; /* the serialized entitlement.changed, reused */
+    char *event;       /* the serialized entitlement.changed, reused */
+    char event_id[37]; /* and its id and length */
+    size_t event_len;
+    /* backend webhooks (NULL: none configured) and the batch's calls */
+    struct hr_webhooks *webhooks;
+    char **hook_dests; /* per webhook: "webhook:<name>" */
+    struct subs_hook *hooks;
+    struct hr_webhook_call **hook_calls;
+    size_t nhooks, hooks_cap;
     size_t event_cap;
     struct hr_metric *notifications;   /* provider,type,strategy */
     struct hr_metric *verify_failures; /* provider,reason */
@@ -210,6 +226,38 @@ void subs_queue_change(struct subs_state *st,
  * Redis or the producer is unavailable.
  */
 enum subs_step subs_flush(struct subs_state *st);
+
+/** --check-config: the config file's "subs": {"webhooks": ...}. */
+void subs_webhooks_validate(struct hr_conf *cfg);
+
+/** Load the backend webhooks of @cfg, if any. Returns 0, or -1 (logged). */
+int subs_webhooks_init(struct subs_state *st,
+                       const struct hr_conf *cfg,
+                       struct hr_metrics *reg);
+
+/**
+ * Queue a call of every backend webhook with @event (@len bytes, copied),
+ * the entitlement.changed @event_id that @item caused; the item's outcome
+ * waits for subs_webhooks_perform() (@duplicate: the one to give it when
+ * every call succeeds).
+ */
+void subs_webhooks_queue(struct subs_state *st,
+                         struct hr_item *item,
+                         bool duplicate,
+                         const char *event_id,
+                         const char *event,
+                         size_t len);
+
+/**
+ * Make the batch's queued calls together and give each item its outcome
+ * (subs_webhook.c says which). SUBS_STEP_PAUSE when no call could be made.
+ */
+enum subs_step subs_webhooks_perform(struct subs_state *st);
+
+/** Forget the queued calls (the batch pauses: its items keep no outcome). */
+void subs_webhooks_clear(struct subs_state *st);
+
+void subs_webhooks_fini(struct subs_state *st);
 
 /**
  * The label of Apple's notification type @type for metrics: @type itself

@@ -240,6 +240,7 @@ void subs_validate(struct hr_conf *cfg)
         hr_conf_add_error(cfg, "HERALD_SUBS_ENTITLEMENTS_TOPIC: must not be "
                                "empty");
     subs_google_validate(cfg);
+    subs_webhooks_validate(cfg);
     t = subs_conf_table(cfg, errstr, sizeof(errstr));
     if (!t)
         hr_conf_add_error(cfg, "config file \"subs\": %s", errstr);
