@@ -24,7 +24,12 @@
  *   HERALD_GOOGLEPLAY_CREDENTIALS_FILE (cloud/hr_gcp.h, shared through
  *   Redis), its snapshot applied like Apple's and a pending purchase
  *   acknowledged (HERALD_GOOGLEPLAY_ACKNOWLEDGE); a one-time product is
- *   applied from the notification alone (no API read in this slice).
+ *   read with purchases.products.get the same way (subs_google.c).
+ *
+ * The App Store changes of a batch are queued (subs_queue_change()) and
+ * applied in one Redis pipeline at its end (subs_flush()); the optional
+ * backend webhooks are then called together (subs_webhook.c), each item's
+ * outcome waiting for its calls.
  *
  * Outcomes: a notification that fails verification is dead-lettered
  * (permanent, its code in the reason) and counted in
