@@ -862,7 +862,7 @@ static void test_googleplay(void **state)
     char sa_path[900], token_uri[200], extra[5][1000], *body;
     char pki[900], *ca = NULL, *cert = NULL, *key = NULL;
     const char *extras[6];
-    json_t *routes, *reqs, *recs, *dlq, *e, *dead;
+    json_t *routes, *more, *reqs, *recs, *dlq, *e, *dead;
     char expiry[40];
     time_t secs = (time_t)(time(NULL) + 30 * 86400);
     struct tm tm;
@@ -907,30 +907,28 @@ static void test_googleplay(void **state)
     assert_non_null(routes);
     /* 401 once (a revoked token: a fresh one is fetched), 403 always (no
      * access), 429 with Retry-After, 503; a one-time product */
-    assert_int_equal(
-        json_array_extend(
-            routes,
-            json_pack(
-                "[{s:s, s:[i,i], s:{s:s, s:s, s:[{s:s, s:s}], s:{s:s}}},"
-                " {s:s, s:i, s:{s:{s:i}}},"
-                " {s:s, s:i, s:{s:s}, s:{}},"
-                " {s:s, s:i, s:{}},"
-                " {s:s, s:i, s:{s:i, s:i, s:s, s:i, s:s}},"
-                " {s:s, s:i, s:{}}]",
-                "path", G_GET("tok-401"), "statuses", 401, 200, "body",
-                "subscriptionState", "SUBSCRIPTION_STATE_ACTIVE",
-                "acknowledgementState", "ACKNOWLEDGEMENT_STATE_ACKNOWLEDGED",
-                "lineItems", "productId", "silver", "expiryTime", expiry,
-                "externalAccountIdentifiers", "obfuscatedExternalAccountId",
-                "user-h", "path", G_GET("tok-403"), "status", 403, "body",
-                "error", "code", 403, "path", G_GET("tok-429"), "status", 429,
-                "headers", "Retry-After", "7", "body", "path", G_GET("tok-503"),
-                "status", 503, "body", "path", G_COIN("tok-coin"), "status",
-                200, "body", "purchaseState", 0, "acknowledgementState", 0,
-                "obfuscatedExternalAccountId", G_USER, "purchaseType", 0,
-                "productId", "coins_100", "path",
-                G_COIN("tok-coin") ":acknowledge", "status", 200, "body")),
-        0);
+    more = json_pack(
+        "[{s:s, s:[i,i], s:{s:s, s:s, s:[{s:s, s:s}], s:{s:s}}},"
+        " {s:s, s:i, s:{s:{s:i}}},"
+        " {s:s, s:i, s:{s:s}, s:{}},"
+        " {s:s, s:i, s:{}},"
+        " {s:s, s:i, s:{s:i, s:i, s:s, s:i, s:s}},"
+        " {s:s, s:i, s:{}}]",
+        "path", G_GET("tok-401"), "statuses", 401, 200, "body",
+        "subscriptionState", "SUBSCRIPTION_STATE_ACTIVE",
+        "acknowledgementState", "ACKNOWLEDGEMENT_STATE_ACKNOWLEDGED",
+        "lineItems", "productId", "silver", "expiryTime", expiry,
+        "externalAccountIdentifiers", "obfuscatedExternalAccountId", "user-h",
+        "path", G_GET("tok-403"), "status", 403, "body", "error", "code", 403,
+        "path", G_GET("tok-429"), "status", 429, "headers", "Retry-After", "7",
+        "body", "path", G_GET("tok-503"), "status", 503, "body", "path",
+        G_COIN("tok-coin"), "status", 200, "body", "purchaseState", 0,
+        "acknowledgementState", 0, "obfuscatedExternalAccountId", G_USER,
+        "purchaseType", 0, "productId", "coins_100", "path",
+        G_COIN("tok-coin") ":acknowledge", "status", 200, "body");
+    assert_non_null(more);
+    assert_int_equal(json_array_extend(routes, more), 0);
+    json_decref(more);
     assert_int_equal(hx_fake_http_route_json(fake, routes), 0);
     json_decref(routes);
 
