@@ -602,6 +602,50 @@ static void test_ddb_batch_bad_record_is_set_aside_alone(void **state)
     result_release(&r);
 }
 
+/* aws-lambda-go's events/testdata/dynamodb-event.json writes every member of
+ * an attribute value, the unused ones null: they are absent. */
+static void test_ddb_null_type_members_are_absent(void **state)
+{
+    static const char rec[] =
+        "{\"eventID\":\"1\",\"eventName\":\"INSERT\",\"eventSource\":"
+        "\"aws:dynamodb\",\"eventSourceARN\":\"stream-ARN\",\"dynamodb\":{"
+        "\"Keys\":{\"k\":{\"B\":null,\"N\":null,\"S\":\"x\",\"SS\":null}},"
+        "\"NewImage\":{\"k\":{\"B\":null,\"S\":\"x\"},"
+        "\"l\":{\"L\":[{\"N\":\"3.5\",\"S\":null},{\"NULL\":true,"
+        "\"BOOL\":null}],\"M\":null},"
+        "\"f\":{\"BOOL\":false,\"NULL\":null}}}}";
+    struct result r;
+    json_t *want;
+
+    (void)state;
+    norm(&r, rec, NULL, NULL);
+    assert_ok(&r, 1);
+    assert_string_equal(str_at(doc(&r, 0), "keys.k"), "x");
+    want = json_pack("[f, n]", 3.5);
+    assert_true(json_equal(at(doc(&r, 0), "new.l"), want));
+    json_decref(want);
+    assert_true(json_is_false(at(doc(&r, 0), "new.f")));
+    result_release(&r);
+
+    /* two non-null members, or none: still refused */
+    norm(&r,
+         "{\"eventID\":\"2\",\"eventName\":\"INSERT\",\"eventSourceARN\":\"a\","
+         "\"dynamodb\":{"
+         "\"Keys\":{\"k\":{\"S\":\"x\",\"N\":\"1\"}}}}",
+         NULL, NULL);
+    assert_int_equal(r.res, FANOUT_NORM_ERROR);
+    assert_non_null(strstr(r.errstr, "exactly one type, not 2, at keys.k"));
+    result_release(&r);
+    norm(&r,
+         "{\"eventID\":\"3\",\"eventName\":\"INSERT\",\"eventSourceARN\":\"a\","
+         "\"dynamodb\":{"
+         "\"Keys\":{\"k\":{\"S\":null,\"N\":null}}}}",
+         NULL, NULL);
+    assert_int_equal(r.res, FANOUT_NORM_ERROR);
+    assert_non_null(strstr(r.errstr, "exactly one type, not 0, at keys.k"));
+    result_release(&r);
+}
+
 /* ---- the real-world samples (tests/fixtures/fanout/realworld) ------------ */
 
 #define REALWORLD "fanout/realworld"
@@ -640,6 +684,7 @@ static void check_realworld(const char *name)
 {
     char *value = realworld_text(name, ".json");
     char *headers = realworld_text(name, ".headers.json");
+    char *key = realworld_text(name, ".key"); /* the Kafka key, as given */
     char *exp_text = realworld_text(name, ".expected.json");
     json_t *exp = exp_text ? json_loads(exp_text, 0, NULL) : NULL, *w;
     const char *outcome = str_at(exp, "outcome");
@@ -648,7 +693,7 @@ static void check_realworld(const char *name)
 
     if (!value || !outcome)
         fail_msg("%s: fixture or expectation missing", name);
-    norm(&r, value, headers, NULL);
+    norm(&r, value, headers, key);
     if (!strcmp(outcome, "routed")) {
         if (r.res != FANOUT_NORM_OK)
             fail_msg("%s: %d (%s), want routed", name, r.res, r.errstr);
@@ -671,6 +716,7 @@ static void check_realworld(const char *name)
     json_decref(exp);
     free(exp_text);
     free(headers);
+    free(key);
     free(value);
 }
 
@@ -695,7 +741,7 @@ static void test_realworld_samples(void **state)
         n++;
     }
     closedir(dir);
-    assert_true(n >= 8);
+    assert_true(n >= 16);
 }
 
 int main(void)
@@ -718,6 +764,7 @@ int main(void)
         cmocka_unit_test(test_wide_numbers_are_counted),
         cmocka_unit_test(test_ddb_placeholder_arn_routes_without_table),
         cmocka_unit_test(test_ddb_batch_bad_record_is_set_aside_alone),
+        cmocka_unit_test(test_ddb_null_type_members_are_absent),
         cmocka_unit_test(test_realworld_samples),
     };
 

@@ -409,16 +409,28 @@ static enum ddb_type ddb_type_of(const char *name)
     return DDB_UNKNOWN;
 }
 
-/* The only (type, value) pair of attribute value @av, or NULL. */
-static const char *ddb_single(json_t *av, json_t **value)
+/* The only (type, value) pair of attribute value @av, or NULL; the number
+ * of non-null members in *@ntypes. */
+static const char *ddb_single(json_t *av, json_t **value, size_t *ntypes)
 {
-    void *iter;
+    const char *name, *found = NULL;
+    json_t *v;
 
-    if (!json_is_object(av) || json_object_size(av) != 1)
+    *ntypes = 0;
+    if (!json_is_object(av))
         return NULL;
-    iter = json_object_iter(av);
-    *value = json_object_iter_value(iter);
-    return json_object_iter_key(iter);
+    /* A member whose value is null is absent: SDKs that serialize every
+     * member of their AttributeValue type write the unused ones as null
+     * (aws-lambda-go's own test data, Jackson without NON_NULL). */
+    json_object_foreach(av, name, v)
+    {
+        if (json_is_null(v))
+            continue;
+        found = name;
+        *value = v;
+        (*ntypes)++;
+    }
+    return *ntypes == 1 ? found : NULL;
 }
 
 /*
@@ -525,6 +537,7 @@ ddb_value(json_t *av, struct path *p, char *errstr, size_t errstr_size)
     const char *tname;
     enum ddb_type type;
     json_t *val = NULL;
+    size_t ntypes;
     char q[40];
     bool ok;
 
@@ -533,12 +546,12 @@ ddb_value(json_t *av, struct path *p, char *errstr, size_t errstr_size)
                 "dynamodb: attribute value must be an object at %s", p->buf);
         return NULL;
     }
-    tname = ddb_single(av, &val);
+    tname = ddb_single(av, &val, &ntypes);
     if (!tname) {
         set_err(errstr, errstr_size,
                 "dynamodb: attribute value must have exactly one type, "
                 "not %zu, at %s",
-                json_object_size(av), p->buf);
+                ntypes, p->buf);
         return NULL;
     }
     type = ddb_type_of(tname);
@@ -643,8 +656,9 @@ static bool ddb_set_equal(json_t *a, json_t *b)
 static bool ddb_equal(json_t *a, json_t *b)
 {
     json_t *va = NULL, *vb = NULL, *x;
-    const char *ta = ddb_single(a, &va), *tb = ddb_single(b, &vb), *key;
-    size_t i;
+    size_t i, na, nb;
+    const char *ta = ddb_single(a, &va, &na), *tb = ddb_single(b, &vb, &nb);
+    const char *key;
 
     if (!ta || !tb || strcmp(ta, tb) != 0)
         return false;
