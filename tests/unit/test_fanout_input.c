@@ -680,9 +680,11 @@ static void check_fields(const char *name, size_t i, json_t *d, json_t *want)
     }
 }
 
-static void check_realworld(const char *name)
+/* <name>.json is the record value; <name>.null (empty) says the value is
+ * null (a tombstone), with the key in <name>.key. */
+static void check_realworld(const char *name, bool null_value)
 {
-    char *value = realworld_text(name, ".json");
+    char *value = null_value ? NULL : realworld_text(name, ".json");
     char *headers = realworld_text(name, ".headers.json");
     char *key = realworld_text(name, ".key"); /* the Kafka key, as given */
     char *exp_text = realworld_text(name, ".expected.json");
@@ -691,10 +693,18 @@ static void check_realworld(const char *name)
     struct result r;
     size_t i;
 
-    if (!value || !outcome)
+    if ((!value && !null_value) || !outcome)
         fail_msg("%s: fixture or expectation missing", name);
     norm(&r, value, headers, key);
-    if (!strcmp(outcome, "routed")) {
+    /* HERALD_FANOUT_RW_DUMP=1 prints every sample's outcome instead of
+     * checking it, to help writing an expectation */
+    if (getenv("HERALD_FANOUT_RW_DUMP")) {
+        char *d = json_dumps(r.docs, JSON_INDENT(1));
+
+        fprintf(stderr, "== %s: %d %s\n%s\n", name, r.res, r.errstr,
+                d ? d : "");
+        free(d);
+    } else if (!strcmp(outcome, "routed")) {
         if (r.res != FANOUT_NORM_OK)
             fail_msg("%s: %d (%s), want routed", name, r.res, r.errstr);
         assert_int_equal(json_array_size(r.docs),
@@ -733,15 +743,19 @@ static void test_realworld_samples(void **state)
         char name[256];
         size_t len = strlen(de->d_name);
 
-        if (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0 ||
-            strstr(de->d_name, ".expected.") || strstr(de->d_name, ".headers."))
+        bool null_value = len > 5 && !strcmp(de->d_name + len - 5, ".null");
+
+        if (!null_value &&
+            (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0 ||
+             strstr(de->d_name, ".expected.") ||
+             strstr(de->d_name, ".headers.")))
             continue;
         snprintf(name, sizeof(name), "%.*s", (int)(len - 5), de->d_name);
-        check_realworld(name);
+        check_realworld(name, null_value);
         n++;
     }
     closedir(dir);
-    assert_true(n >= 16);
+    assert_true(n >= 32);
 }
 
 int main(void)
