@@ -51,19 +51,33 @@ free_port() {
 # start_worker NAME LOG [VAR=VALUE...] [-- ARGS...]: runs herald-NAME (under
 # $WRAP when set, e.g. WRAP="valgrind --tool=massif" for profiling) with
 # the metrics server on a free port; sets WORKER_PID and METRICS (base URL).
+# A port taken between free_port and the worker's bind (other processes
+# pick ports too) is tried again with another one.
 start_worker() {
-    local name=$1 log=$2 port vars=()
+    local name=$1 log=$2 port vars=() attempt
     shift 2
     while [ $# -gt 0 ] && [ "$1" != -- ]; do vars+=("$1"); shift; done
     [ $# -gt 0 ] && shift
-    port=$(free_port)
-    env HERALD_KAFKA_BROKERS="$BROKERS" HERALD_REDIS_URL="$REDIS_URL" \
-        HERALD_METRICS_ADDR=127.0.0.1:$port "${vars[@]}" \
-        ${WRAP:-} "$BIN/herald-$name" "$@" 2>"$log" &
-    WORKER_PID=$!
+    for attempt in 1 2 3; do
+        port=$(free_port)
+        env HERALD_KAFKA_BROKERS="$BROKERS" HERALD_REDIS_URL="$REDIS_URL" \
+            HERALD_METRICS_ADDR=127.0.0.1:$port "${vars[@]}" \
+            ${WRAP:-} "$BIN/herald-$name" "$@" 2>"$log" &
+        WORKER_PID=$!
+        METRICS=http://127.0.0.1:$port
+        for _ in $(seq 100); do
+            curl -sf "$METRICS/healthz" >/dev/null && break
+            kill -0 "$WORKER_PID" 2>/dev/null || break
+            sleep 0.05
+        done
+        if ! kill -0 "$WORKER_PID" 2>/dev/null &&
+            grep -q 'Address already in use' "$log"; then
+            wait "$WORKER_PID" 2>/dev/null
+            continue
+        fi
+        break
+    done
     PIDS+=($WORKER_PID)
-    METRICS=http://127.0.0.1:$port
-    for _ in $(seq 100); do curl -sf "$METRICS/healthz" >/dev/null && break; sleep 0.05; done
 }
 
 # metric URL PREFIX: the sum of the series starting with PREFIX.
