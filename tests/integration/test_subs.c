@@ -987,7 +987,15 @@ static void test_googleplay(void **state)
                                "tok-coin", "sku", "coins_100"));
     send_raw(topic, "g", body);
     free(body);
-    wait_metric(w, "herald_events_processed_total{", 9);
+    /* malformed: data that is not base64, and base64 of something that is
+     * not JSON */
+    send_raw(topic, "g",
+             "{\"message\":{\"data\":\"!!not base64!!\",\"messageId\":"
+             "\"g-10\"},\"subscription\":\"projects/p/subscriptions/s\"}");
+    send_raw(topic, "g",
+             "{\"message\":{\"data\":\"bm90IGpzb24=\",\"messageId\":"
+             "\"g-11\"},\"subscription\":\"projects/p/subscriptions/s\"}");
+    wait_metric(w, "herald_events_processed_total{", 11);
 
     assert_int_equal(hx_metric(w->port,
                                "herald_subs_applied_total{worker=\"subs\","
@@ -1116,7 +1124,13 @@ static void test_googleplay(void **state)
     /* the dead letters */
     dlq = pf_collect(env, "s-google.dlq");
     assert_non_null(dlq);
-    assert_int_equal(json_array_size(dlq), 3);
+    assert_int_equal(json_array_size(dlq), 5);
+    assert_non_null(dlq_with(dlq, "verification_failed:malformed"));
+    assert_int_equal(
+        hx_metric(w->port,
+                  "herald_subs_verification_failures_total{worker=\"subs\","
+                  "provider=\"googleplay\",reason=\"malformed\"}"),
+        2);
     dead = dlq_with(dlq, "HTTP 403 with a fresh token");
     assert_non_null(dead);
     assert_string_equal(
