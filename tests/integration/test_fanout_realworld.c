@@ -313,7 +313,7 @@ static void test_every_sample_has_its_outcome(void **state)
     FILE *f;
 
     (void)state;
-    assert_true(n >= 32);
+    assert_true(n >= 41);
     snprintf(config, sizeof(config), "%s/rules.json", F.dir);
     f = fopen(config, "w");
     assert_non_null(f);

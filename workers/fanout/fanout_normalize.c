@@ -1111,7 +1111,10 @@ static bool has(json_t *obj, const char *key)
  * "connector" name, so that connectors not listed here (Db2, Informix,
  * Vitess, Spanner, Cassandra, a renamed build) still get a position. The
  * fallback (commit time and transaction) is weaker, which the digest in
- * the id compensates for.
+ * the id compensates for. A binlog position with an empty file name (Flink
+ * CDC's snapshot rows: "file": "", "pos": 0) is none: such rows fall back
+ * to the commit time, so that one row inserted twice with the same values
+ * at different times does not get one id.
  */
 static void dbz_position(struct sbuf *sb, json_t *src, json_t *payload)
 {
@@ -1136,7 +1139,11 @@ static void dbz_position(struct sbuf *sb, json_t *src, json_t *payload)
         sbuf_value(sb, F("scn"));
         sbuf_str(sb, ":");
         sbuf_value(sb, F("commit_scn"));
-    } else if (has(src, "file") && has(src, "pos")) { /* MySQL, MariaDB */
+    } else if (has(src, "file") && has(src, "pos") &&
+               !(json_is_string(F("file")) &&
+                 json_string_length(F("file")) == 0)) {
+        /* MySQL, MariaDB; an empty file (Flink CDC's snapshot rows write
+         * "file": "", "pos": 0) names no binlog position */
         sbuf_str(sb, "binlog=");
         sbuf_value(sb, F("file"));
         sbuf_str(sb, ":");

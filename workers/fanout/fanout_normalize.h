@@ -133,7 +133,7 @@ const char *fanout_normalize_format_name(enum fanout_format fmt);
  * "<connector>:<server name>:<db>[.<schema>].<table>:<op>:<position>:<hash>"
  * where the position comes from the fields the source block carries,
  * whatever its connector ("lsn=N"; "lsn=CHANGE:COMMIT[:SERIAL]";
- * "scn=SCN:COMMIT_SCN"; "binlog=FILE:POS:ROW";
+ * "scn=SCN:COMMIT_SCN"; "binlog=FILE:POS:ROW" (not for an empty FILE);
  * "oplog=SEC_OR_TS_MS:ORD[:txn=N]"; "gtid=G"; otherwise
  * "ts=SOURCE_TS_MS:tx=ID") and <hash> is a 64-bit FNV-1a digest of the
  * Kafka key (when given) and the canonical before/after images, which separates
