@@ -72,7 +72,7 @@ start_worker() {
         done
         if ! kill -0 "$WORKER_PID" 2>/dev/null &&
             grep -q 'Address already in use' "$log"; then
-            wait "$WORKER_PID" 2>/dev/null
+            wait "$WORKER_PID" 2>/dev/null || true
             continue
         fi
         break
