@@ -23,7 +23,7 @@ asan: deps
 # inside Debian's librdkafka).
 tsan: deps
 	@cmake --preset tsan >/dev/null
-	@cmake --build --preset tsan --target unit_test_metrics unit_test_httpd unit_test_retry unit_test_log unit_test_conf unit_test_time unit_test_strmap
+	@cmake --build --preset tsan --target unit_test_metrics unit_test_httpd unit_test_retry unit_test_log unit_test_conf unit_test_time unit_test_strmap unit_test_subs_verify
 	@ctest --preset tsan
 
 # The whole suite, built with AddressSanitizer + UBSan and -Werror.

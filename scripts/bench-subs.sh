@@ -24,14 +24,22 @@ M=${M:-$((N / 4))}
 [ "$M" -ge 1 ] || M=1
 CERTS=$VECTORS/certs
 
+# The mock cluster keeps at most 5 MiB per partition and a notification is
+# ~9.7 KB: one partition per 250 notifications (at least 32) keeps them all.
+PARTS=$(( N / 250 > 32 ? N / 250 : 32 ))
 start_redis
-start_broker --topics herald.subscriptions:32,herald.entitlements:8
+start_broker --topics herald.subscriptions:$PARTS,herald.entitlements:8
 field() { echo "$1" | sed -n "s/.*\"$2\": *\([0-9.]*\).*/\1/p"; }
 
 echo "minting $N notifications over $M subscriptions ..." >&2
 node tests/node/mint_appstore.js --certs "$CERTS" --count "$N" --subscriptions "$M" \
     >"$WORK/notes.txt"
 kcat -P -b "$BROKERS" -t herald.subscriptions -K '|' <"$WORK/notes.txt"
+stored=$(topic_count herald.subscriptions)
+if [ "$stored" -ne "$N" ]; then
+    echo "bench-subs: the broker kept $stored of $N notifications (see $WORK/devbroker.log)" >&2
+    exit 1
+fi
 
 # --- herald-subs ----------------------------------------------------------------
 echo "herald-subs: verifying and applying $N notifications ..." >&2
@@ -78,7 +86,7 @@ cat <<OUT
 
 herald-subs benchmark (App Store): $N notifications over $M subscriptions,
 Apple's test chain, 3 ES256 signatures each (notification, transaction,
-renewal info), 32 partitions; one machine ($(nproc) cores)
+renewal info), $PARTS partitions; one machine ($(nproc) cores)
 
   herald-subs               $(printf '%8d' "$RATE") notifications/s   peak RSS ${RSS} MB  ($PROCESSED processed, $VFAIL verify failures; worker CPU s $CPU)
                             applied: $APPLIED (${OUTCOMES:-none})

@@ -535,6 +535,67 @@ static void test_appstore_lifecycle(void **state)
     worker_stop(w);
 }
 
+/*
+ * A burst read in one batch, verified on several threads
+ * (HERALD_SUBS_VERIFY_THREADS=4): 48 renewals of one subscription in
+ * order, every eighth one forged; each verdict lands on its own
+ * notification and the entitlement ends as the last genuine one says.
+ */
+static void test_appstore_burst_on_verify_threads(void **state)
+{
+    enum { N = 48 };
+    const char *topic = "s-burst";
+    const char *extra[] = {"HERALD_SUBS_VERIFY_THREADS=4", NULL};
+    rd_kafka_t *rk = hx_producer_new(hx_broker_bootstraps(env->broker));
+    int64_t last_expiry = 0;
+    struct worker *w;
+    json_t *dlq;
+
+    (void)state;
+    assert_non_null(rk);
+    for (int i = 0; i < N; i++) {
+        char uuid[40], *body;
+        int64_t expiry = T0 + (int64_t)(i + 1) * 30 * DAY;
+
+        snprintf(uuid, sizeof(uuid), "77777777-7777-4777-8777-%012d", i);
+        body = notification(i ? "DID_RENEW" : "SUBSCRIBED",
+                            i ? NULL : "INITIAL_BUY", uuid,
+                            T0 + (int64_t)i * DAY, expiry, 1);
+        if (i % 8 == 7) /* a character inside the signature */
+            body[strlen(body) - 12] =
+                body[strlen(body) - 12] == 'A' ? 'B' : 'A';
+        else
+            last_expiry = expiry;
+        assert_int_equal(
+            hx_produce(rk, topic, "1000", 4, body, strlen(body), NULL), 0);
+        free(body);
+    }
+    assert_int_equal(hx_producer_flush_free(rk, 10000), 0);
+    w = worker_start(topic, extra);
+    wait_metric(w, "herald_events_processed_total{", N);
+    assert_int_equal(hx_metric(w->port, APPLIED("applied")), N - N / 8);
+    assert_int_equal(
+        hx_metric(w->port,
+                  "herald_subs_verification_failures_total{worker=\"subs\","
+                  "provider=\"appstore\",reason=\"signature\"}"),
+        N / 8);
+    assert_entitlement(topic, "active", last_expiry, true);
+    dlq = pf_collect(env, "s-burst.dlq");
+    assert_non_null(dlq);
+    assert_int_equal(json_array_size(dlq), N / 8);
+    for (size_t i = 0; i < json_array_size(dlq); i++) {
+        const json_t *h = json_object_get(json_array_get(dlq, i), "headers");
+
+        /* the forged ones, and only they: offsets 7, 15, ... */
+        assert_int_equal(atoi(json_string_value(
+                             json_object_get(h, "herald-origin-offset"))) %
+                             8,
+                         7);
+    }
+    json_decref(dlq);
+    worker_stop(w);
+}
+
 struct queue_arg {
     struct hx_sqs *sqs;
     const char *url;
@@ -1238,6 +1299,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_appstore_lifecycle),
+        cmocka_unit_test(test_appstore_burst_on_verify_threads),
         cmocka_unit_test(test_appstore_sqs_fifo),
         cmocka_unit_test(test_backend_webhook),
         cmocka_unit_test(test_googleplay),

@@ -115,48 +115,6 @@ int subs_init(struct hr_worker *w, void **state)
     return 0;
 }
 
-/* The store body of @item: the value, or the data of the CloudEvent it
- * is (when it has "specversion"). A new reference in *@root; the body is
- * borrowed from it. NULL with the item dead-lettered (poison). */
-static const json_t *item_body(struct hr_item *item, json_t **root)
-{
-    json_error_t jerr;
-    const json_t *body, *type;
-
-    *root = NULL;
-    if (item->value_len > HR_EVENT_MAX_BYTES) {
-        hr_item_dead(item, HR_ERR_POISON, "payload too large: %zu bytes",
-                     item->value_len);
-        return NULL;
-    }
-    *root =
-        json_loadb(item->value, item->value_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!*root || !json_is_object(*root)) {
-        hr_item_dead(item, HR_ERR_POISON, "invalid json: %s",
-                     *root ? "not an object" : jerr.text);
-        return NULL;
-    }
-    body = *root;
-    if (json_object_get(body, "specversion")) {
-        type = json_object_get(body, "type");
-        if (!json_is_string(type) ||
-            (strcmp(json_string_value(type), "appstore.notification") &&
-             strcmp(json_string_value(type), "googleplay.notification"))) {
-            hr_item_dead(item, HR_ERR_POISON,
-                         "unexpected event type '%.100s' (herald-subs takes "
-                         "appstore.notification and googleplay.notification)",
-                         json_is_string(type) ? json_string_value(type) : "");
-            return NULL;
-        }
-        body = json_object_get(body, "data");
-        if (!json_is_object(body)) {
-            hr_item_dead(item, HR_ERR_POISON, "data must be a JSON object");
-            return NULL;
-        }
-    }
-    return body;
-}
-
 enum hr_batch_result
 subs_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
 {
@@ -164,27 +122,29 @@ subs_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
     enum subs_step step = SUBS_STEP_DONE;
 
     (void)w;
+    /* Parse and verify on every verify thread; then decide in order. */
+    subs_pre_batch(st, batch);
     for (size_t i = 0; i < batch->n; i++) {
         struct hr_item *item = &batch->items[i];
-        const json_t *body, *msg;
-        json_t *root;
+        const struct subs_pre *pre = &st->pre[i];
+        const json_t *msg;
 
         if (item->outcome != HR_OUT_PENDING)
             continue;
-        body = item_body(item, &root);
-        if (!body) {
-            /* dead-lettered */
-        } else if (json_is_string(json_object_get(body, "signedPayload"))) {
-            step = subs_apple_handle(st, item, body);
-        } else if (json_is_object(msg = json_object_get(body, "message")) &&
+        if (!pre->body) {
+            hr_item_dead(item, HR_ERR_POISON, "%s", pre->bad);
+        } else if (json_is_string(
+                       json_object_get(pre->body, "signedPayload"))) {
+            step = subs_apple_handle(st, item, pre);
+        } else if (json_is_object(msg =
+                                      json_object_get(pre->body, "message")) &&
                    json_object_get(msg, "data")) {
-            step = subs_google_handle(st, item, body);
+            step = subs_google_handle(st, item, pre->body);
         } else {
             hr_item_dead(item, HR_ERR_POISON,
                          "neither an App Store notification (signedPayload) "
                          "nor a Google Play RTDN push body (message.data)");
         }
-        json_decref(root);
         if (step == SUBS_STEP_PAUSE)
             break;
     }
@@ -194,6 +154,7 @@ subs_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
         step = subs_webhooks_perform(st);
     pending_clear(st);
     subs_webhooks_clear(st);
+    subs_pre_clear(st);
     return step == SUBS_STEP_PAUSE ? HR_BATCH_PAUSE : HR_BATCH_DONE;
 }
 
@@ -423,6 +384,8 @@ void subs_fini(struct hr_worker *w, void *state)
     subs_table_free(st->table);
     pending_clear(st);
     free(st->pending);
+    subs_pre_clear(st);
+    free(st->pre);
     free(st->event);
     free(st);
 }

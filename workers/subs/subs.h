@@ -26,7 +26,10 @@
  *   acknowledged (HERALD_GOOGLEPLAY_ACKNOWLEDGE); a one-time product is
  *   read with purchases.products.get the same way (subs_google.c).
  *
- * The App Store changes of a batch are queued (subs_queue_change()) and
+ * A batch is first parsed and its App Store JWS verified on
+ * HERALD_SUBS_VERIFY_THREADS threads (subs_verify.c); the loop thread
+ * then decides each item in order. The App Store changes of a batch are
+ * queued (subs_queue_change()) and
  * applied in one Redis pipeline at its end (subs_flush()); the optional
  * backend webhooks are then called together (subs_webhook.c), each item's
  * outcome waiting for its calls.
@@ -73,6 +76,21 @@ extern const struct hr_conf_spec subs_conf[];
 /** The androidpublisher OAuth2 scope (Play Developer API). */
 #define SUBS_PLAY_SCOPE "https://www.googleapis.com/auth/androidpublisher"
 
+/** The most verify threads (HERALD_SUBS_VERIFY_THREADS). */
+#define SUBS_VERIFY_THREADS_MAX 16
+
+/* What the verify threads found for one item (subs_verify.c). */
+struct subs_pre {
+    json_t *root;       /* the value parsed, or NULL */
+    const json_t *body; /* the store body in it; NULL: @bad says why */
+    char bad[256];
+    /* App Store: the verified payloads; a failure leaves the one that
+     * failed NULL, its code (subs_jws.h), what it was and why */
+    json_t *payload, *tx, *renewal;
+    const char *code, *what;
+    char errstr[200];
+};
+
 /** Settings, borrowed from the configuration (valid until fini). */
 struct subs_settings {
     const char *entitlements_topic;
@@ -87,6 +105,7 @@ struct subs_settings {
     int npackages;
     char packages_buf[4096];
     int64_t dedupe_ttl_s;
+    int verify_threads; /* HERALD_SUBS_VERIFY_THREADS */
 };
 
 /* A change waiting for the batch's pipelined apply (subs_flush()): its
@@ -112,6 +131,8 @@ struct subs_state {
     struct subs_settings set;
     struct subs_jws_verifier *verifier;
     struct subs_table *table;
+    struct subs_pre *pre; /* per batch item */
+    size_t npre, pre_cap;
     struct subs_pending *pending; /* the batch's App Store changes */
     size_t npending, pending_cap;
     char *event;       /* the serialized entitlement.changed, reused */
@@ -172,13 +193,32 @@ subs_handle(struct hr_worker *w, void *state, struct hr_batch *batch);
 void subs_fini(struct hr_worker *w, void *state);
 
 /**
- * Handle one App Store body @body (borrowed; it has "signedPayload") for
- * @item: verify, look up, apply, emit (subs.h tells the story). Sets the
- * item's outcome unless it returns SUBS_STEP_PAUSE.
+ * Parse every pending item of @batch and verify its App Store JWS, on up to
+ * HERALD_SUBS_VERIFY_THREADS threads, into st->pre[i] (subs_verify.c).
+ */
+void subs_pre_batch(struct subs_state *st, struct hr_batch *batch);
+
+/** Release what subs_pre_batch() found. */
+void subs_pre_clear(struct subs_state *st);
+
+/**
+ * Verify the App Store body @body (it has "signedPayload") with @v into
+ * @pre: the notification, then its signedTransactionInfo and
+ * signedRenewalInfo, each with its own chain. Thread-safe; touches
+ * nothing but @pre.
+ */
+void subs_apple_verify(const struct subs_jws_verifier *v,
+                       const struct json_t *body,
+                       struct subs_pre *pre);
+
+/**
+ * Handle the App Store notification of @item, verified into @pre (by
+ * subs_apple_verify()): look up, apply, emit (subs.h tells the story).
+ * Sets the item's outcome unless it returns SUBS_STEP_PAUSE.
  */
 enum subs_step subs_apple_handle(struct subs_state *st,
                                  struct hr_item *item,
-                                 const struct json_t *body);
+                                 const struct subs_pre *pre);
 
 /**
  * Set up the Google Play path when HERALD_GOOGLEPLAY_PACKAGE_NAMES is set

@@ -76,28 +76,58 @@ static int64_t int_of(const json_t *obj, const char *name)
     return json_is_integer(v) ? json_integer_value(v) : 0;
 }
 
-/* Verify the JWS @jws of @kind; NULL with @item dead-lettered and the
- * failure counted. @what names it in the reason. */
-static json_t *verify(struct subs_state *st,
-                      struct hr_item *item,
-                      const char *jws,
-                      enum subs_jws_kind kind,
-                      const char *what)
+/* Verify @jws of @kind into a payload, or NULL with the failure in @pre
+ * (@what names the JWS in the reason). */
+static json_t *verify_one(const struct subs_jws_verifier *v,
+                          const char *jws,
+                          enum subs_jws_kind kind,
+                          const char *what,
+                          struct subs_pre *pre)
 {
     const char *code = NULL;
-    char errstr[200] = "";
-    json_t *payload;
+    json_t *payload =
+        subs_jws_verify(v, jws, kind, &code, pre->errstr, sizeof(pre->errstr));
 
-    payload =
-        subs_jws_verify(st->verifier, jws, kind, &code, errstr, sizeof(errstr));
-    if (payload)
-        return payload;
-    if (!code)
-        code = "bad_format";
-    hr_metric_add(st->verify_failures, (const char *[]){PROVIDER, code}, 1);
+    if (!payload) {
+        pre->code = code ? code : "bad_format";
+        pre->what = what;
+    }
+    return payload;
+}
+
+void subs_apple_verify(const struct subs_jws_verifier *v,
+                       const json_t *body,
+                       struct subs_pre *pre)
+{
+    const char *jws = json_string_value(json_object_get(body, "signedPayload"));
+    const json_t *data;
+    const char *nested;
+
+    pre->payload =
+        verify_one(v, jws, SUBS_JWS_NOTIFICATION, "notification", pre);
+    if (!pre->payload)
+        return;
+    data = json_object_get(pre->payload, "data");
+    nested = str_of(data, "signedTransactionInfo");
+    if (nested && !(pre->tx = verify_one(v, nested, SUBS_JWS_TRANSACTION,
+                                         "transaction", pre)))
+        return;
+    nested = str_of(data, "signedRenewalInfo");
+    if (nested)
+        pre->renewal =
+            verify_one(v, nested, SUBS_JWS_RENEWAL, "renewal info", pre);
+}
+
+/* Dead-letter @item for @pre's verification failure, counted. */
+static void verify_failed(struct subs_state *st,
+                          struct hr_item *item,
+                          const struct subs_pre *pre)
+{
+    hr_metric_add(st->verify_failures, (const char *[]){PROVIDER, pre->code},
+                  1);
     hr_item_dead(item, HR_ERR_PERMANENT,
-                 "verification_failed:%s: appstore %s: %s", code, what, errstr);
-    return NULL;
+                 "verification_failed:%s: appstore %s: %s", pre->code,
+                 pre->what, pre->errstr);
 }
 
 /* The entitlement state of @s given the transaction @tx (see the top). */
@@ -127,20 +157,19 @@ static void count(struct subs_state *st, const char *type, const char *strategy)
 
 enum subs_step subs_apple_handle(struct subs_state *st,
                                  struct hr_item *item,
-                                 const json_t *body)
+                                 const struct subs_pre *pre)
 {
-    const char *jws = json_string_value(json_object_get(body, "signedPayload"));
-    json_t *payload, *tx = NULL, *renewal = NULL;
+    json_t *payload = pre->payload, *tx = pre->tx, *renewal = pre->renewal;
     const json_t *data;
-    const char *type, *subtype, *uuid, *nested;
+    const char *type, *subtype, *uuid;
     enum subs_strategy strategy;
-    enum subs_step step = SUBS_STEP_DONE;
     bool known = false;
     int64_t signed_ms;
 
-    payload = verify(st, item, jws, SUBS_JWS_NOTIFICATION, "notification");
-    if (!payload)
+    if (!payload) {
+        verify_failed(st, item, pre);
         return SUBS_STEP_DONE;
+    }
     type = str_of(payload, "notificationType");
     subtype = str_of(payload, "subtype");
     uuid = str_of(payload, "notificationUUID");
@@ -150,7 +179,7 @@ enum subs_step subs_apple_handle(struct subs_state *st,
         hr_item_dead(item, HR_ERR_PERMANENT,
                      "appstore notification without notificationType, "
                      "notificationUUID or signedDate");
-        goto out;
+        return SUBS_STEP_DONE;
     }
     strategy =
         subs_table_lookup(st->table, SUBS_APPSTORE, type, subtype, &known);
@@ -162,21 +191,18 @@ enum subs_step subs_apple_handle(struct subs_state *st,
                     HR_LOG_STR("subtype", subtype ? subtype : ""),
                     HR_LOG_STR("notification_id", uuid));
         hr_item_filtered(item);
-        goto out;
+        return SUBS_STEP_DONE;
     }
     if (strategy == SUBS_IGNORE) {
         count(st, type, subs_strategy_name(strategy));
         hr_item_filtered(item);
-        goto out;
+        return SUBS_STEP_DONE;
     }
-    nested = str_of(data, "signedTransactionInfo");
-    if (nested &&
-        !(tx = verify(st, item, nested, SUBS_JWS_TRANSACTION, "transaction")))
-        goto out;
-    nested = str_of(data, "signedRenewalInfo");
-    if (nested &&
-        !(renewal = verify(st, item, nested, SUBS_JWS_RENEWAL, "renewal info")))
-        goto out;
+    if (pre->code) {
+        /* a nested JWS failed */
+        verify_failed(st, item, pre);
+        return SUBS_STEP_DONE;
+    }
     count(st, type, subs_strategy_name(strategy));
     if (!tx) {
         /* TEST, summaries, consent: nothing to apply. */
@@ -184,7 +210,7 @@ enum subs_step subs_apple_handle(struct subs_state *st,
                     HR_LOG_STR("type", type),
                     HR_LOG_STR("notification_id", uuid));
         hr_item_ok(item);
-        goto out;
+        return SUBS_STEP_DONE;
     }
     {
         int auto_renew = subs_strategy_auto_renew(strategy);
@@ -214,9 +240,5 @@ enum subs_step subs_apple_handle(struct subs_state *st,
         subs_queue_change(st, item, &c,
                           (json_t *const[3]){payload, tx, renewal});
     }
-out:
-    json_decref(renewal);
-    json_decref(tx);
-    json_decref(payload);
-    return step;
+    return SUBS_STEP_DONE;
 }

@@ -45,6 +45,13 @@ const struct hr_conf_spec subs_conf[] = {
                 "herald.entitlements",
                 0,
                 "topic of entitlement.changed events"),
+    HR_CONF_INT("HERALD_SUBS_VERIFY_THREADS",
+                "2",
+                1,
+                SUBS_VERIFY_THREADS_MAX,
+                0,
+                "threads that parse and verify a batch's notifications (the "
+                "loop thread is one)"),
     HR_CONF_STR("HERALD_GOOGLEPLAY_PACKAGE_NAMES",
                 NULL,
                 0,
@@ -177,6 +184,9 @@ void subs_settings_load(struct subs_settings *s, const struct hr_conf *cfg)
         s->npackages =
             split(s->googleplay_packages, s->packages_buf,
                   sizeof(s->packages_buf), s->packages, SUBS_LIST_MAX);
+    s->verify_threads = (int)hr_conf_int(cfg, "HERALD_SUBS_VERIFY_THREADS");
+    if (s->verify_threads < 1)
+        s->verify_threads = 1;
     s->dedupe_ttl_s = hr_conf_int(cfg, "HERALD_IDEMPOTENCY_TTL");
     if (s->dedupe_ttl_s <= 0)
         s->dedupe_ttl_s = 7 * 86400;
