@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "hr_buf.h"
+#include "hr_file.h"
 #include "hr_jwt.h"
 #include "hr_log.h"
 #include "hr_redis.h"
@@ -56,40 +57,6 @@ struct hr_gcp_sa {
 };
 
 /* ---- the key file ------------------------------------------------------ */
-
-/* The whole file, NUL-terminated, malloc'd (the caller wipes and frees). */
-static char *
-read_file(const char *path, size_t *len, char *errstr, size_t errstr_size)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    size_t n;
-    int failed;
-
-    if (!f) {
-        snprintf(errstr, errstr_size,
-                 "cannot read service account file '%s': %s", path,
-                 strerror(errno));
-        return NULL;
-    }
-    buf = malloc(GCP_FILE_MAX + 2);
-    HR_ASSERT(buf);
-    n = fread(buf, 1, GCP_FILE_MAX + 1, f);
-    failed = ferror(f);
-    fclose(f);
-    if (failed || n > GCP_FILE_MAX) {
-        snprintf(errstr, errstr_size,
-                 failed ? "cannot read service account file '%s'"
-                        : "service account file '%s' is larger than 64 KiB",
-                 path);
-        OPENSSL_cleanse(buf, n);
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
 
 /* @name of @root as a non-empty string, or NULL with @errstr naming it. */
 static const char *field(const json_t *root,
@@ -132,12 +99,14 @@ struct hr_gcp_sa *hr_gcp_sa_load(const char *path,
     struct hr_gcp_sa *sa = NULL;
     json_error_t jerr;
     json_t *root;
-    char err[256];
+    char err[1200];
     size_t len;
-    char *text = read_file(path, &len, errstr, errstr_size);
+    char *text = hr_file_read(path, GCP_FILE_MAX, &len, err, sizeof(err));
 
-    if (!text)
+    if (!text) {
+        snprintf(errstr, errstr_size, "service account file: %s", err);
         return NULL;
+    }
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     OPENSSL_cleanse(text, len);
     free(text);

@@ -26,6 +26,7 @@
 #include "hr_arena.h"
 #include "hr_base64.h"
 #include "hr_log.h"
+#include "hr_tls.h"
 
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
@@ -55,20 +56,6 @@ static jwt_alg_t alg_parse(const char *alg)
     if (!strcmp(alg, "ES256"))
         return JWT_ALG_ES256;
     return JWT_ALG_INVAL;
-}
-
-/* The first OpenSSL error, for messages; "unknown error" when the queue is
- * empty. Clears the queue so errors do not leak into later calls. */
-static const char *ossl_err(char *buf, size_t size)
-{
-    unsigned long e = ERR_get_error();
-
-    if (!e)
-        snprintf(buf, size, "unknown error");
-    else
-        ERR_error_string_n(e, buf, size);
-    ERR_clear_error();
-    return buf;
 }
 
 static bool looks_like_pem(const void *key, size_t key_len)
@@ -174,7 +161,7 @@ static EVP_PKEY *pem_load(const void *key,
     BIO_free(bio);
     if (!pkey) {
         snprintf(errstr, errstr_size, "cannot parse PEM %s key: %s", what,
-                 ossl_err(ebuf, sizeof(ebuf)));
+                 hr_tls_error(ebuf, sizeof(ebuf)));
         return NULL;
     }
     if (pkey_check(pkey, alg, what, errstr, errstr_size)) {
@@ -365,7 +352,7 @@ static char *sign_compact(const struct hr_jwt_signer *signer,
     sig_len = sign_input(signer, token, input_len, sig);
     if (sig_len < 0) {
         snprintf(errstr, errstr_size, "cannot sign %s jwt: %s",
-                 jwt_alg_str(signer->alg), ossl_err(ebuf, sizeof(ebuf)));
+                 jwt_alg_str(signer->alg), hr_tls_error(ebuf, sizeof(ebuf)));
         free(token);
         token = NULL;
         goto out_free;
@@ -453,7 +440,7 @@ char *hr_jwt_sign(struct hr_jwt_signer *signer,
     }
     if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
         snprintf(errstr, errstr_size, "cannot sign jwt: no randomness: %s",
-                 ossl_err(ebuf, sizeof(ebuf)));
+                 hr_tls_error(ebuf, sizeof(ebuf)));
         return NULL;
     }
     for (size_t i = 0; i < sizeof(rnd); i++) {
@@ -593,7 +580,7 @@ static int hs256_check(const struct jws_parts *parts,
         char ebuf[256];
 
         snprintf(errstr, errstr_size, "cannot compute hmac: %s",
-                 ossl_err(ebuf, sizeof(ebuf)));
+                 hr_tls_error(ebuf, sizeof(ebuf)));
         goto out_free_sig;
     }
     if (!sig || sig_len != mac_len || CRYPTO_memcmp(sig, mac, mac_len) != 0) {

@@ -148,3 +148,15 @@ void hr_tls_free(struct hr_tls *tls)
         sk_X509_pop_free(tls->cas, X509_free);
     free(tls);
 }
+
+const char *hr_tls_error(char *buf, size_t size)
+{
+    unsigned long e = ERR_get_error();
+
+    if (!e)
+        snprintf(buf, size, "unknown error");
+    else
+        ERR_error_string_n(e, buf, size);
+    ERR_clear_error();
+    return buf;
+}

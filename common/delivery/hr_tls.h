@@ -30,4 +30,11 @@ CURLcode hr_tls_apply(const struct hr_tls *tls, CURL *easy);
 /** Free @tls. NULL is a no-op. */
 void hr_tls_free(struct hr_tls *tls);
 
+/**
+ * The first error of this thread's OpenSSL error queue, for messages, in
+ * @buf ("unknown error" when the queue is empty); clears the queue so that
+ * errors do not leak into later calls. Returns @buf.
+ */
+const char *hr_tls_error(char *buf, size_t size);
+
 #endif

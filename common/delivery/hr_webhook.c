@@ -1,12 +1,12 @@
 #include "hr_webhook.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hr_compat.h"
 #include "hr_conf.h"
+#include "hr_file.h"
 #include "hr_http.h"
 #include "hr_jwt.h"
 #include "hr_log.h"
@@ -64,7 +64,8 @@ static char *read_secret(const json_t *auth,
 {
     const char *env = json_string_value(json_object_get(auth, env_key));
     const char *file = json_string_value(json_object_get(auth, file_key));
-    char *out = NULL;
+    char errstr[1200];
+    char *out;
 
     if (!!env == !!file) {
         hr_conf_add_error(cfg, "%s.auth: needs exactly one of '%s' or '%s'",
@@ -84,27 +85,17 @@ static char *read_secret(const json_t *auth,
         *len = strlen(v);
         return strdup(v);
     }
-    {
-        FILE *f = fopen(file, "rb");
-        size_t n;
-
-        if (!f) {
-            hr_conf_add_error(cfg, "%s.auth.%s: cannot read '%s': %s", where,
-                              file_key, file, strerror(errno));
-            return NULL;
-        }
-        out = malloc(HR_WEBHOOK_SECRET_MAX + 1);
-        HR_ASSERT(out);
-        n = fread(out, 1, HR_WEBHOOK_SECRET_MAX, f);
-        fclose(f);
-        /* one trailing newline, as editors and `echo` leave it */
-        if (n && out[n - 1] == '\n')
-            n--;
-        if (n && out[n - 1] == '\r')
-            n--;
-        out[n] = '\0';
-        *len = n;
+    out =
+        hr_file_read(file, HR_WEBHOOK_SECRET_MAX, len, errstr, sizeof(errstr));
+    if (!out) {
+        hr_conf_add_error(cfg, "%s.auth.%s: %s", where, file_key, errstr);
+        return NULL;
     }
+    /* one trailing newline, as editors and `echo` leave it */
+    if (*len && out[*len - 1] == '\n')
+        out[--*len] = '\0';
+    if (*len && out[*len - 1] == '\r')
+        out[--*len] = '\0';
     return out;
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "hr_event.h"
+#include "hr_file.h"
 #include "hr_gcp.h"
 #include "hr_jwt.h"
 #include "hr_log.h"
@@ -14,6 +15,9 @@
 
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
+
+/* Key files are a few hundred bytes. */
+#define PUSH_KEY_FILE_MAX (64 * 1024)
 
 extern const char hr_lua_push_registry[];
 extern const unsigned long hr_lua_push_registry_len;
@@ -81,26 +85,18 @@ static int providers_new(struct push_state *st)
 {
     char errstr[512], url[600];
     char *pem;
-    FILE *f;
-    long len;
+    size_t len;
 
     if (st->set.apns_key_file) {
-        f = fopen(st->set.apns_key_file, "r");
-        pem = malloc(65536);
-        HR_ASSERT(pem);
-        len = f ? (long)fread(pem, 1, 65535, f) : -1;
-        if (f)
-            fclose(f);
-        if (len <= 0) {
-            free(pem);
-            hr_log_error("cannot read the apns key",
-                         HR_LOG_STR("path", st->set.apns_key_file));
+        pem = hr_file_read(st->set.apns_key_file, PUSH_KEY_FILE_MAX, &len,
+                           errstr, sizeof(errstr));
+        if (!pem) {
+            hr_log_error("cannot read the apns key", HR_LOG_STR("err", errstr));
             return -1;
         }
-        pem[len] = '\0';
-        st->apns_signer = hr_jwt_signer_new("ES256", pem, (size_t)len, errstr,
-                                            sizeof(errstr));
-        memset(pem, 0, (size_t)len);
+        st->apns_signer =
+            hr_jwt_signer_new("ES256", pem, len, errstr, sizeof(errstr));
+        memset(pem, 0, len);
         free(pem);
         if (!st->apns_signer) {
             hr_log_error("bad apns key", HR_LOG_STR("err", errstr));
@@ -125,22 +121,16 @@ static int providers_new(struct push_state *st)
         st->providers[PUSH_ANDROID] = &push_fcm;
     }
     if (st->set.vapid_key_file) {
-        f = fopen(st->set.vapid_key_file, "r");
-        pem = malloc(65536);
-        HR_ASSERT(pem);
-        len = f ? (long)fread(pem, 1, 65535, f) : -1;
-        if (f)
-            fclose(f);
-        if (len <= 0) {
-            free(pem);
+        pem = hr_file_read(st->set.vapid_key_file, PUSH_KEY_FILE_MAX, &len,
+                           errstr, sizeof(errstr));
+        if (!pem) {
             hr_log_error("cannot read the vapid key",
-                         HR_LOG_STR("path", st->set.vapid_key_file));
+                         HR_LOG_STR("err", errstr));
             return -1;
         }
-        pem[len] = '\0';
         st->vapid =
             push_vapid_new(pem, st->set.vapid_subject, errstr, sizeof(errstr));
-        memset(pem, 0, (size_t)len);
+        memset(pem, 0, len);
         free(pem);
         if (!st->vapid) {
             hr_log_error("bad vapid key", HR_LOG_STR("err", errstr));

@@ -25,7 +25,9 @@
 #include <jansson.h>
 
 #include "hr_base64.h"
+#include "hr_file.h"
 #include "hr_time.h"
+#include "hr_tls.h"
 
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
@@ -89,49 +91,7 @@ static int fail(const char **code, const char *what)
     return -1;
 }
 
-/* The first OpenSSL error for messages; clears the queue. */
-static const char *ossl_err(char *buf, size_t size)
-{
-    unsigned long e = ERR_get_error();
-
-    if (!e)
-        snprintf(buf, size, "unknown error");
-    else
-        ERR_error_string_n(e, buf, size);
-    ERR_clear_error();
-    return buf;
-}
-
 /* ---- configuration ------------------------------------------------------ */
-
-/* Read the whole file @path (at most ROOT_FILE_MAX bytes) into a malloc'd
- * buffer and its length into *@len. NULL with @errstr set. */
-static unsigned char *
-read_file(const char *path, size_t *len, char *errstr, size_t errstr_size)
-{
-    unsigned char *buf;
-    FILE *f = fopen(path, "rb");
-    size_t n;
-
-    if (!f) {
-        snprintf(errstr, errstr_size, "cannot open root certificate '%s'",
-                 path);
-        return NULL;
-    }
-    buf = malloc(ROOT_FILE_MAX + 1);
-    HR_ASSERT(buf);
-    n = fread(buf, 1, ROOT_FILE_MAX + 1, f);
-    if (ferror(f) || n > ROOT_FILE_MAX) {
-        snprintf(errstr, errstr_size, "cannot read root certificate '%s'%s",
-                 path, n > ROOT_FILE_MAX ? ": too large" : "");
-        fclose(f);
-        free(buf);
-        return NULL;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
 
 /*
  * Add the certificates of @buf (@len bytes, read from @path) to @store: one
@@ -158,14 +118,14 @@ static int add_roots(X509_STORE *store,
         if (!x509 || p != buf + len) {
             snprintf(errstr, errstr_size,
                      "root certificate '%s' is not one DER certificate: %s",
-                     path, ossl_err(ebuf, sizeof(ebuf)));
+                     path, hr_tls_error(ebuf, sizeof(ebuf)));
             X509_free(x509);
             return -1;
         }
         rc = X509_STORE_add_cert(store, x509) == 1 ? 0 : -1;
         if (rc)
             snprintf(errstr, errstr_size, "cannot add root '%s': %s", path,
-                     ossl_err(ebuf, sizeof(ebuf)));
+                     hr_tls_error(ebuf, sizeof(ebuf)));
         X509_free(x509);
         return rc;
     }
@@ -177,7 +137,7 @@ static int add_roots(X509_STORE *store,
         X509_free(x509);
         if (added != 1) {
             snprintf(errstr, errstr_size, "cannot add root '%s': %s", path,
-                     ossl_err(ebuf, sizeof(ebuf)));
+                     hr_tls_error(ebuf, sizeof(ebuf)));
             goto out_free_bio;
         }
         count++;
@@ -188,7 +148,7 @@ static int add_roots(X509_STORE *store,
     if (ERR_GET_LIB(e) != ERR_LIB_PEM ||
         ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
         snprintf(errstr, errstr_size, "root certificate '%s' is damaged: %s",
-                 path, ossl_err(ebuf, sizeof(ebuf)));
+                 path, hr_tls_error(ebuf, sizeof(ebuf)));
         goto out_free_bio;
     }
     ERR_clear_error();
@@ -207,7 +167,7 @@ out_free_bio:
 static int
 load_root(X509_STORE *store, const char *path, char *errstr, size_t errstr_size)
 {
-    unsigned char *buf;
+    char *buf, ebuf[1200];
     size_t len = 0;
     int rc;
 
@@ -215,10 +175,13 @@ load_root(X509_STORE *store, const char *path, char *errstr, size_t errstr_size)
         return add_roots(
             store, path, (const unsigned char *)subs_jws_apple_root_g3_pem,
             strlen(subs_jws_apple_root_g3_pem), errstr, errstr_size);
-    buf = read_file(path, &len, errstr, errstr_size);
-    if (!buf)
+    buf = hr_file_read(path, ROOT_FILE_MAX, &len, ebuf, sizeof(ebuf));
+    if (!buf) {
+        snprintf(errstr, errstr_size, "root certificate: %s", ebuf);
         return -1;
-    rc = add_roots(store, path, buf, len, errstr, errstr_size);
+    }
+    rc = add_roots(store, path, (const unsigned char *)buf, len, errstr,
+                   errstr_size);
     free(buf);
     return rc;
 }
@@ -524,7 +487,7 @@ static int check_chain(const struct subs_jws_verifier *v,
         char ebuf[256];
 
         snprintf(errstr, errstr_size, "cannot set up chain check: %s",
-                 ossl_err(ebuf, sizeof(ebuf)));
+                 hr_tls_error(ebuf, sizeof(ebuf)));
         fail(code, "chain");
         goto out_free;
     }
