@@ -26,6 +26,7 @@
 
 #include "hr_base64.h"
 #include "hr_jwt.h"
+#include "hr_tls.h"
 
 /* Last: it turns banned libc functions into errors. */
 #include "hr_banned.h"
@@ -69,19 +70,6 @@ static int b64url_decode_exact(const char *src, unsigned char *dst, size_t want)
 }
 
 /* ---- keys --------------------------------------------------------------- */
-
-/* The first OpenSSL error for messages; clears the queue. */
-static const char *ossl_err(char *buf, size_t size)
-{
-    unsigned long e = ERR_get_error();
-
-    if (!e)
-        snprintf(buf, size, "unknown error");
-    else
-        ERR_error_string_n(e, buf, size);
-    ERR_clear_error();
-    return buf;
-}
 
 /* A P-256 public key from the uncompressed point @point, checked to be on
  * the curve; NULL when it is not one. */
@@ -280,7 +268,7 @@ static int encrypt_with_key(const char *p256dh_b64url,
     }
     if (point_of(as_key, as_pub)) {
         snprintf(errstr, errstr_size, "cannot encode the ephemeral key: %s",
-                 ossl_err(ebuf, sizeof(ebuf)));
+                 hr_tls_error(ebuf, sizeof(ebuf)));
         goto out;
     }
     memcpy(salt, salt_in, sizeof(salt));
@@ -299,7 +287,7 @@ static int encrypt_with_key(const char *p256dh_b64url,
         hkdf(salt, sizeof(salt), ikm, sizeof(ikm), nonce_info,
              sizeof(nonce_info), nonce, sizeof(nonce))) {
         snprintf(errstr, errstr_size, "cannot derive the web push keys: %s",
-                 ossl_err(ebuf, sizeof(ebuf)));
+                 hr_tls_error(ebuf, sizeof(ebuf)));
         goto out;
     }
 
@@ -322,7 +310,7 @@ static int encrypt_with_key(const char *p256dh_b64url,
     p += ECE_POINT_LEN;
     if (seal(cek, nonce, plain, len, p)) {
         snprintf(errstr, errstr_size, "cannot encrypt the web push body: %s",
-                 ossl_err(ebuf, sizeof(ebuf)));
+                 hr_tls_error(ebuf, sizeof(ebuf)));
         free(body);
         goto out;
     }
@@ -370,7 +358,7 @@ int push_ece_encrypt(const char *p256dh_b64url,
     if (!as_key || RAND_bytes(salt, sizeof(salt)) != 1) {
         snprintf(errstr, errstr_size,
                  "cannot make an ephemeral key and salt: %s",
-                 ossl_err(ebuf, sizeof(ebuf)));
+                 hr_tls_error(ebuf, sizeof(ebuf)));
         EVP_PKEY_free(as_key);
         return -1;
     }
