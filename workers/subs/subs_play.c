@@ -796,24 +796,51 @@ static char *build_url(const char *endpoint,
     return url;
 }
 
+/*
+ * {endpoint}/androidpublisher/v3/applications/{package}/purchases/
+ * {collection}/[{product}/]tokens/{token}{suffix}: the product segment
+ * only when @product_what (its name in errors) is not NULL.
+ */
+static char *purchase_url(const char *endpoint,
+                          const char *package_name,
+                          const char *collection,
+                          const char *product,
+                          const char *product_what,
+                          const char *token,
+                          const char *suffix,
+                          char *errstr,
+                          size_t errstr_size)
+{
+    char middle[64];
+    const char *parts[] = {
+        "/androidpublisher/v3/applications/",
+        package_name,
+        middle,
+        product_what ? product : "",
+        product_what ? "/tokens/" : "",
+        token,
+        suffix,
+    };
+
+    snprintf(middle, sizeof(middle), "/purchases/%s/%s", collection,
+             product_what ? "" : "tokens/");
+    if (check_segment(package_name, "package name", errstr, errstr_size) ||
+        (product_what &&
+         check_segment(product, product_what, errstr, errstr_size)) ||
+        check_segment(token, "purchase token", errstr, errstr_size))
+        return NULL;
+    return build_url(endpoint, parts, HR_ARRAY_SIZE(parts), errstr,
+                     errstr_size);
+}
+
 char *subs_play_get_url(const char *endpoint,
                         const char *package_name,
                         const char *token,
                         char *errstr,
                         size_t errstr_size)
 {
-    const char *parts[] = {
-        "/androidpublisher/v3/applications/",
-        package_name,
-        "/purchases/subscriptionsv2/tokens/",
-        token,
-    };
-
-    if (check_segment(package_name, "package name", errstr, errstr_size) ||
-        check_segment(token, "purchase token", errstr, errstr_size))
-        return NULL;
-    return build_url(endpoint, parts, HR_ARRAY_SIZE(parts), errstr,
-                     errstr_size);
+    return purchase_url(endpoint, package_name, "subscriptionsv2", NULL, NULL,
+                        token, "", errstr, errstr_size);
 }
 
 char *subs_play_ack_url(const char *endpoint,
@@ -823,23 +850,9 @@ char *subs_play_ack_url(const char *endpoint,
                         char *errstr,
                         size_t errstr_size)
 {
-    const char *parts[] = {
-        "/androidpublisher/v3/applications/",
-        package_name,
-        "/purchases/subscriptions/",
-        subscription_id,
-        "/tokens/",
-        token,
-        ":acknowledge",
-    };
-
-    if (check_segment(package_name, "package name", errstr, errstr_size) ||
-        check_segment(subscription_id, "subscription id", errstr,
-                      errstr_size) ||
-        check_segment(token, "purchase token", errstr, errstr_size))
-        return NULL;
-    return build_url(endpoint, parts, HR_ARRAY_SIZE(parts), errstr,
-                     errstr_size);
+    return purchase_url(endpoint, package_name, "subscriptions",
+                        subscription_id, "subscription id", token,
+                        ":acknowledge", errstr, errstr_size);
 }
 
 char *subs_play_product_url(const char *endpoint,
@@ -850,20 +863,7 @@ char *subs_play_product_url(const char *endpoint,
                             char *errstr,
                             size_t errstr_size)
 {
-    const char *parts[] = {
-        "/androidpublisher/v3/applications/",
-        package_name,
-        "/purchases/products/",
-        product_id,
-        "/tokens/",
-        token,
-        acknowledge ? ":acknowledge" : "",
-    };
-
-    if (check_segment(package_name, "package name", errstr, errstr_size) ||
-        check_segment(product_id, "product id", errstr, errstr_size) ||
-        check_segment(token, "purchase token", errstr, errstr_size))
-        return NULL;
-    return build_url(endpoint, parts, HR_ARRAY_SIZE(parts), errstr,
-                     errstr_size);
+    return purchase_url(endpoint, package_name, "products", product_id,
+                        "product id", token, acknowledge ? ":acknowledge" : "",
+                        errstr, errstr_size);
 }
