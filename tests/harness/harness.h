@@ -227,6 +227,13 @@ struct hx_proc *hx_worker_spawn(const char *name,
                                 const char *log,
                                 int *port);
 
+/**
+ * SIGTERM the worker @p and wait up to @timeout_ms for it: its exit status
+ * (0 after a clean drain), or -1 when it did not exit in time. @p is not
+ * freed.
+ */
+int hx_worker_stop(struct hx_proc *p, int timeout_ms);
+
 /* ---- kafka ------------------------------------------------------------ */
 
 /*

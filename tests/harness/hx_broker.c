@@ -336,3 +336,13 @@ struct hx_proc *hx_worker_spawn(const char *name,
     snprintf(bin, sizeof(bin), "herald-%s", name);
     return hx_proc_spawn((const char *[]){hx_bin(bin), NULL}, envp, NULL, log);
 }
+
+int hx_worker_stop(struct hx_proc *p, int timeout_ms)
+{
+    int status = -1;
+
+    hx_proc_signal(p, SIGTERM);
+    if (hx_proc_wait(p, timeout_ms, &status))
+        return -1;
+    return status;
+}

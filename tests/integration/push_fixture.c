@@ -174,7 +174,6 @@ pf_worker_start(struct pf_env *env, const char *topic, const char *const *extra)
     const char *envp[64];
     size_t n = 0, v = 0;
 
-    w->port = hx_free_port();
     /* the caller's settings first: the first of a name wins */
     for (size_t i = 0; extra && extra[i] && n < 24; i++)
         envp[n++] = extra[i];
@@ -183,13 +182,8 @@ pf_worker_start(struct pf_env *env, const char *topic, const char *const *extra)
         snprintf(vars[v], sizeof(vars[v]), __VA_ARGS__); \
         envp[n++] = vars[v++];                           \
     } while (0)
-    VAR("HERALD_KAFKA_BROKERS=%s", hx_broker_bootstraps(env->broker));
+    /* the devices topic too, and SPEC's key prefix (tests read keys) */
     VAR("HERALD_KAFKA_TOPICS=%s,%s.devices", topic, topic);
-    VAR("HERALD_KAFKA_GROUP=g-%s", topic);
-    VAR("HERALD_REDIS_URL=%s", hx_redis_url(env->redis));
-    VAR("HERALD_METRICS_ADDR=127.0.0.1:%d", w->port);
-    VAR("HERALD_RETRY_TOPIC=%s.retry", topic);
-    VAR("HERALD_DLQ_TOPIC=%s.dlq", topic);
     VAR("HERALD_PUSH_INVALIDATED_TOPIC=%s.devices", topic);
     VAR("HERALD_TLS_CA_FILE=%s", env->ca_file);
     VAR("HERALD_APNS_KEY_FILE=%s", env->apns_key);
@@ -199,19 +193,17 @@ pf_worker_start(struct pf_env *env, const char *topic, const char *const *extra)
     VAR("HERALD_FCM_ENDPOINT=%s", hx_fake_http_url(env->fake));
     VAR("HERALD_WEBPUSH_VAPID_KEY_FILE=%s", env->vapid_key);
 #undef VAR
+    envp[n++] = "HERALD_REDIS_PREFIX=herald:";
     envp[n++] = "HERALD_APNS_KEY_ID=" PF_KID;
     envp[n++] = "HERALD_APNS_TEAM_ID=" PF_TEAM;
     envp[n++] = "HERALD_APNS_TOPIC=" PF_TOPIC;
     envp[n++] = "HERALD_WEBPUSH_SUBJECT=mailto:ops@example.com";
     envp[n++] = "HERALD_KAFKA_STATS_INTERVAL_MS=1000";
-    envp[n++] = "HERALD_SHUTDOWN_TIMEOUT_MS=10000";
-    envp[n++] = "HERALD_KAFKA_PROPERTIES=session.timeout.ms=6000;"
-                "heartbeat.interval.ms=500";
     envp[n] = NULL;
     snprintf(w->log, sizeof(w->log), "%s/push-%s-%d.log", env->dir, topic,
              ++seq);
-    w->proc = hx_proc_spawn((const char *[]){hx_bin("herald-push"), NULL}, envp,
-                            NULL, w->log);
+    w->proc = hx_worker_spawn("push", env->broker, env->redis, topic, envp,
+                              w->log, &w->port);
     if (!w->proc) {
         free(w);
         return NULL;
@@ -221,12 +213,7 @@ pf_worker_start(struct pf_env *env, const char *topic, const char *const *extra)
 
 int pf_worker_stop(struct pf_worker *w)
 {
-    int status = -1;
-
-    hx_proc_signal(w->proc, SIGTERM);
-    if (hx_proc_wait(w->proc, 15000, &status))
-        return -1;
-    return status;
+    return hx_worker_stop(w->proc, 15000);
 }
 
 void pf_worker_free(struct pf_worker *w)

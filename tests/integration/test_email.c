@@ -169,11 +169,7 @@ static struct worker *worker_start(const char *topic, const char *const *extra)
 
 static void worker_stop(struct worker *w)
 {
-    int status = -1;
-
-    hx_proc_signal(w->proc, SIGTERM);
-    assert_int_equal(hx_proc_wait(w->proc, 15000, &status), 0);
-    assert_int_equal(status, 0);
+    assert_int_equal(hx_worker_stop(w->proc, 15000), 0);
     hx_proc_free(w->proc);
     free(w);
 }
