@@ -24,23 +24,8 @@ count() { topic_count "$1"; }
 say "starting redis-server, herald-devbroker and the fake APIs"
 start_redis
 start_broker
-export LEGACY_JWT_SECRET=demo-secret-0123456789abcdef0123456789
-export TRUST_SAFETY_TOKEN=an-expired-token
-legacy_port=$(free_port)
-# The legacy API answers 503 to its first 8 calls, then 201; the
-# trust-and-safety API answers 401 to everything.
-cat >"$WORK/legacy.json" <<JSON
-{"routes": [{"path": "/api/v1/conversations",
-             "statuses": [503, 503, 503, 503, 503, 503, 503, 503, 201],
-             "jwt": {"alg": "HS256", "secret": "$LEGACY_JWT_SECRET",
-                     "iss": "herald", "aud": "legacy-api"}},
-            {"path": "/v2/reports", "status": 401}]}
-JSON
-node tests/harness/fake_http.js --port "$legacy_port" --script "$WORK/legacy.json" \
-    >"$WORK/legacy.out" 2>&1 &
-PIDS+=($!)
-sed "s#http://127.0.0.1:1808[01]#http://127.0.0.1:$legacy_port#" \
-    workers/fanout/examples/chat-rules.json >"$WORK/rules.json"
+start_chat_apis
+legacy_port=$API_PORT
 # The SQS leg: fauxqs (npm, installed by scripts/deps.sh) and a queue the
 # app's report service writes to.
 sqs_port=$(free_port)
@@ -103,14 +88,7 @@ start_worker email "$WORK/email.log" HERALD_SMTP_URL=smtp://127.0.0.1:$SMTP_PORT
     HERALD_EMAIL_FROM=notify@chat.example HERALD_EMAIL_WINDOW_SECONDS=3 \
     -- --config workers/email/examples/email.json
 EMAIL=$METRICS EMAIL_PID=$WORKER_PID
-# The app keeps profiles in Redis (SPEC section 5): Bruno reads French,
-# Chen opted out of email, Dev has no address.
-profile() { redis-cli -s "$REDIS_SOCK" HSET "herald:profiles:{$1}" "${@:2}" >/dev/null; }
-profile u1 email ann@chat.example name Ann locale en
-profile u2 email bruno@chat.example name Bruno locale fr
-profile u3 email chen@chat.example name Chen email_opt_out 1
-profile u4 name Dev
-profile u5 email dana@chat.example name Dana
+chat_profiles
 
 # herald-subs verifies App Store notifications against Apple's test chain
 # (../shared/vectors/appstore: Apple's own test certificates, whose leaf key

@@ -201,3 +201,39 @@ start_fake_email() {
     FAKE_EMAIL=http://127.0.0.1:$port
     for _ in $(seq 200); do grep -q listening "$WORK/fake-email.out" 2>/dev/null && break; sleep 0.05; done
 }
+
+# start_chat_apis: the chat app's fake APIs for herald-fanout's webhooks
+# (tests/harness/fake_http.js): the legacy API verifies every JWT and
+# answers 503 to its first 8 calls, then 201; the trust-and-safety API
+# answers 401 to everything. Exports their secrets, writes the example
+# chat rules pointed at them to $WORK/rules.json; sets API_PORT.
+start_chat_apis() {
+    export LEGACY_JWT_SECRET=demo-secret-0123456789abcdef0123456789
+    export TRUST_SAFETY_TOKEN=an-expired-token
+    API_PORT=$(free_port)
+    cat >"$WORK/legacy.json" <<JSON
+{"routes": [{"path": "/api/v1/conversations",
+             "statuses": [503, 503, 503, 503, 503, 503, 503, 503, 201],
+             "jwt": {"alg": "HS256", "secret": "$LEGACY_JWT_SECRET",
+                     "iss": "herald", "aud": "legacy-api"}},
+            {"path": "/v2/reports", "status": 401}]}
+JSON
+    node tests/harness/fake_http.js --port "$API_PORT" --script "$WORK/legacy.json" \
+        >"$WORK/legacy.out" 2>&1 &
+    PIDS+=($!)
+    sed "s#http://127.0.0.1:1808[01]#http://127.0.0.1:$API_PORT#" \
+        workers/fanout/examples/chat-rules.json >"$WORK/rules.json"
+}
+
+# chat_profiles: the app's user profiles in Redis (SPEC section 5): Bruno
+# reads French, Chen opted out of email, Dev has no address.
+chat_profiles() {
+    local p
+    for p in "u1 email ann@chat.example name Ann locale en" \
+             "u2 email bruno@chat.example name Bruno locale fr" \
+             "u3 email chen@chat.example name Chen email_opt_out 1" \
+             "u4 name Dev" "u5 email dana@chat.example name Dana"; do
+        set -- $p
+        redis-cli -s "$REDIS_SOCK" HSET "herald:profiles:{$1}" "${@:2}" >/dev/null
+    done
+}

@@ -33,21 +33,7 @@ start_redis
 start_broker
 log "redis $REDIS_URL, broker $BROKERS, work dir $WORK"
 
-api_port=$(free_port)
-cat >"$WORK/api.json" <<JSON
-{"routes": [{"path": "/api/v1/conversations",
-             "statuses": [503, 503, 503, 503, 503, 503, 503, 503, 201],
-             "jwt": {"alg": "HS256", "secret": "fleet-secret-0123456789abcdef0123456789",
-                     "iss": "herald", "aud": "legacy-api"}},
-            {"path": "/v2/reports", "status": 401}]}
-JSON
-node tests/harness/fake_http.js --port "$api_port" --script "$WORK/api.json" \
-    >"$WORK/api.out" 2>&1 &
-PIDS+=($!)
-export LEGACY_JWT_SECRET=fleet-secret-0123456789abcdef0123456789
-export TRUST_SAFETY_TOKEN=an-expired-token
-sed "s#http://127.0.0.1:1808[01]#http://127.0.0.1:$api_port#" \
-    workers/fanout/examples/chat-rules.json >"$WORK/rules.json"
+start_chat_apis
 
 CIRCUIT=(HERALD_GUARD_CIRCUIT_MIN_CALLS=3 HERALD_GUARD_CIRCUIT_OPEN_MS=1500
          HERALD_KAFKA_STATS_INTERVAL_MS=1000)
@@ -81,12 +67,7 @@ start_worker email "$WORK/email.log" HERALD_SMTP_URL=smtp://127.0.0.1:$SMTP_PORT
     HERALD_EMAIL_FROM=notify@chat.example HERALD_EMAIL_WINDOW_SECONDS=2 \
     -- --config workers/email/examples/email.json
 EMAIL=$METRICS; target email "$METRICS"
-profile() { redis-cli -s "$REDIS_SOCK" HSET "herald:profiles:{$1}" "${@:2}" >/dev/null; }
-profile u1 email ann@chat.example name Ann locale en
-profile u2 email bruno@chat.example name Bruno locale fr
-profile u3 email chen@chat.example name Chen email_opt_out 1
-profile u4 name Dev
-profile u5 email dana@chat.example name Dana
+chat_profiles
 
 APPLE_CERTS=$SHARED/vectors/appstore/certs
 SUBS=
