@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 
 /* Exit status that makes CTest report a test as skipped (SKIP_RETURN_CODE). */
@@ -56,6 +57,48 @@ const char *hx_fixture_path(const char *rel);
  * (errno set, nothing printed: a missing file is often expected).
  */
 char *hx_file_read(const char *path, size_t *len);
+
+/* ---- sample folders ------------------------------------------------------ */
+
+/**
+ * One sample of a fixture folder: <name>.json, the record value (or an
+ * empty <name>.null: the value is null, a tombstone), with the optional
+ * <name>.key (the record key, as bytes), <name>.headers.json (an object of
+ * strings) and the required <name>.expected.json.
+ */
+struct hx_sample {
+    char name[128];
+    bool null_value;
+    char *value; /* NULL when null_value */
+    size_t len;
+    char *key; /* NULL when there is no .key */
+    size_t key_len;
+    char *headers_text; /* NULL when there is no .headers.json */
+    json_t *headers;
+    json_t *expected;
+};
+
+/**
+ * Every sample of the fixture folder @rel (hx_fixture_path()), sorted by
+ * name, into @s (at most @cap: more fails the test, as does a sample
+ * without its expectation). Returns how many.
+ */
+size_t hx_samples_load(const char *rel, struct hx_sample *s, size_t cap);
+
+/** Free what hx_samples_load() read into @s[0 .. @n). */
+void hx_samples_free(struct hx_sample *s, size_t n);
+
+/** The member at the dotted @path ("a.b.c") of @v, or NULL. Borrowed. */
+json_t *hx_json_at(json_t *v, const char *path);
+
+/**
+ * Fail the test unless every "path": value of @want holds in @doc, the
+ * @i-th document of sample @name ("<absent>": no such member).
+ */
+void hx_check_fields(const char *name,
+                     size_t i,
+                     json_t *doc,
+                     const json_t *want);
 
 /* ---- processes -------------------------------------------------------- */
 

@@ -20,7 +20,6 @@
  * (a tombstone), which also counts in herald_fanout_tombstones_total.
  * Skipped (exit 77) when redis-server is not on PATH.
  */
-#include <dirent.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -51,17 +50,6 @@ static struct {
     char *dir;
 } F;
 
-struct sample {
-    char name[128];
-    bool null_value; /* <name>.null: the record value is null (a tombstone) */
-    char *value;
-    size_t len;
-    char *key;
-    size_t key_len;
-    json_t *headers;  /* object of strings, or NULL */
-    json_t *expected; /* <name>.expected.json */
-};
-
 struct msg {
     char *key;
     size_t key_len;
@@ -79,76 +67,7 @@ struct msgs {
 /* ---- helpers -------------------------------------------------------------
  */
 
-static char *fixture_text(const char *name, const char *suffix, size_t *len)
-{
-    char rel[512];
-
-    snprintf(rel, sizeof(rel), REALWORLD "/%s%s", name, suffix);
-    return hx_file_read(hx_fixture_path(rel), len);
-}
-
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(((const struct sample *)a)->name,
-                  ((const struct sample *)b)->name);
-}
-
-/* Every sample of the folder, sorted by name. */
-static size_t load_samples(struct sample *s, size_t cap)
-{
-    struct dirent *de;
-    size_t n = 0;
-    DIR *dir = opendir(hx_fixture_path(REALWORLD));
-
-    assert_non_null(dir);
-    while ((de = readdir(dir))) {
-        size_t len = strlen(de->d_name);
-        bool null_value = len > 5 && !strcmp(de->d_name + len - 5, ".null");
-
-        if (!null_value &&
-            (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0 ||
-             strstr(de->d_name, ".expected.") ||
-             strstr(de->d_name, ".headers.")))
-            continue;
-        assert_true(n < cap);
-        memset(&s[n], 0, sizeof(s[n]));
-        s[n].null_value = null_value;
-        snprintf(s[n].name, sizeof(s[n].name), "%.*s", (int)(len - 5),
-                 de->d_name);
-        n++;
-    }
-    closedir(dir);
-    qsort(s, n, sizeof(*s), cmp_name);
-    for (size_t i = 0; i < n; i++) {
-        char *text;
-
-        s[i].value = s[i].null_value
-                         ? NULL
-                         : fixture_text(s[i].name, ".json", &s[i].len);
-        s[i].key = fixture_text(s[i].name, ".key", &s[i].key_len);
-        text = fixture_text(s[i].name, ".headers.json", NULL);
-        s[i].headers = text ? json_loads(text, 0, NULL) : NULL;
-        free(text);
-        text = fixture_text(s[i].name, ".expected.json", NULL);
-        s[i].expected = text ? json_loads(text, 0, NULL) : NULL;
-        free(text);
-        if ((!s[i].value && !s[i].null_value) || !s[i].expected)
-            fail_msg("%s: sample or expectation missing", s[i].name);
-    }
-    return n;
-}
-
-static void samples_free(struct sample *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(s[i].value);
-        free(s[i].key);
-        json_decref(s[i].headers);
-        json_decref(s[i].expected);
-    }
-}
-
-static const char *outcome_of(const struct sample *s)
+static const char *outcome_of(const struct hx_sample *s)
 {
     return json_string_value(json_object_get(s->expected, "outcome"));
 }
@@ -219,44 +138,6 @@ static const char *header(const struct msg *m, const char *name)
     return json_string_value(json_object_get(m->headers, name));
 }
 
-/* @path ("a.b.c") in @v, or NULL. */
-static json_t *at(json_t *v, const char *path)
-{
-    char buf[256], *p = buf, *dot;
-
-    snprintf(buf, sizeof(buf), "%s", path);
-    while (v && (dot = strchr(p, '.'))) {
-        *dot = '\0';
-        v = json_object_get(v, p);
-        p = dot + 1;
-    }
-    return v ? json_object_get(v, p) : NULL;
-}
-
-/* Every "path": value of @want holds in the change document @d. */
-static void
-check_fields(const char *name, size_t i, json_t *d, const json_t *want)
-{
-    const char *path;
-    json_t *v;
-
-    json_object_foreach((json_t *)(uintptr_t)want, path, v)
-    {
-        json_t *got = at(d, path);
-        bool ok = json_is_string(v) && !strcmp(json_string_value(v), "<absent>")
-                      ? got == NULL
-                      : got && json_equal(got, v);
-
-        if (!ok) {
-            char *g = got ? json_dumps(got, JSON_ENCODE_ANY) : NULL;
-            char *w = json_dumps(v, JSON_ENCODE_ANY);
-
-            fail_msg("%s doc %zu: %s is %s, want %s", name, i, path,
-                     g ? g : "absent", w);
-        }
-    }
-}
-
 /* The series @name{worker="fanout",@label="@value"} on @port. */
 static double
 metric(int port, const char *name, const char *label, const char *value)
@@ -298,9 +179,9 @@ static const char RULES[] =
 
 static void test_every_sample_has_its_outcome(void **state)
 {
-    static struct sample s[MAX_FILES];
-    size_t n = load_samples(s, MAX_FILES), next = 0, nrouted = 0, ndead = 0,
-           nskipped = 0, ndocs = 0, shared = 0;
+    static struct hx_sample s[MAX_FILES];
+    size_t n = hx_samples_load(REALWORLD, s, MAX_FILES), next = 0, nrouted = 0,
+           ndead = 0, nskipped = 0, ndocs = 0, shared = 0;
     char config[600], log[600], env_config[700];
     const char *extra[] = {env_config, "HERALD_LOG_LEVEL=info", NULL};
     json_t *kinds = json_object(), *ids = json_object(), *v;
@@ -418,11 +299,11 @@ static void test_every_sample_has_its_outcome(void **state)
             m = &out.v[next++];
             doc = json_object_get(m->event, "data");
             id = json_string_value(json_object_get(doc, "id"));
-            format = json_string_value(at(doc, "source.format"));
+            format = json_string_value(hx_json_at(doc, "source.format"));
             if (!id || !format)
                 fail_msg("%s doc %zu: not a change document: %s", s[i].name, d,
                          m->value);
-            check_fields(s[i].name, d, doc, want);
+            hx_check_fields(s[i].name, d, doc, want);
             /* the event: the catch-all rule of its format, the key and the
              * id SPEC section 8 derives from the change id */
             snprintf(rule_name, sizeof(rule_name), "all-%s", format);
@@ -490,7 +371,7 @@ static void test_every_sample_has_its_outcome(void **state)
     msgs_free(&dead);
     json_decref(kinds);
     json_decref(ids);
-    samples_free(s, n);
+    hx_samples_free(s, n);
 }
 
 static int group_setup(void **state)

@@ -3,7 +3,6 @@
  * (fanout_ejson, fanout_decimal): the real-world inputs of issue 19, one
  * group per numbered point, with the issue's own examples.
  */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -84,22 +83,9 @@ static json_t *doc(const struct result *r, size_t i)
     return json_array_get(r->docs, i);
 }
 
-static json_t *at(json_t *v, const char *path)
-{
-    char buf[256], *p = buf, *dot;
-
-    snprintf(buf, sizeof(buf), "%s", path);
-    while (v && (dot = strchr(p, '.'))) {
-        *dot = '\0';
-        v = json_object_get(v, p);
-        p = dot + 1;
-    }
-    return v ? json_object_get(v, p) : NULL;
-}
-
 static const char *str_at(json_t *v, const char *path)
 {
-    return json_string_value(at(v, path));
+    return json_string_value(hx_json_at(v, path));
 }
 
 static void assert_ok(const struct result *r, size_t ndocs)
@@ -118,8 +104,9 @@ static void test_ce_null_subject_is_absent(void **state)
     (void)state;
     norm(&r, CE_SPEC_EXAMPLE, NULL, NULL);
     assert_ok(&r, 1);
-    assert_true(json_is_null(at(doc(&r, 0), "source.subject")));
-    assert_int_equal(json_integer_value(at(doc(&r, 0), "new.appinfoB")), 123);
+    assert_true(json_is_null(hx_json_at(doc(&r, 0), "source.subject")));
+    assert_int_equal(json_integer_value(hx_json_at(doc(&r, 0), "new.appinfoB")),
+                     123);
     result_release(&r);
 }
 
@@ -136,9 +123,9 @@ static void test_ce_data_base64(void **state)
          "\"data_base64\":\"e30=\"}",
          NULL, NULL);
     assert_ok(&r, 1);
-    assert_true(json_is_object(at(doc(&r, 0), "new")));
-    assert_int_equal(json_object_size(at(doc(&r, 0), "new")), 0);
-    assert_null(at(doc(&r, 0), "source.data_base64"));
+    assert_true(json_is_object(hx_json_at(doc(&r, 0), "new")));
+    assert_int_equal(json_object_size(hx_json_at(doc(&r, 0), "new")), 0);
+    assert_null(hx_json_at(doc(&r, 0), "source.data_base64"));
     result_release(&r);
 
     norm(&r,
@@ -148,7 +135,7 @@ static void test_ce_data_base64(void **state)
          NULL, NULL);
     assert_ok(&r, 1);
     assert_string_equal(str_at(doc(&r, 0), "new"), "aGVsbG8=");
-    assert_true(json_is_null(at(doc(&r, 0), "changed")));
+    assert_true(json_is_null(hx_json_at(doc(&r, 0), "changed")));
     result_release(&r);
 }
 
@@ -224,7 +211,7 @@ static void test_ce_context_attributes_reach_source(void **state)
          "\"comexampleextension1\":\"value\",\"data\":{}}",
          NULL, NULL);
     assert_ok(&r, 1);
-    src = at(doc(&r, 0), "source");
+    src = hx_json_at(doc(&r, 0), "source");
     assert_string_equal(str_at(src, "format"), "cloudevents");
     assert_string_equal(str_at(src, "source"), "/s");
     assert_string_equal(str_at(src, "subject"), "sub");
@@ -235,7 +222,7 @@ static void test_ce_context_attributes_reach_source(void **state)
     assert_string_equal(str_at(src, "comexampleextension1"), "value");
     assert_string_equal(str_at(src, "specversion"), "1.0");
     assert_null(json_object_get(src, "data"));
-    assert_int_equal(json_integer_value(at(doc(&r, 0), "ts_ms")),
+    assert_int_equal(json_integer_value(hx_json_at(doc(&r, 0), "ts_ms")),
                      1522949460000);
     result_release(&r);
 }
@@ -295,11 +282,14 @@ static void test_dbz_delete_without_images_takes_keys_from_key(void **state)
     assert_ok(&a, 1);
     assert_ok(&b, 1);
     assert_ok(&env, 1);
-    assert_int_equal(json_integer_value(at(doc(&a, 0), "keys.id")), 1004);
-    assert_int_equal(json_integer_value(at(doc(&b, 0), "keys.id")), 1005);
+    assert_int_equal(json_integer_value(hx_json_at(doc(&a, 0), "keys.id")),
+                     1004);
+    assert_int_equal(json_integer_value(hx_json_at(doc(&b, 0), "keys.id")),
+                     1005);
     assert_string_not_equal(str_at(doc(&a, 0), "id"), str_at(doc(&b, 0), "id"));
     /* with or without the envelope: one key, one id */
-    assert_true(json_equal(at(doc(&env, 0), "keys"), at(doc(&a, 0), "keys")));
+    assert_true(json_equal(hx_json_at(doc(&env, 0), "keys"),
+                           hx_json_at(doc(&a, 0), "keys")));
     assert_string_equal(str_at(doc(&env, 0), "id"), str_at(doc(&a, 0), "id"));
     result_release(&a);
     result_release(&b);
@@ -331,7 +321,7 @@ static void test_dbz_key_is_part_of_the_id_for_every_op(void **state)
                                 str_at(doc(&b, 0), "id"));
         assert_string_not_equal(str_at(doc(&a, 0), "id"),
                                 str_at(doc(&none, 0), "id"));
-        assert_true(json_is_null(at(doc(&none, 0), "keys")));
+        assert_true(json_is_null(hx_json_at(doc(&none, 0), "keys")));
         result_release(&a);
         result_release(&b);
         result_release(&none);
@@ -356,7 +346,7 @@ static void test_dbz_mongodb_key_is_unwrapped(void **state)
     /* a non-JSON key still separates ids, and gives no keys */
     norm(&r, PG_DELETE, NULL, "Struct{id=1004}");
     assert_ok(&r, 1);
-    assert_true(json_is_null(at(doc(&r, 0), "keys")));
+    assert_true(json_is_null(hx_json_at(doc(&r, 0), "keys")));
     result_release(&r);
 }
 
@@ -471,8 +461,8 @@ static void test_dbz_mongodb_images_are_unwrapped(void **state)
          NULL, NULL);
     assert_ok(&r, 1);
     assert_string_equal(str_at(doc(&r, 0), "new._id"), "5d5");
-    assert_int_equal(json_integer_value(at(doc(&r, 0), "new.qty")), 12);
-    assert_int_equal(json_integer_value(at(doc(&r, 0), "new.at")),
+    assert_int_equal(json_integer_value(hx_json_at(doc(&r, 0), "new.qty")), 12);
+    assert_int_equal(json_integer_value(hx_json_at(doc(&r, 0), "new.at")),
                      1565546054692);
     result_release(&r);
 }
@@ -496,7 +486,7 @@ static void test_dbz_ts_is_rescaled_to_ms(void **state)
                  ts[i]);
         norm(&r, value, NULL, NULL);
         assert_ok(&r, 1);
-        assert_int_equal(json_integer_value(at(doc(&r, 0), "ts_ms")),
+        assert_int_equal(json_integer_value(hx_json_at(doc(&r, 0), "ts_ms")),
                          1559033904961);
         result_release(&r);
     }
@@ -570,10 +560,10 @@ static void test_ddb_placeholder_arn_routes_without_table(void **state)
     (void)state;
     norm(&r, "{\"Records\":[" DDB_RECORD("1", "stream-ARN") "]}", NULL, NULL);
     assert_ok(&r, 1);
-    assert_true(json_is_null(at(doc(&r, 0), "table")));
+    assert_true(json_is_null(hx_json_at(doc(&r, 0), "table")));
     assert_string_equal(str_at(doc(&r, 0), "source.arn"), "stream-ARN");
     assert_string_equal(str_at(doc(&r, 0), "source.region"), "us-east-1");
-    assert_int_equal(json_integer_value(at(doc(&r, 0), "new.Id")), 101);
+    assert_int_equal(json_integer_value(hx_json_at(doc(&r, 0), "new.Id")), 101);
     result_release(&r);
 }
 
@@ -626,9 +616,9 @@ static void test_ddb_null_type_members_are_absent(void **state)
     assert_ok(&r, 1);
     assert_string_equal(str_at(doc(&r, 0), "keys.k"), "x");
     want = json_pack("[f, n]", 3.5);
-    assert_true(json_equal(at(doc(&r, 0), "new.l"), want));
+    assert_true(json_equal(hx_json_at(doc(&r, 0), "new.l"), want));
     json_decref(want);
-    assert_true(json_is_false(at(doc(&r, 0), "new.f")));
+    assert_true(json_is_false(hx_json_at(doc(&r, 0), "new.f")));
     result_release(&r);
 
     /* two non-null members, or none: still refused */
@@ -654,52 +644,19 @@ static void test_ddb_null_type_members_are_absent(void **state)
 
 #define REALWORLD "fanout/realworld"
 
-static char *realworld_text(const char *name, const char *suffix)
+/* One sample (harness.h: the record value, or null for a tombstone, its
+ * key and headers as given) normalized as its expectation says. */
+static void check_realworld(const struct hx_sample *s)
 {
-    char rel[512];
-    size_t len;
-
-    snprintf(rel, sizeof(rel), REALWORLD "/%s%s", name, suffix);
-    return hx_file_read(hx_fixture_path(rel), &len);
-}
-
-/* Every "path": value of @want holds in @d ("<absent>": no such member). */
-static void check_fields(const char *name, size_t i, json_t *d, json_t *want)
-{
-    const char *path;
-    json_t *v;
-
-    json_object_foreach(want, path, v)
-    {
-        json_t *got = at(d, path);
-        bool ok = json_is_string(v) && !strcmp(json_string_value(v), "<absent>")
-                      ? got == NULL
-                      : got && json_equal(got, v);
-
-        if (!ok) {
-            char *g = got ? json_dumps(got, JSON_ENCODE_ANY) : NULL;
-
-            fail_msg("%s doc %zu: %s is %s", name, i, path, g ? g : "absent");
-        }
-    }
-}
-
-/* <name>.json is the record value; <name>.null (empty) says the value is
- * null (a tombstone), with the key in <name>.key. */
-static void check_realworld(const char *name, bool null_value)
-{
-    char *value = null_value ? NULL : realworld_text(name, ".json");
-    char *headers = realworld_text(name, ".headers.json");
-    char *key = realworld_text(name, ".key"); /* the Kafka key, as given */
-    char *exp_text = realworld_text(name, ".expected.json");
-    json_t *exp = exp_text ? json_loads(exp_text, 0, NULL) : NULL, *w;
+    const char *name = s->name;
+    json_t *exp = s->expected, *w;
     const char *outcome = str_at(exp, "outcome");
     struct result r;
     size_t i;
 
-    if ((!value && !null_value) || !outcome)
-        fail_msg("%s: fixture or expectation missing", name);
-    norm(&r, value, headers, key);
+    if (!outcome)
+        fail_msg("%s: the expectation has no outcome", name);
+    norm(&r, s->value, s->headers_text, s->key);
     /* HERALD_FANOUT_RW_DUMP=1 prints every sample's outcome instead of
      * checking it, to help writing an expectation */
     if (getenv("HERALD_FANOUT_RW_DUMP")) {
@@ -712,10 +669,10 @@ static void check_realworld(const char *name, bool null_value)
         if (r.res != FANOUT_NORM_OK)
             fail_msg("%s: %d (%s), want routed", name, r.res, r.errstr);
         assert_int_equal(json_array_size(r.docs),
-                         json_array_size(at(exp, "docs")));
-        json_array_foreach(at(exp, "docs"), i, w)
+                         json_array_size(hx_json_at(exp, "docs")));
+        json_array_foreach(hx_json_at(exp, "docs"), i, w)
         {
-            check_fields(name, i, doc(&r, i), w);
+            hx_check_fields(name, i, doc(&r, i), w);
         }
     } else {
         enum fanout_norm_result want = strcmp(outcome, "skipped") == 0
@@ -727,38 +684,17 @@ static void check_realworld(const char *name, bool null_value)
                      outcome, str_at(exp, "reason"));
     }
     result_release(&r);
-    json_decref(exp);
-    free(exp_text);
-    free(headers);
-    free(key);
-    free(value);
 }
 
 static void test_realworld_samples(void **state)
 {
-    struct dirent *de;
-    size_t n = 0;
-    DIR *dir;
+    static struct hx_sample s[128];
+    size_t n = hx_samples_load(REALWORLD, s, HR_ARRAY_SIZE(s));
 
     (void)state;
-    dir = opendir(hx_fixture_path(REALWORLD));
-    assert_non_null(dir);
-    while ((de = readdir(dir))) {
-        char name[256];
-        size_t len = strlen(de->d_name);
-
-        bool null_value = len > 5 && !strcmp(de->d_name + len - 5, ".null");
-
-        if (!null_value &&
-            (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0 ||
-             strstr(de->d_name, ".expected.") ||
-             strstr(de->d_name, ".headers.")))
-            continue;
-        snprintf(name, sizeof(name), "%.*s", (int)(len - 5), de->d_name);
-        check_realworld(name, null_value);
-        n++;
-    }
-    closedir(dir);
+    for (size_t i = 0; i < n; i++)
+        check_realworld(&s[i]);
+    hx_samples_free(s, n);
     assert_true(n >= 41);
 }
 
