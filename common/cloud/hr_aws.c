@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "hr_buf.h"
+#include "hr_file.h"
 #include "hr_log.h"
 #include "hr_retry.h"
 #include "hr_time.h"
@@ -317,19 +318,14 @@ static size_t body_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 /* The token file's contents without trailing white space, malloc'd. */
 static char *read_token(const char *path, char *errstr, size_t errstr_size)
 {
-    FILE *f = fopen(path, "r");
-    char *buf;
+    char err[1200];
     size_t len;
+    char *buf = hr_file_read(path, AWS_TOKEN_MAX, &len, err, sizeof(err));
 
-    if (!f) {
-        snprintf(errstr, errstr_size, "cannot read web identity token '%s'",
-                 path);
+    if (!buf) {
+        snprintf(errstr, errstr_size, "web identity token: %s", err);
         return NULL;
     }
-    buf = malloc(AWS_TOKEN_MAX + 1);
-    HR_ASSERT(buf);
-    len = fread(buf, 1, AWS_TOKEN_MAX, f);
-    fclose(f);
     while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r' ||
                    buf[len - 1] == ' ' || buf[len - 1] == '\t'))
         len--;
