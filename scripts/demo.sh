@@ -100,7 +100,6 @@ APPLE_CERTS=../shared/vectors/appstore/certs
 SUBS_PID=
 if [ -f "$APPLE_CERTS/testLeaf.key" ]; then
     say "starting a fake Play Developer API and herald-subs"
-    play_port=$(free_port)
     node -e '
         const day = 86400000, t0 = Date.now();
         const at = (d) => new Date(t0 + d * day).toISOString();
@@ -124,10 +123,10 @@ if [ -f "$APPLE_CERTS/testLeaf.key" ]; then
                       sub("EXPIRED", 90, false, "ACKNOWLEDGED")]},
             {path: api + "/subscriptions/gold.monthly/tokens/tok-u5:acknowledge",
              body: {}}]}));' >"$WORK/play.json"
-    node tests/harness/fake_http.js --port "$play_port" --tls --cert "$WORK/server.pem" \
+    node tests/harness/fake_http.js --port 0 --tls --cert "$WORK/server.pem" \
         --key "$WORK/server.key" --script "$WORK/play.json" >"$WORK/play.out" 2>&1 &
     PIDS+=($!)
-    for _ in $(seq 200); do grep -q listening "$WORK/play.out" && break; sleep 0.05; done
+    play_port=$(listening_port "$WORK/play.out")
     echo "fake Play:  https://127.0.0.1:$play_port"
     start_worker subs "$WORK/subs.log" HERALD_APPSTORE_ROOT_CERTS="$APPLE_CERTS/testCA.pem" \
         HERALD_APPSTORE_STRICT_X509=false HERALD_APPSTORE_BUNDLE_ID=com.example \

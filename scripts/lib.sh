@@ -48,6 +48,22 @@ free_port() {
     done
 }
 
+# listening_port FILE [WORD]: the port a fake started with --port 0 prints
+# to FILE as "WORD <port>" (WORD: listening), waiting up to 20 s; fails
+# with the file shown when it never comes. Port 0 leaves no race with the
+# other processes that pick ports (tests running beside the script).
+listening_port() {
+    local word=${2:-listening} port
+    for _ in $(seq 400); do
+        port=$(sed -n "s/^$word \([0-9][0-9]*\)$/\1/p" "$1" 2>/dev/null | head -1)
+        [ -n "$port" ] && { echo "$port"; return 0; }
+        sleep 0.05
+    done
+    echo "no '$word <port>' line in $1:" >&2
+    cat "$1" >&2 2>/dev/null || true
+    return 1
+}
+
 # start_worker NAME LOG [VAR=VALUE...] [-- ARGS...]: runs herald-NAME (under
 # $WRAP when set, e.g. WRAP="valgrind --tool=massif" for profiling) with
 # the metrics server on a free port; sets WORKER_PID and METRICS (base URL).
@@ -158,13 +174,12 @@ start_fake_push() {
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/AuthKey.p8" 2>/dev/null
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/vapid.pem" 2>/dev/null
     openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/sa.key" 2>/dev/null
-    FAKE_PORT=$(free_port)
-    node tests/node/fake_push.js --port "$FAKE_PORT" --cert "$WORK/server.pem" \
+    node tests/node/fake_push.js --port 0 --cert "$WORK/server.pem" \
         --key "$WORK/server.key" "$@" >"$WORK/fake.out" 2>"$WORK/fake.log" &
     FAKE_PID=$!
     PIDS+=($FAKE_PID)
+    FAKE_PORT=$(listening_port "$WORK/fake.out")
     FAKE=https://127.0.0.1:$FAKE_PORT
-    for _ in $(seq 200); do grep -q listening "$WORK/fake.out" 2>/dev/null && break; sleep 0.05; done
     node -e '
         const fs = require("fs");
         const [dir, fake, team, kid, topic, project] = process.argv.slice(1);
@@ -191,15 +206,14 @@ fake_push() {
 # real SMTP server, npm smtp-server, and an SES v2 endpoint) on free ports;
 # sets SMTP_PORT, FAKE_EMAIL (its control base URL) and FAKE_EMAIL_PID.
 start_fake_email() {
-    SMTP_PORT=$(free_port)
     local port
-    port=$(free_port)
-    node tests/node/fake_email.js --port "$port" --smtp-port "$SMTP_PORT" "$@" \
+    node tests/node/fake_email.js --port 0 --smtp-port 0 "$@" \
         >"$WORK/fake-email.out" 2>"$WORK/fake-email.log" &
     FAKE_EMAIL_PID=$!
     PIDS+=($FAKE_EMAIL_PID)
+    port=$(listening_port "$WORK/fake-email.out")
+    SMTP_PORT=$(listening_port "$WORK/fake-email.out" smtp)
     FAKE_EMAIL=http://127.0.0.1:$port
-    for _ in $(seq 200); do grep -q listening "$WORK/fake-email.out" 2>/dev/null && break; sleep 0.05; done
 }
 
 # start_chat_apis: the chat app's fake APIs for herald-fanout's webhooks
@@ -210,7 +224,6 @@ start_fake_email() {
 start_chat_apis() {
     export LEGACY_JWT_SECRET=demo-secret-0123456789abcdef0123456789
     export TRUST_SAFETY_TOKEN=an-expired-token
-    API_PORT=$(free_port)
     cat >"$WORK/legacy.json" <<JSON
 {"routes": [{"path": "/api/v1/conversations",
              "statuses": [503, 503, 503, 503, 503, 503, 503, 503, 201],
@@ -218,9 +231,10 @@ start_chat_apis() {
                      "iss": "herald", "aud": "legacy-api"}},
             {"path": "/v2/reports", "status": 401}]}
 JSON
-    node tests/harness/fake_http.js --port "$API_PORT" --script "$WORK/legacy.json" \
+    node tests/harness/fake_http.js --port 0 --script "$WORK/legacy.json" \
         >"$WORK/legacy.out" 2>&1 &
     PIDS+=($!)
+    API_PORT=$(listening_port "$WORK/legacy.out")
     sed "s#http://127.0.0.1:1808[01]#http://127.0.0.1:$API_PORT#" \
         workers/fanout/examples/chat-rules.json >"$WORK/rules.json"
 }

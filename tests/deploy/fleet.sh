@@ -23,6 +23,9 @@
 out=${1:?usage: fleet.sh OUTDIR}
 cd "$(dirname "$0")/../.."
 . scripts/lib.sh
+# set -e ends the fleet at the first failing command: say which.
+set -E
+trap 'log "failed (status $?) at line $LINENO: $BASH_COMMAND"' ERR
 SHARED=${HERALD_SHARED:-../shared}
 
 log() { printf 'fleet: %s\n' "$*" >&2; }
