@@ -533,46 +533,6 @@ static void assert_all_listed(const json_t *all, const char *prefix, int n)
     }
 }
 
-/* 2. Three worker processes on one topic and one Redis: still one email
- *    per window. */
-static void test_three_workers_send_each_window_once(void **state)
-{
-    struct worker *w[3];
-    json_t *all;
-    char id[64], user[32];
-    size_t extra;
-    double sent = 0;
-
-    (void)state;
-    fake_reset(fake);
-    for (int i = 0; i < 3; i++)
-        w[i] = worker_start("e-fleet", NULL);
-    hx_sleep_ms(4000); /* all three in the group */
-    for (int k = 0; k < 120; k++) {
-        snprintf(user, sizeof(user), "fleet-%d", k % 30);
-        snprintf(id, sizeof(id), "fl-%d", k);
-        notify("e-fleet", user, (k / 30) % 2 ? "comment" : "reaction", id,
-               "\"to\":\"fleet@example.com\"");
-    }
-    /* 30 users x 2 categories */
-    for (int t = 0; t < 300 && sent < 60; t++) {
-        sent = 0;
-        for (int i = 0; i < 3; i++)
-            sent += metric(w[i], "herald_email_sent_total{");
-        hx_sleep_ms(100);
-    }
-    hx_sleep_ms(2000);
-    all = messages(fake, NULL);
-    assert_int_equal(json_array_size(all), 60);
-    assert_int_equal(duplicates(all, &extra), 0);
-    for (int i = 0; i < 3; i++) {
-        assert_true(metric(w[i], "herald_email_windows_total{worker=\"email\","
-                                 "result=\"claimed\"}") >= 0);
-        worker_stop(w[i]);
-    }
-    json_decref(all);
-}
-
 /* Whether every event "<prefix><k>:" for k < n is listed in a message. */
 struct listed_arg {
     const char *prefix;
@@ -595,6 +555,55 @@ static bool all_listed(void *p)
     free(text);
     json_decref(all);
     return ok;
+}
+
+/* 2. Three worker processes on one topic and one Redis: still one email
+ *    per window. Windows open when an event arrives, so a loaded machine
+ *    that delivers a user's second event after the first one's window
+ *    closed makes two windows (two emails, each listing its own event):
+ *    what must hold is that no window is sent twice and every event is
+ *    in exactly one email. */
+static void test_three_workers_send_each_window_once(void **state)
+{
+    static const char *const settings[] = {"HERALD_EMAIL_WINDOW_SECONDS=4",
+                                           NULL};
+    struct listed_arg la = {"- fl-", 120};
+    struct worker *w[3];
+    json_t *all;
+    char id[64], user[32];
+    size_t extra, emails;
+    double sent = 0;
+
+    (void)state;
+    fake_reset(fake);
+    for (int i = 0; i < 3; i++)
+        w[i] = worker_start("e-fleet", settings);
+    hx_sleep_ms(4000); /* all three in the group */
+    for (int k = 0; k < 120; k++) {
+        snprintf(user, sizeof(user), "fleet-%d", k % 30);
+        snprintf(id, sizeof(id), "fl-%d", k);
+        notify("e-fleet", user, (k / 30) % 2 ? "comment" : "reaction", id,
+               "\"to\":\"fleet@example.com\"");
+    }
+    /* 30 users x 2 categories, two events each */
+    hx_wait_until(all_listed, &la, 90000); /* what is missing is named below */
+    hx_sleep_ms(3000); /* a late duplicate would come by now */
+    all = messages(fake, NULL);
+    emails = json_array_size(all);
+    assert_all_listed(all, "- fl-", 120);
+    assert_int_equal(duplicates(all, &extra), 0);
+    for (int i = 0; i < 3; i++) {
+        sent += metric(w[i], "herald_email_sent_total{");
+        worker_stop(w[i]);
+    }
+    if (emails != 60)
+        fprintf(stderr,
+                "fleet: %zu emails for 60 windows (%zu split by a "
+                "late event)\n",
+                emails, emails - 60);
+    assert_true(emails >= 60 && emails <= 120);
+    assert_int_equal((size_t)sent, emails);
+    json_decref(all);
 }
 
 /* 3. kill -9 at random points (before a claim, after it, during a send
