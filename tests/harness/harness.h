@@ -317,6 +317,13 @@ int hx_produce(rd_kafka_t *rk,
                const char *const *headers);
 
 /**
+ * Flush @rk (from hx_producer_new*()) for up to @timeout_ms and keep it.
+ * Returns the number of deliveries failed since the last flush, or -1 when
+ * messages were still queued at the timeout.
+ */
+int hx_producer_flush(rd_kafka_t *rk, int timeout_ms);
+
+/**
  * Flush (up to @timeout_ms), then destroy @rk, which must come from
  * hx_producer_new*(). Returns the number of failed deliveries, or -1 when
  * messages were still queued at the timeout.

@@ -128,7 +128,7 @@ int hx_produce(rd_kafka_t *rk,
     }
 }
 
-int hx_producer_flush_free(rd_kafka_t *rk, int timeout_ms)
+int hx_producer_flush(rd_kafka_t *rk, int timeout_ms)
 {
     struct hx_producer_state *state = rd_kafka_opaque(rk);
     rd_kafka_resp_err_t err;
@@ -139,8 +139,17 @@ int hx_producer_flush_free(rd_kafka_t *rk, int timeout_ms)
     if (err || queued > 0)
         fprintf(stderr, "hx: flush timed out with %d message(s) queued\n",
                 queued);
-    rd_kafka_destroy(rk);
     rc = (err || queued > 0) ? -1 : (int)state->failed;
+    state->failed = 0;
+    return rc;
+}
+
+int hx_producer_flush_free(rd_kafka_t *rk, int timeout_ms)
+{
+    struct hx_producer_state *state = rd_kafka_opaque(rk);
+    int rc = hx_producer_flush(rk, timeout_ms);
+
+    rd_kafka_destroy(rk);
     free(state);
     return rc;
 }

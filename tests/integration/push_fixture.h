@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include <jansson.h>
+#include <librdkafka/rdkafka.h>
 
 #define PF_TEAM    "TEAM123456"
 #define PF_KID     "KEY1234567"
@@ -29,6 +30,7 @@ struct pf_env {
     char *dir;
     char *ca_file;
     char apns_key[512], fcm_sa[512], vapid_key[512];
+    rd_kafka_t *producer; /* pf_send*(), made by the first call */
 };
 
 struct pf_worker {
