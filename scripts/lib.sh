@@ -155,6 +155,20 @@ redis_rate() {
         awk -F'"' '/SET/ { printf "%d\n", $4 }'
 }
 
+# make_pki: a throw-away CA (ca.pem, for HERALD_TLS_CA_FILE), a server
+# certificate it signed for 127.0.0.1 (server.pem, server.key) and a
+# service account's RSA key (sa.key), in $WORK.
+make_pki() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+        -subj /CN=herald-test-ca -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -subj /CN=127.0.0.1 -keyout "$WORK/server.key" -out "$WORK/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$WORK/san.ext"
+    openssl x509 -req -in "$WORK/server.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
+        -CAcreateserial -days 1 -extfile "$WORK/san.ext" -out "$WORK/server.pem" 2>/dev/null
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/sa.key" 2>/dev/null
+}
+
 # start_fake_push TEAM KEY_ID TOPIC PROJECT [fake_push.js args...]: the fake
 # APNs/FCM/Web Push (tests/node/fake_push.js, HTTP/2 over TLS) with a
 # throw-away CA, and the credentials herald-push needs, all in $WORK:
@@ -164,16 +178,9 @@ redis_rate() {
 start_fake_push() {
     local team=$1 kid=$2 topic=$3 project=$4
     shift 4
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-        -subj /CN=herald-test-ca -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-        -subj /CN=127.0.0.1 -keyout "$WORK/server.key" -out "$WORK/server.csr" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$WORK/san.ext"
-    openssl x509 -req -in "$WORK/server.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
-        -CAcreateserial -days 1 -extfile "$WORK/san.ext" -out "$WORK/server.pem" 2>/dev/null
+    make_pki
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/AuthKey.p8" 2>/dev/null
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/vapid.pem" 2>/dev/null
-    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/sa.key" 2>/dev/null
     node tests/node/fake_push.js --port 0 --cert "$WORK/server.pem" \
         --key "$WORK/server.key" "$@" >"$WORK/fake.out" 2>"$WORK/fake.log" &
     FAKE_PID=$!

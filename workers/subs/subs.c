@@ -124,6 +124,7 @@ subs_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
     (void)w;
     /* Parse and verify on every verify thread; then decide in order. */
     subs_pre_batch(st, batch);
+    subs_google_read_batch(st, batch);
     for (size_t i = 0; i < batch->n; i++) {
         struct hr_item *item = &batch->items[i];
         const struct subs_pre *pre = &st->pre[i];
@@ -139,7 +140,8 @@ subs_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
         } else if (json_is_object(msg =
                                       json_object_get(pre->body, "message")) &&
                    json_object_get(msg, "data")) {
-            step = subs_google_handle(st, item, pre->body);
+            step = subs_google_handle(st, item, pre->body,
+                                      st->read_of ? st->read_of[i] : NULL);
         } else {
             hr_item_dead(item, HR_ERR_POISON,
                          "neither an App Store notification (signedPayload) "
@@ -154,6 +156,7 @@ subs_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
         step = subs_webhooks_perform(st);
     pending_clear(st);
     subs_webhooks_clear(st);
+    subs_google_reads_clear(st);
     subs_pre_clear(st);
     return step == SUBS_STEP_PAUSE ? HR_BATCH_PAUSE : HR_BATCH_DONE;
 }

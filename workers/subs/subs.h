@@ -158,6 +158,13 @@ struct subs_state {
     struct hr_metric *api_calls;    /* status */
     struct hr_metric *ack_failures; /* acknowledgements that failed */
     struct hr_metric *token_fetches;
+    /* the batch's purchase reads, made together (subs_google_read_batch()):
+     * read_of[i] is item i's answer, or NULL when none was made for it */
+    struct hr_http_request *reads;
+    char **read_urls;
+    struct hr_http_request **read_of;
+    size_t nreads, reads_cap;
+    int64_t read_ms; /* when they were made */
 };
 
 /** What handling one item asks of the batch. */
@@ -234,14 +241,27 @@ int subs_google_init(struct subs_state *st,
 void subs_google_fini(struct subs_state *st);
 
 /**
+ * Read the purchase of every Google Play notification of @batch that needs
+ * one, all at once (up to SUBS_PLAY_CONCURRENCY in flight, one token):
+ * st->read_of[i] holds item i's answer for subs_google_handle(). Items it
+ * cannot read ahead (no token, a bad notification) are left to
+ * subs_google_handle(), which decides them one by one.
+ */
+void subs_google_read_batch(struct subs_state *st, struct hr_batch *batch);
+
+/** Release the answers of subs_google_read_batch(). */
+void subs_google_reads_clear(struct subs_state *st);
+
+/**
  * Handle one Google Play RTDN push body @body (borrowed; it has
- * "message") for @item: parse, look up, read the purchase, apply, emit,
- * acknowledge (subs_google.c). Sets the item's outcome unless it returns
- * SUBS_STEP_PAUSE.
+ * "message") for @item: parse, look up, read the purchase (@read: the
+ * answer read ahead, or NULL), apply, emit, acknowledge (subs_google.c).
+ * Sets the item's outcome unless it returns SUBS_STEP_PAUSE.
  */
 enum subs_step subs_google_handle(struct subs_state *st,
                                   struct hr_item *item,
-                                  const struct json_t *body);
+                                  const struct json_t *body,
+                                  const struct hr_http_request *read);
 
 /**
  * Apply @c (checked here: a bad change is dead-lettered) to Redis, count

@@ -28,8 +28,13 @@
  * one, then dead-letter (auth); 404/410 dead-letter (permanent: "purchase
  * not found"); 429, 5xx and transport failures retry (destination
  * "googleplay:api", Retry-After honoured); another status dead-letters
- * (permanent). Items are handled one at a time: the calls of a batch are
- * not made in parallel yet.
+ * (permanent).
+ *
+ * The purchase reads of a batch are made together before its items are
+ * decided (subs_google_read_batch(): one token, READ_CONCURRENCY calls in
+ * flight over kept connections); an item whose read was refused with
+ * 401/403 reads again itself, with a fresh token. Acknowledgements, rare
+ * (a new purchase), are made one at a time as items are decided.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +58,9 @@
 #define PROVIDER       "googleplay"
 #define DESTINATION    "googleplay:api"
 #define API_TIMEOUT_MS 10000L
+/* Play Developer API calls in flight: the reads of a batch overlap their
+ * round trips (the API's quota is per minute, not per connection). */
+#define READ_CONCURRENCY 8
 
 int subs_google_init(struct subs_state *st,
                      const struct hr_conf *cfg,
@@ -83,7 +91,7 @@ int subs_google_init(struct subs_state *st,
     st->tls = hr_tls_new(ca, errstr, errstr_size);
     if (!st->tls)
         return -1;
-    st->http = hr_http_new(ca, 4, errstr, errstr_size);
+    st->http = hr_http_new(ca, READ_CONCURRENCY, errstr, errstr_size);
     if (!st->http)
         return -1;
     hr_log_info("googleplay ready",
@@ -96,6 +104,14 @@ int subs_google_init(struct subs_state *st,
 
 void subs_google_fini(struct subs_state *st)
 {
+    subs_google_reads_clear(st);
+    free(st->reads);
+    free(st->read_urls);
+    free(st->read_of);
+    st->reads = NULL;
+    st->read_urls = NULL;
+    st->read_of = NULL;
+    st->reads_cap = 0;
     hr_http_free(st->http);
     hr_tls_free(st->tls);
     hr_gcp_sa_free(st->play_sa);
@@ -150,12 +166,14 @@ static enum hr_gcp_result token_get(struct subs_state *st,
 
 /* One call: @method @url (body @body or NULL) with a bearer token; on
  * 401/403 the token is forgotten and the call made once more with a new
- * one. Returns HR_GCP_OK with @req finished (any status; the caller
- * releases it), else why no token came, with @errstr. */
+ * one (@attempts 2; 1 when the first was already refused: only the one
+ * with a new token). Returns HR_GCP_OK with @req finished (any status; the
+ * caller releases it), else why no token came, with @errstr. */
 static enum hr_gcp_result call(struct subs_state *st,
                                const char *method,
                                const char *url,
                                const char *body,
+                               int attempts,
                                struct hr_http_request *req,
                                char *errstr,
                                size_t errstr_size)
@@ -166,7 +184,7 @@ static enum hr_gcp_result call(struct subs_state *st,
                              NULL};
     enum hr_gcp_result rc = HR_GCP_OK;
 
-    for (int attempt = 0; attempt < 2; attempt++) {
+    for (int attempt = 0; attempt < attempts; attempt++) {
         rc = token_get(st, token, sizeof(token), errstr, errstr_size);
         if (rc != HR_GCP_OK)
             break;
@@ -259,7 +277,7 @@ static void acknowledge(struct subs_state *st,
                     HR_LOG_STR("notification_id", n->message_id));
         return;
     }
-    rc = call(st, "POST", url, "{}", &req, errstr, errstr_size);
+    rc = call(st, "POST", url, "{}", 2, &req, errstr, errstr_size);
     if (rc != HR_GCP_OK || hr_http_classify(&req) >= 0) {
         hr_metric_add(st->ack_failures, NULL, 1);
         hr_log_warn("googleplay acknowledge failed",
@@ -273,15 +291,37 @@ static void acknowledge(struct subs_state *st,
     free(url);
 }
 
+/* The purchase @what in the finished read @req (its JSON answer, the
+ * caller decrefs), or NULL with @item's outcome set. */
+static json_t *purchase_of(struct hr_item *item,
+                           const struct hr_http_request *req,
+                           const char *what)
+{
+    json_t *purchase = NULL;
+    json_error_t jerr;
+
+    if (hr_http_classify(req) >= 0)
+        call_failed(item, req, what);
+    else if (!req->response_body ||
+             !(purchase =
+                   json_loadb(req->response_body, req->response_len, 0, &jerr)))
+        hr_item_dead(item, HR_ERR_PERMANENT,
+                     "googleplay %s: unusable answer: not JSON", what);
+    return purchase;
+}
+
 /*
- * GET @url (NULL: @errstr says why there is none; freed here), the
- * purchase @what ("subscriptionsv2.get"): its JSON answer (the caller
- * decrefs), or NULL with @item's outcome set or *@step SUBS_STEP_PAUSE.
+ * The purchase @what ("subscriptionsv2.get") at @url (NULL: @errstr says
+ * why there is none; freed here): from @read, the answer read ahead, unless
+ * it is NULL or was refused (401/403: GET it again, with a fresh token).
+ * Its JSON answer (the caller decrefs), or NULL with @item's outcome set
+ * or *@step SUBS_STEP_PAUSE.
  */
 static json_t *read_purchase(struct subs_state *st,
                              struct hr_item *item,
                              char *url,
                              const char *what,
+                             const struct hr_http_request *read,
                              enum subs_step *step,
                              char *errstr,
                              size_t errstr_size)
@@ -289,26 +329,53 @@ static json_t *read_purchase(struct subs_state *st,
     struct hr_http_request req = {0};
     json_t *purchase = NULL;
     enum hr_gcp_result rc;
-    json_error_t jerr;
 
     *step = SUBS_STEP_DONE;
     if (!url) {
         hr_item_dead(item, HR_ERR_PERMANENT, "googleplay: %s", errstr);
         return NULL;
     }
-    rc = call(st, "GET", url, NULL, &req, errstr, errstr_size);
+    if (read && read->status != 401 && read->status != 403) {
+        free(url);
+        return purchase_of(item, read, what);
+    }
+    rc = call(st, "GET", url, NULL, read ? 1 : 2, &req, errstr, errstr_size);
     if (rc != HR_GCP_OK)
         *step = token_failed(st, item, rc, errstr);
-    else if (hr_http_classify(&req) >= 0)
-        call_failed(item, &req, what);
-    else if (!req.response_body ||
-             !(purchase =
-                   json_loadb(req.response_body, req.response_len, 0, &jerr)))
-        hr_item_dead(item, HR_ERR_PERMANENT,
-                     "googleplay %s: unusable answer: not JSON", what);
+    else
+        purchase = purchase_of(item, &req, what);
     hr_http_request_release(&req);
     free(url);
     return purchase;
+}
+
+/*
+ * The URL that reads @n's purchase, and *@what names the call; NULL when
+ * there is none to read (a voided one-time purchase names no product) or
+ * it cannot be built (*@what set, @errstr says why).
+ */
+static char *read_url(const struct subs_state *st,
+                      const struct subs_play_notification *n,
+                      const char **what,
+                      char *errstr,
+                      size_t errstr_size)
+{
+    const char *api = st->set.googleplay_endpoint;
+
+    *what = NULL;
+    if (n->kind == SUBS_PLAY_SUBSCRIPTION ||
+        (n->kind == SUBS_PLAY_VOIDED && n->product_type == 1)) {
+        *what = "subscriptionsv2.get";
+        return subs_play_get_url(api, n->package_name, n->purchase_token,
+                                 errstr, errstr_size);
+    }
+    if (n->kind == SUBS_PLAY_ONE_TIME && n->product_id[0]) {
+        *what = "products.get";
+        return subs_play_product_url(api, n->package_name, n->product_id,
+                                     n->purchase_token, false, errstr,
+                                     errstr_size);
+    }
+    return NULL;
 }
 
 /* The state of @s over the snapshot's @snap_state: revoke and refund say
@@ -326,18 +393,21 @@ static const char *state_of(enum subs_strategy s, const char *snap_state)
 static enum subs_step subscription(struct subs_state *st,
                                    struct hr_item *item,
                                    const struct subs_play_notification *n,
-                                   enum subs_strategy strategy)
+                                   enum subs_strategy strategy,
+                                   const struct hr_http_request *read)
 {
     struct subs_play_snapshot snap;
     struct subs_change c;
     char errstr[300] = "";
+    const char *what;
     enum subs_step step;
-    int64_t now = hr_time_now_ms();
-    json_t *purchase = read_purchase(
-        st, item,
-        subs_play_get_url(st->set.googleplay_endpoint, n->package_name,
-                          n->purchase_token, errstr, sizeof(errstr)),
-        "subscriptionsv2.get", &step, errstr, sizeof(errstr));
+    char *url = read_url(st, n, &what, errstr, sizeof(errstr));
+    json_t *purchase =
+        read_purchase(st, item, url, what, read, &step, errstr, sizeof(errstr));
+    /* the snapshot is as of its read */
+    int64_t now = read && read->status != 401 && read->status != 403
+                      ? st->read_ms
+                      : hr_time_now_ms();
 
     if (!purchase)
         return step;
@@ -393,7 +463,8 @@ out:
 static enum subs_step one_time(struct subs_state *st,
                                struct hr_item *item,
                                const struct subs_play_notification *n,
-                               enum subs_strategy strategy)
+                               enum subs_strategy strategy,
+                               const struct hr_http_request *read)
 {
     struct subs_play_product p = {0};
     char errstr[300] = "";
@@ -412,12 +483,11 @@ static enum subs_step one_time(struct subs_state *st,
     };
 
     if (n->kind == SUBS_PLAY_ONE_TIME && n->product_id[0]) {
-        purchase = read_purchase(
-            st, item,
-            subs_play_product_url(st->set.googleplay_endpoint, n->package_name,
-                                  n->product_id, n->purchase_token, false,
-                                  errstr, sizeof(errstr)),
-            "products.get", &step, errstr, sizeof(errstr));
+        const char *what;
+        char *url = read_url(st, n, &what, errstr, sizeof(errstr));
+
+        purchase = read_purchase(st, item, url, what, read, &step, errstr,
+                                 sizeof(errstr));
         if (!purchase)
             return step;
         if (subs_play_product_parse(purchase, &p, errstr, sizeof(errstr))) {
@@ -451,7 +521,8 @@ out:
 
 enum subs_step subs_google_handle(struct subs_state *st,
                                   struct hr_item *item,
-                                  const json_t *body)
+                                  const json_t *body,
+                                  const struct hr_http_request *read)
 {
     struct subs_play_notification *n;
     enum subs_strategy strategy;
@@ -514,10 +585,117 @@ enum subs_step subs_google_handle(struct subs_state *st,
     }
     if (n->kind == SUBS_PLAY_SUBSCRIPTION ||
         (n->kind == SUBS_PLAY_VOIDED && n->product_type == 1))
-        step = subscription(st, item, n, strategy);
+        step = subscription(st, item, n, strategy, read);
     else
-        step = one_time(st, item, n, strategy);
+        step = one_time(st, item, n, strategy, read);
 out:
     free(n);
     return step;
+}
+
+/* ---- the batch's reads, made together ------------------------------------ */
+
+/* Whether @body is a Google Play push body (as subs_handle() tells them
+ * from App Store notifications). */
+static bool is_play_body(const json_t *body)
+{
+    const json_t *msg = json_object_get(body, "message");
+
+    return body && !json_object_get(body, "signedPayload") &&
+           json_is_object(msg) && json_object_get(msg, "data");
+}
+
+/* Queue the read of @body's purchase as st->reads[st->nreads] for item
+ * @i, when its notification is one subs_google_handle() would read. */
+static void read_queue(struct subs_state *st,
+                       const json_t *body,
+                       size_t i,
+                       struct subs_play_notification *n)
+{
+    enum subs_strategy strategy;
+    const char *code = NULL, *what;
+    char errstr[300];
+    bool known = false;
+    char *url;
+
+    if (subs_play_parse(body, st->set.packages, (size_t)st->set.npackages, n,
+                        &code, errstr, sizeof(errstr)) ||
+        n->kind == SUBS_PLAY_TEST)
+        return;
+    strategy = subs_table_lookup(st->table, SUBS_GOOGLEPLAY, n->type,
+                                 n->subtype, &known);
+    if (!known || strategy == SUBS_IGNORE)
+        return;
+    url = read_url(st, n, &what, errstr, sizeof(errstr));
+    if (!url)
+        return;
+    st->read_urls[st->nreads] = url;
+    st->reads[st->nreads++] = (struct hr_http_request){
+        .method = "GET",
+        .url = url,
+        .timeout_ms = API_TIMEOUT_MS,
+        .opaque = &st->read_of[i],
+    };
+}
+
+void subs_google_read_batch(struct subs_state *st, struct hr_batch *batch)
+{
+    char token[HR_GCP_TOKEN_MAX], auth[HR_GCP_TOKEN_MAX + 32], errstr[300];
+    const char *headers[] = {auth, "Accept: application/json", NULL};
+    struct subs_play_notification *n;
+    bool refused = false;
+
+    subs_google_reads_clear(st);
+    if (!st->play_sa || !batch->n)
+        return;
+    if (batch->n > st->reads_cap) {
+        free(st->reads);
+        free(st->read_urls);
+        free(st->read_of);
+        st->reads = calloc(batch->n, sizeof(*st->reads));
+        st->read_urls = calloc(batch->n, sizeof(*st->read_urls));
+        st->read_of = calloc(batch->n, sizeof(*st->read_of));
+        HR_ASSERT(st->reads && st->read_urls && st->read_of);
+        st->reads_cap = batch->n;
+    }
+    memset(st->read_of, 0, batch->n * sizeof(*st->read_of));
+    n = malloc(sizeof(*n));
+    HR_ASSERT(n);
+    for (size_t i = 0; i < batch->n; i++) {
+        if (batch->items[i].outcome == HR_OUT_PENDING &&
+            is_play_body(st->pre[i].body))
+            read_queue(st, st->pre[i].body, i, n);
+    }
+    free(n);
+    /* without a token, each item asks for one itself and takes the
+     * outcome its failure calls for */
+    if (!st->nreads || token_get(st, token, sizeof(token), errstr,
+                                 sizeof(errstr)) != HR_GCP_OK)
+        return;
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    for (size_t k = 0; k < st->nreads; k++)
+        st->reads[k].headers = headers;
+    (void)hr_http_perform(st->http, st->reads, st->nreads);
+    st->read_ms = hr_time_now_ms();
+    for (size_t k = 0; k < st->nreads; k++) {
+        struct hr_http_request *r = &st->reads[k];
+
+        r->headers = NULL;
+        *(struct hr_http_request **)r->opaque = r;
+        count_call(st, r);
+        refused |= r->status == 401 || r->status == 403;
+    }
+    if (refused)
+        hr_gcp_token_forget(st->play_sa, st->redis, SUBS_PLAY_SCOPE, token);
+    memset(token, 0, sizeof(token));
+    memset(auth, 0, sizeof(auth));
+}
+
+void subs_google_reads_clear(struct subs_state *st)
+{
+    for (size_t k = 0; k < st->nreads; k++) {
+        hr_http_request_release(&st->reads[k]);
+        free(st->read_urls[k]);
+    }
+    st->nreads = 0;
 }
