@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hr_circuit.h"
 #include "hr_msg.h"
 
 /* Last: it turns banned libc functions into errors. */
@@ -103,6 +104,27 @@ void hr_item_retry(struct hr_item *item,
     va_start(ap, fmt);
     item_set_reason(item, fmt, ap);
     va_end(ap);
+}
+
+void hr_item_held_back(struct hr_item *item,
+                       int state,
+                       const char *destination,
+                       int64_t wait_ms)
+{
+    switch (state) {
+    case HR_CIRCUIT_AUTH_BROKEN:
+        hr_item_dead(item, HR_ERR_AUTH, "%s (auth broken)",
+                     HR_CIRCUIT_OPEN_REASON);
+        break;
+    case HR_CIRCUIT_THROTTLED:
+        hr_item_retry(item, HR_ERR_THROTTLED, destination, wait_ms, "%s",
+                      HR_CIRCUIT_THROTTLED_REASON);
+        break;
+    default:
+        hr_item_retry(item, HR_ERR_TRANSIENT, destination, -1, "%s",
+                      HR_CIRCUIT_OPEN_REASON);
+        break;
+    }
 }
 
 void hr_item_set_destination(struct hr_item *item, const char *destination)

@@ -232,6 +232,18 @@ void hr_item_retry(struct hr_item *item,
                    const char *fmt,
                    ...) HR_PRINTF(5, 6);
 
+/**
+ * Set @item's outcome for a call to @destination that its shared circuit
+ * held back (hr_circuit_check() did not allow it; @state, an enum
+ * hr_circuit_state): auth-broken is dead (auth); throttled goes to the
+ * guard to wait @wait_ms; open, or half-open with its probes taken, goes to
+ * the guard as a retry that spent no attempt (HR_CIRCUIT_OPEN_REASON).
+ */
+void hr_item_held_back(struct hr_item *item,
+                       int state,
+                       const char *destination,
+                       int64_t wait_ms);
+
 /** Set @item's destination (NULL: none). */
 void hr_item_set_destination(struct hr_item *item, const char *destination);
 

@@ -240,19 +240,9 @@ static int circuit(struct email_state *st,
     hr_metric_set(st->circuit_state, (const char *[]){dest},
                   hr_circuit_state_gauge(state));
     for (size_t i = 0; i < n && !allowed; i++) {
-        struct hr_item *item = &batch->items[jobs[i].item];
-
-        if (jobs[i].attempt <= 0)
-            continue;
-        if (state == HR_CIRCUIT_AUTH_BROKEN)
-            hr_item_dead(item, HR_ERR_AUTH, "%s (auth broken)",
-                         HR_CIRCUIT_OPEN_REASON);
-        else if (state == HR_CIRCUIT_THROTTLED)
-            hr_item_retry(item, HR_ERR_THROTTLED, dest, wait, "%s",
-                          HR_CIRCUIT_THROTTLED_REASON);
-        else
-            hr_item_retry(item, HR_ERR_TRANSIENT, dest, -1, "%s",
-                          HR_CIRCUIT_OPEN_REASON);
+        if (jobs[i].attempt > 0)
+            hr_item_held_back(&batch->items[jobs[i].item], (int)state, dest,
+                              wait);
     }
     return 0;
 }
