@@ -36,7 +36,7 @@
 #include "push_fixture.h"
 
 #define T(name) name ":2," name ".retry:1," name ".dlq:1," name ".ent:1,"
-#define TOPICS  T("s-apple") T("s-google") "s-none:1"
+#define TOPICS  T("s-apple") T("s-google") T("s-gcircuit") "s-none:1"
 
 #define USER   "7e3f9b2a-4c1d-4e8f-9a6b-1d2c3e4f5a6b"
 #define BUNDLE "com.example"
@@ -808,6 +808,55 @@ static void test_backend_webhook(void **state)
                                         "status=\"503\"}"),
                      1);
     worker_stop(w);
+
+    /* A webhook's shared circuit: with its backend down, two failed calls
+     * open it (at these settings), and the third renewal's call is not
+     * made: to the guard, no attempt spent. */
+    route = json_pack("{s:s, s:i}", "path", "/down", "status", 503);
+    assert_int_equal(hx_fake_http_route_json(fake, route), 0);
+    json_decref(route);
+    f = fopen(cfg_path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "{\"subs\": {\"webhooks\": {\"down\": {"
+            "\"url\": \"%s/down\", \"timeout_ms\": 3000}}}}",
+            hx_fake_http_url(fake));
+    fclose(f);
+    extra[2] = "HERALD_GUARD_CIRCUIT_MIN_CALLS=2";
+    extra[3] = NULL;
+    w = worker_start(topic, extra);
+    for (int i = 0; i < 3; i++) {
+        char uuid[40];
+
+        snprintf(uuid, sizeof(uuid), "66666666-6666-4666-8666-66666666667%d",
+                 i);
+        body = notification("DID_RENEW", NULL, uuid, T0 + (2 + i) * DAY,
+                            T0 + (90 + i) * DAY, 1);
+        send_raw(topic, "1000", body);
+        free(body);
+        wait_metric(w, "herald_events_processed_total{", i + 1);
+    }
+    reqs = hx_fake_http_requests(fake, "/down");
+    assert_int_equal(json_array_size(reqs), 2);
+    json_decref(reqs);
+    recs = pf_collect(env, "s-hook.retry");
+    assert_int_equal(json_array_size(recs), 1 + 3);
+    {
+        const json_t *h = json_object_get(json_array_get(recs, 3), "headers");
+
+        assert_string_equal(
+            json_string_value(json_object_get(h, "herald-destination")),
+            "webhook:down");
+        assert_string_equal(
+            json_string_value(json_object_get(h, "herald-error")),
+            "circuit open");
+    }
+    json_decref(recs);
+    assert_int_equal(hx_metric(w->port,
+                               "herald_guard_circuit_state{worker=\"subs\","
+                               "destination=\"webhook:down\"}"),
+                     2);
+    worker_stop(w);
     hx_fake_http_free(fake);
 }
 
@@ -908,17 +957,81 @@ assert_one_call(struct hx_fake_http *fake, const char *path, const char *method)
     json_decref(reqs);
 }
 
+/* A fake Play Developer API and token endpoint over HTTPS, and the
+ * settings that point herald-subs at it. */
+struct play {
+    struct hx_fake_http *fake;
+    char *ca, *cert, *key;
+    char extra[12][1000];
+    const char *extras[13];
+};
+
+/* Start @p's fake (a throw-away CA in <dir>/@name-pki) answering @routes
+ * (borrowed) and /token; @p->extras: @more (NULL-terminated, may be NULL)
+ * and the Google Play settings. */
+static void
+play_start(struct play *p, const char *name, json_t *routes, const char **more)
+{
+    char pki[900], sa_path[900], token_uri[200];
+    size_t n = 0;
+    json_t *all;
+
+    snprintf(pki, sizeof(pki), "%s/%s-pki", env->dir, name);
+    assert_int_equal(mkdir(pki, 0700), 0);
+    assert_int_equal(hx_tls_make_pki(pki, &p->ca, &p->cert, &p->key), 0);
+    p->fake = hx_fake_http_start(&(struct hx_fake_http_opts){
+        .tls_cert = p->cert, .tls_key = p->key, .ca_file = p->ca});
+    assert_non_null(p->fake);
+    assert_non_null(strstr(hx_fake_http_url(p->fake), "https://"));
+    all = json_pack("[{s:s, s:i, s:{s:s, s:i, s:s}}]", "path", "/token",
+                    "status", 200, "body", "access_token", "ya29.t",
+                    "expires_in", 3600, "token_type", "Bearer");
+    if (json_is_array(routes))
+        assert_int_equal(json_array_extend(all, routes), 0);
+    else
+        assert_int_equal(json_array_append(all, routes), 0);
+    assert_int_equal(hx_fake_http_route_json(p->fake, all), 0);
+    json_decref(all);
+    snprintf(sa_path, sizeof(sa_path), "%s/%s-sa.json", env->dir, name);
+    snprintf(token_uri, sizeof(token_uri), "%s/token",
+             hx_fake_http_url(p->fake));
+    write_service_account(sa_path, "https://oauth2.googleapis.com/token");
+    for (size_t i = 0; more && more[i] && n < 7; i++)
+        snprintf(p->extra[n++], sizeof(p->extra[0]), "%s", more[i]);
+    snprintf(p->extra[n++], sizeof(p->extra[0]),
+             "HERALD_GOOGLEPLAY_PACKAGE_NAMES=com.example.other, " G_PACKAGE);
+    snprintf(p->extra[n++], sizeof(p->extra[0]),
+             "HERALD_GOOGLEPLAY_CREDENTIALS_FILE=%s", sa_path);
+    snprintf(p->extra[n++], sizeof(p->extra[0]),
+             "HERALD_GOOGLEPLAY_API_ENDPOINT=%s", hx_fake_http_url(p->fake));
+    /* the override, not the key file's token_uri */
+    snprintf(p->extra[n++], sizeof(p->extra[0]),
+             "HERALD_GOOGLEPLAY_TOKEN_URI=%s", token_uri);
+    snprintf(p->extra[n++], sizeof(p->extra[0]), "HERALD_TLS_CA_FILE=%s",
+             p->ca);
+    for (size_t i = 0; i < n; i++)
+        p->extras[i] = p->extra[i];
+    p->extras[n] = NULL;
+}
+
+static void play_stop(struct play *p)
+{
+    hx_fake_http_free(p->fake);
+    free(p->ca);
+    free(p->cert);
+    free(p->key);
+}
+
 /* An active purchase read from the API, applied and acknowledged; a
  * package not allowed, a purchase the API does not know, a test
  * notification. */
 static void test_googleplay(void **state)
 {
     const char *topic = "s-google";
+    struct play play = {0};
     struct hx_fake_http *fake;
     struct worker *w;
-    char sa_path[900], token_uri[200], extra[5][1000], *body;
-    char pki[900], *ca = NULL, *cert = NULL, *key = NULL;
-    const char *extras[6];
+    char *body;
     json_t *routes, *more, *reqs, *recs, *dlq, *e, *dead;
     char expiry[40];
     time_t secs = (time_t)(time(NULL) + 30 * 86400);
@@ -929,25 +1042,13 @@ static void test_googleplay(void **state)
     (void)state;
     if (!hx_node_available())
         skip();
-    /* the Play Developer API and the token endpoint over HTTPS, with a
-     * throw-away CA the worker is told about */
-    snprintf(pki, sizeof(pki), "%s/play-pki", env->dir);
-    assert_int_equal(mkdir(pki, 0700), 0);
-    assert_int_equal(hx_tls_make_pki(pki, &ca, &cert, &key), 0);
-    fake = hx_fake_http_start(&(struct hx_fake_http_opts){
-        .tls_cert = cert, .tls_key = key, .ca_file = ca});
-    assert_non_null(fake);
-    assert_non_null(strstr(hx_fake_http_url(fake), "https://"));
     gmtime_r(&secs, &tm);
     strftime(expiry, sizeof(expiry), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
     routes = json_pack(
-        "[{s:s, s:i, s:{s:s, s:i, s:s}},"
-        " {s:s, s:i, s:{s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:{s:b}}],"
+        "[{s:s, s:i, s:{s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:{s:b}}],"
         "               s:{s:s}}},"
         " {s:s, s:i, s:{}},"
         " {s:s, s:i, s:{s:{s:i, s:s}}}]",
-        "path", "/token", "status", 200, "body", "access_token", "ya29.t",
-        "expires_in", 3600, "token_type", "Bearer",
         /* subscriptionsv2.get of tok-good */
         "path", G_GET("tok-good"), "status", 200, "body", "kind",
         "androidpublisher#subscriptionPurchaseV2", "subscriptionState",
@@ -986,26 +1087,12 @@ static void test_googleplay(void **state)
     assert_non_null(more);
     assert_int_equal(json_array_extend(routes, more), 0);
     json_decref(more);
-    assert_int_equal(hx_fake_http_route_json(fake, routes), 0);
+    /* the Play Developer API and the token endpoint over HTTPS, with a
+     * throw-away CA the worker is told about */
+    play_start(&play, "play", routes, NULL);
     json_decref(routes);
-
-    snprintf(sa_path, sizeof(sa_path), "%s/subs-play-sa.json", env->dir);
-    snprintf(token_uri, sizeof(token_uri), "%s/token", hx_fake_http_url(fake));
-    write_service_account(sa_path, "https://oauth2.googleapis.com/token");
-    snprintf(extra[0], sizeof(extra[0]),
-             "HERALD_GOOGLEPLAY_PACKAGE_NAMES=com.example.other, " G_PACKAGE);
-    snprintf(extra[1], sizeof(extra[1]),
-             "HERALD_GOOGLEPLAY_CREDENTIALS_FILE=%s", sa_path);
-    snprintf(extra[2], sizeof(extra[2]), "HERALD_GOOGLEPLAY_API_ENDPOINT=%s",
-             hx_fake_http_url(fake));
-    /* the override, not the key file's token_uri */
-    snprintf(extra[3], sizeof(extra[3]), "HERALD_GOOGLEPLAY_TOKEN_URI=%s",
-             token_uri);
-    snprintf(extra[4], sizeof(extra[4]), "HERALD_TLS_CA_FILE=%s", ca);
-    for (size_t i = 0; i < 5; i++)
-        extras[i] = extra[i];
-    extras[5] = NULL;
-    w = worker_start(topic, extras);
+    fake = play.fake;
+    w = worker_start(topic, play.extras);
 
     /* SUBSCRIPTION_PURCHASED */
     body = rtdn("g-1", G_PACKAGE, 4, "tok-good");
@@ -1031,9 +1118,6 @@ static void test_googleplay(void **state)
     body = rtdn("g-6", G_PACKAGE, 2, "tok-403");
     send_raw(topic, "g", body);
     free(body);
-    body = rtdn("g-7", G_PACKAGE, 2, "tok-429");
-    send_raw(topic, "g", body);
-    free(body);
     body = rtdn("g-8", G_PACKAGE, 2, "tok-503");
     send_raw(topic, "g", body);
     free(body);
@@ -1052,6 +1136,11 @@ static void test_googleplay(void **state)
     send_raw(topic, "g",
              "{\"message\":{\"data\":\"bm90IGpzb24=\",\"messageId\":"
              "\"g-11\"},\"subscription\":\"projects/p/subscriptions/s\"}");
+    /* last: a 429 with Retry-After holds every later call of the batches
+     * after it back (the shared circuit: the API asked to wait) */
+    body = rtdn("g-7", G_PACKAGE, 2, "tok-429");
+    send_raw(topic, "g", body);
+    free(body);
     wait_metric(w, "herald_events_processed_total{", 11);
 
     assert_int_equal(hx_metric(w->port,
@@ -1230,10 +1319,65 @@ static void test_googleplay(void **state)
     }
     json_decref(recs);
     worker_stop(w);
-    hx_fake_http_free(fake);
-    free(ca);
-    free(cert);
-    free(key);
+    play_stop(&play);
+}
+
+/* The Play Developer API's shared circuit: after enough failed reads it
+ * opens, and the next notifications go to the guard without a call (no
+ * attempt spent) until it is half-open again. */
+static void test_googleplay_circuit(void **state)
+{
+    const char *topic = "s-gcircuit";
+    const char *more[] = {"HERALD_GUARD_CIRCUIT_MIN_CALLS=3",
+                          "HERALD_GUARD_CIRCUIT_OPEN_MS=600000", NULL};
+    json_t *routes, *recs;
+    struct play play = {0};
+    struct worker *w;
+    char id[32], tok[32], *body;
+    size_t held = 0;
+
+    (void)state;
+    if (!hx_node_available())
+        skip();
+    routes = json_pack("{s:s, s:i, s:{s:{s:i}}}", "path", "*", "status", 503,
+                       "body", "error", "code", 503);
+    play_start(&play, "gcircuit", routes, more);
+    json_decref(routes);
+    w = worker_start(topic, play.extras);
+    for (int i = 0; i < 6; i++) {
+        snprintf(id, sizeof(id), "gc-%d", i);
+        snprintf(tok, sizeof(tok), "tok-gc-%d", i);
+        body = rtdn(id, G_PACKAGE, 2, tok);
+        send_raw(topic, "g", body);
+        free(body);
+        /* the first three fail (503) and open the circuit */
+        if (i == 2)
+            wait_metric(w, "herald_events_processed_total{", 3);
+    }
+    wait_metric(w, "herald_events_processed_total{", 6);
+    assert_int_equal(hx_metric(w->port, "herald_subs_api_calls_total{worker="
+                                        "\"subs\",status=\"503\"}"),
+                     3);
+    assert_int_equal(hx_metric(w->port,
+                               "herald_guard_circuit_state{worker=\"subs\","
+                               "destination=\"googleplay:api\"}"),
+                     2);
+    recs = pf_collect(env, "s-gcircuit.retry");
+    assert_non_null(recs);
+    assert_int_equal(json_array_size(recs), 6);
+    for (size_t i = 0; i < 6; i++) {
+        const json_t *h = json_object_get(json_array_get(recs, i), "headers");
+
+        assert_string_equal(
+            json_string_value(json_object_get(h, "herald-destination")),
+            "googleplay:api");
+        held += !strcmp(json_string_value(json_object_get(h, "herald-error")),
+                        "circuit open");
+    }
+    assert_int_equal(held, 3);
+    json_decref(recs);
+    worker_stop(w);
+    play_stop(&play);
 }
 
 /* --check-config: the roots are required, the table is validated. */
@@ -1299,6 +1443,7 @@ int main(void)
         cmocka_unit_test(test_appstore_sqs_fifo),
         cmocka_unit_test(test_backend_webhook),
         cmocka_unit_test(test_googleplay),
+        cmocka_unit_test(test_googleplay_circuit),
         cmocka_unit_test(test_check_config),
     };
 

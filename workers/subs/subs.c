@@ -58,6 +58,11 @@ static void declare_metrics(struct subs_state *st, struct hr_metrics *m)
         "Google Play purchases whose acknowledgement failed (logged; the "
         "next notification of the purchase tries again)",
         NULL);
+    st->circuit_state = hr_metrics_gauge(
+        m, "herald_guard_circuit_state",
+        "Shared circuit state of the Play Developer API and the webhooks (0 "
+        "closed, 1 half-open, 2 open, auth-broken or throttled)",
+        "destination");
     st->token_fetches = hr_metrics_counter(
         m, "herald_subs_token_fetches_total",
         "OAuth2 token exchanges this replica made for the Play Developer API",
@@ -70,7 +75,50 @@ static void declare_metrics(struct subs_state *st, struct hr_metrics *m)
         hr_metric_add(st->events, (const char *[]){"googleplay"}, 0);
         hr_metric_add(st->ack_failures, NULL, 0);
         hr_metric_add(st->token_fetches, NULL, 0);
+        hr_metric_set(st->circuit_state,
+                      (const char *[]){SUBS_PLAY_DESTINATION}, 0);
     }
+}
+
+struct subs_circuit_verdict *
+subs_circuit_check(struct subs_state *st, const char *const *dests, size_t n)
+{
+    struct subs_circuit_verdict *v = calloc(n, sizeof(*v));
+    bool *allowed = calloc(n, sizeof(*allowed));
+    enum hr_circuit_state *states = calloc(n, sizeof(*states));
+    int64_t *waits = calloc(n, sizeof(*waits));
+    char errstr[256];
+    bool all = false;
+
+    HR_ASSERT(v && allowed && states && waits);
+    if (hr_circuit_check(st->circuit, st->redis, dests, n, hr_time_now_ms(),
+                         states, allowed, waits, errstr, sizeof(errstr))) {
+        hr_log_warn("circuit unavailable, calls allowed",
+                    HR_LOG_STR("err", errstr));
+        all = true;
+    }
+    for (size_t i = 0; i < n; i++) {
+        v[i] = all ? (struct subs_circuit_verdict){true, HR_CIRCUIT_CLOSED, 0}
+                   : (struct subs_circuit_verdict){allowed[i], states[i],
+                                                   waits[i]};
+        hr_metric_set(st->circuit_state, (const char *[]){dests[i]},
+                      hr_circuit_state_gauge(v[i].state));
+    }
+    free(allowed);
+    free(states);
+    free(waits);
+    return v;
+}
+
+void subs_circuit_report(struct subs_state *st,
+                         const struct hr_circuit_outcome *outs,
+                         size_t n)
+{
+    char errstr[256];
+
+    if (n && hr_circuit_report(st->circuit, st->redis, outs, n,
+                               hr_time_now_ms(), NULL, errstr, sizeof(errstr)))
+        hr_log_warn("circuit report failed", HR_LOG_STR("err", errstr));
 }
 
 int subs_init(struct hr_worker *w, void **state)
@@ -95,6 +143,13 @@ int subs_init(struct hr_worker *w, void **state)
     if (!st->table) {
         hr_log_error("bad subs strategies", HR_LOG_STR("err", errstr));
         return -1;
+    }
+    {
+        struct hr_circuit_conf cc;
+
+        hr_circuit_conf_load(&cc, cfg); /* validated by subs_validate() */
+        st->circuit = hr_circuit_new(&cc);
+        HR_ASSERT(st->circuit);
     }
     declare_metrics(st, hr_worker_metrics(w));
     if (subs_webhooks_init(st, cfg, hr_worker_metrics(w)))
@@ -384,6 +439,7 @@ void subs_fini(struct hr_worker *w, void *state)
     subs_google_fini(st);
     subs_webhooks_fini(st);
     subs_jws_verifier_free(st->verifier);
+    hr_circuit_free(st->circuit);
     subs_table_free(st->table);
     pending_clear(st);
     free(st->pending);

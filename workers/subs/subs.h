@@ -55,6 +55,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hr_circuit.h"
 #include "hr_gcp.h"
 #include "hr_http.h"
 #include "hr_jsonw.h"
@@ -121,6 +122,9 @@ struct subs_hook {
     struct hr_webhook_call call; /* the body is malloc'd */
     struct hr_item *item;
     bool duplicate; /* the item's outcome when every call succeeds */
+    bool held;      /* the circuit held it back (not made): */
+    enum hr_circuit_state held_state; /* its destination's */
+    int64_t held_wait_ms;
 };
 
 struct subs_state {
@@ -151,6 +155,9 @@ struct subs_state {
     struct hr_metric *unknown;         /* provider */
     struct hr_metric *applied;         /* provider,result */
     struct hr_metric *events;          /* entitlement.changed produced */
+    /* the shared circuits of the Play Developer API and the webhooks */
+    struct hr_circuit *circuit;
+    struct hr_metric *circuit_state; /* destination */
     /* Google Play (NULL unless HERALD_GOOGLEPLAY_PACKAGE_NAMES is set) */
     struct hr_gcp_sa *play_sa;
     struct hr_tls *tls;
@@ -165,7 +172,14 @@ struct subs_state {
     struct hr_http_request **read_of;
     size_t nreads, reads_cap;
     int64_t read_ms; /* when they were made */
+    /* read_of[i] of an item whose read the circuit held back */
+    struct hr_http_request held_read;
+    enum hr_circuit_state held_state;
+    int64_t held_wait_ms;
 };
+
+/** The Play Developer API's destination (retries, circuit). */
+#define SUBS_PLAY_DESTINATION "googleplay:api"
 
 /** What handling one item asks of the batch. */
 enum subs_step {
@@ -198,6 +212,28 @@ int subs_init(struct hr_worker *w, void **state);
 enum hr_batch_result
 subs_handle(struct hr_worker *w, void *state, struct hr_batch *batch);
 void subs_fini(struct hr_worker *w, void *state);
+
+/** The shared circuit's answer for one intended call. */
+struct subs_circuit_verdict {
+    bool allowed;
+    enum hr_circuit_state state; /* its destination's */
+    int64_t wait_ms;             /* throttled: how long it asked to wait */
+};
+
+/**
+ * Ask the shared circuit whether each of @n calls to @dests[i] (@n > 0)
+ * may go: a malloc'd array of @n verdicts, the caller frees it. When the
+ * circuit cannot be read (Redis), every call is allowed (logged): the
+ * guard's budget still bounds retries.
+ */
+struct subs_circuit_verdict *
+subs_circuit_check(struct subs_state *st, const char *const *dests, size_t n);
+
+/** Report the outcomes of @n calls made to the shared circuit (logged when
+ *  it cannot be written). */
+void subs_circuit_report(struct subs_state *st,
+                         const struct hr_circuit_outcome *outs,
+                         size_t n);
 
 /**
  * Parse every pending item of @batch and verify its App Store JWS, on up to

@@ -5,6 +5,8 @@
 
 #include <jansson.h>
 
+#include "hr_circuit.h"
+#include "hr_conf.h"
 #include "hr_log.h"
 #include "subs.h"
 
@@ -76,6 +78,7 @@ const struct hr_conf_spec subs_conf[] = {
                  0,
                  "acknowledge active subscription purchases still pending "
                  "acknowledgement"),
+    HR_CIRCUIT_CONF_SPECS,
     HR_CONF_END,
 };
 
@@ -251,6 +254,13 @@ void subs_validate(struct hr_conf *cfg)
                                "empty");
     subs_google_validate(cfg);
     subs_webhooks_validate(cfg);
+    {
+        struct hr_circuit_conf cc;
+
+        hr_circuit_conf_load(&cc, cfg);
+        if (hr_circuit_conf_validate(&cc, errstr, sizeof(errstr)))
+            hr_conf_add_error(cfg, "%s", errstr);
+    }
     t = subs_conf_table(cfg, errstr, sizeof(errstr));
     if (!t)
         hr_conf_add_error(cfg, "config file \"subs\": %s", errstr);

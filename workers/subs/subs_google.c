@@ -56,7 +56,7 @@
 #include "hr_banned.h"
 
 #define PROVIDER       "googleplay"
-#define DESTINATION    "googleplay:api"
+#define DESTINATION    SUBS_PLAY_DESTINATION
 #define API_TIMEOUT_MS 10000L
 /* Play Developer API calls in flight: the reads of a batch overlap their
  * round trips (the API's quota is per minute, not per connection). */
@@ -201,6 +201,11 @@ static enum hr_gcp_result call(struct subs_state *st,
         if (hr_http_perform(st->http, req, 1))
             req->status = 0;
         count_call(st, req);
+        subs_circuit_report(st,
+                            &(struct hr_circuit_outcome){DESTINATION,
+                                                         hr_http_classify(req),
+                                                         req->retry_after_ms},
+                            1);
         if (req->status != 401 && req->status != 403)
             break;
         hr_gcp_token_forget(st->play_sa, st->redis, SUBS_PLAY_SCOPE, token);
@@ -247,11 +252,14 @@ static void call_failed(struct hr_item *item,
         hr_item_dead(item, HR_ERR_PERMANENT,
                      "googleplay %s: purchase not found (HTTP %ld)", what,
                      req->status);
+    } else if (!req->status) {
+        hr_item_retry(item, HR_ERR_TRANSIENT, DESTINATION, -1,
+                      "googleplay %s: no answer: %s", what,
+                      req->error[0] ? req->error : "transfer failed");
     } else if (cls == HR_ERR_TRANSIENT || cls == HR_ERR_THROTTLED) {
         hr_item_retry(item, (enum hr_err_class)cls, DESTINATION,
-                      req->retry_after_ms, "googleplay %s: %s%ld%s", what,
-                      req->status ? "HTTP " : "", req->status,
-                      req->status ? "" : " (no answer)");
+                      req->retry_after_ms, "googleplay %s: HTTP %ld", what,
+                      req->status);
     } else {
         hr_item_dead(item, HR_ERR_PERMANENT, "googleplay %s: HTTP %ld", what,
                      req->status);
@@ -313,7 +321,8 @@ static json_t *purchase_of(struct hr_item *item,
 /*
  * The purchase @what ("subscriptionsv2.get") at @url (NULL: @errstr says
  * why there is none; freed here): from @read, the answer read ahead, unless
- * it is NULL or was refused (401/403: GET it again, with a fresh token).
+ * it is NULL or was refused (401/403: GET it again, with a fresh token),
+ * or the circuit's verdict when it held the read back (st->held_read).
  * Its JSON answer (the caller decrefs), or NULL with @item's outcome set
  * or *@step SUBS_STEP_PAUSE.
  */
@@ -333,6 +342,12 @@ static json_t *read_purchase(struct subs_state *st,
     *step = SUBS_STEP_DONE;
     if (!url) {
         hr_item_dead(item, HR_ERR_PERMANENT, "googleplay: %s", errstr);
+        return NULL;
+    }
+    if (read == &st->held_read) {
+        hr_item_held_back(item, (int)st->held_state, DESTINATION,
+                          st->held_wait_ms);
+        free(url);
         return NULL;
     }
     if (read && read->status != 401 && read->status != 403) {
@@ -638,12 +653,51 @@ static void read_queue(struct subs_state *st,
     };
 }
 
+/*
+ * Ask the circuit of the API for the st->nreads reads queued. The reads it
+ * holds back are moved after the others, and their items will find
+ * st->held_read as their answer (the circuit's state and wait beside it).
+ * Returns how many reads may go (the first ones).
+ */
+static size_t reads_allowed(struct subs_state *st)
+{
+    size_t n = st->nreads, go = 0;
+    const char **dests = calloc(n, sizeof(*dests));
+    struct subs_circuit_verdict *v;
+
+    HR_ASSERT(dests);
+    for (size_t k = 0; k < n; k++)
+        dests[k] = DESTINATION;
+    v = subs_circuit_check(st, dests, n);
+    for (size_t k = 0; k < n; k++) {
+        struct hr_http_request r = st->reads[k];
+        char *url = st->read_urls[k];
+
+        if (!v[k].allowed) {
+            *(struct hr_http_request **)r.opaque = &st->held_read;
+            st->held_state = v[k].state;
+            st->held_wait_ms = v[k].wait_ms;
+            continue;
+        }
+        /* the reads before k are placed: swap the first held one back */
+        st->reads[k] = st->reads[go];
+        st->read_urls[k] = st->read_urls[go];
+        st->reads[go] = r;
+        st->read_urls[go++] = url;
+    }
+    free(dests);
+    free(v);
+    return go;
+}
+
 void subs_google_read_batch(struct subs_state *st, struct hr_batch *batch)
 {
     char token[HR_GCP_TOKEN_MAX], auth[HR_GCP_TOKEN_MAX + 32], errstr[300];
     const char *headers[] = {auth, "Accept: application/json", NULL};
     struct subs_play_notification *n;
+    struct hr_circuit_outcome *outs;
     bool refused = false;
+    size_t go;
 
     subs_google_reads_clear(st);
     if (!st->play_sa || !batch->n)
@@ -667,24 +721,31 @@ void subs_google_read_batch(struct subs_state *st, struct hr_batch *batch)
             read_queue(st, st->pre[i].body, i, n);
     }
     free(n);
+    go = st->nreads ? reads_allowed(st) : 0;
     /* without a token, each item asks for one itself and takes the
      * outcome its failure calls for */
-    if (!st->nreads || token_get(st, token, sizeof(token), errstr,
-                                 sizeof(errstr)) != HR_GCP_OK)
+    if (!go || token_get(st, token, sizeof(token), errstr, sizeof(errstr)) !=
+                   HR_GCP_OK)
         return;
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-    for (size_t k = 0; k < st->nreads; k++)
+    outs = calloc(go, sizeof(*outs));
+    HR_ASSERT(outs);
+    for (size_t k = 0; k < go; k++)
         st->reads[k].headers = headers;
-    (void)hr_http_perform(st->http, st->reads, st->nreads);
+    (void)hr_http_perform(st->http, st->reads, go);
     st->read_ms = hr_time_now_ms();
-    for (size_t k = 0; k < st->nreads; k++) {
+    for (size_t k = 0; k < go; k++) {
         struct hr_http_request *r = &st->reads[k];
 
         r->headers = NULL;
         *(struct hr_http_request **)r->opaque = r;
         count_call(st, r);
+        outs[k] = (struct hr_circuit_outcome){DESTINATION, hr_http_classify(r),
+                                              r->retry_after_ms};
         refused |= r->status == 401 || r->status == 403;
     }
+    subs_circuit_report(st, outs, go);
+    free(outs);
     if (refused)
         hr_gcp_token_forget(st->play_sa, st->redis, SUBS_PLAY_SCOPE, token);
     memset(token, 0, sizeof(token));

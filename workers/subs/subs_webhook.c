@@ -16,6 +16,10 @@
  * - 429, 5xx or no answer: to the guard for "webhook:<name>" (Retry-After
  *   honoured); when it comes back it is a duplicate for Redis and calls
  *   again.
+ * Each webhook's shared circuit ("webhook:<name>") is asked first: a call
+ * it holds back is not made, and its item goes to the guard without
+ * spending an attempt (or to the dead letters when the webhook's auth is
+ * broken); the calls made report their outcomes to it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,20 +124,30 @@ void subs_webhooks_clear(struct subs_state *st)
 }
 
 /* The outcome of the item whose calls are @hooks[0 .. @n): the worst
- * result decides (auth, then permanent, then retryable). */
+ * result decides (auth, then permanent, then one the circuit held back,
+ * then retryable). */
 static void
 decide(struct subs_state *st, const struct subs_hook *hooks, size_t n)
 {
-    const struct subs_hook *worst = NULL;
+    const struct subs_hook *worst = NULL, *held = NULL;
 
     for (size_t i = 0; i < n; i++) {
         int cls = hooks[i].call.err_class;
 
-        if (cls < 0)
+        if (hooks[i].held && !held)
+            held = &hooks[i];
+        if (hooks[i].held || cls < 0)
             continue;
         if (!worst || cls == HR_ERR_AUTH ||
             (cls == HR_ERR_PERMANENT && worst->call.err_class != HR_ERR_AUTH))
             worst = &hooks[i];
+    }
+    if (held && (!worst || (worst->call.err_class != HR_ERR_AUTH &&
+                            worst->call.err_class != HR_ERR_PERMANENT))) {
+        hr_item_held_back(hooks[0].item, (int)held->held_state,
+                          st->hook_dests[held->call.webhook],
+                          held->held_wait_ms);
+        return;
     }
     if (!worst) {
         if (hooks[0].duplicate)
@@ -156,21 +170,63 @@ decide(struct subs_state *st, const struct subs_hook *hooks, size_t n)
                       worst->call.error);
 }
 
+/* Ask the circuits for every call of the batch: the ones allowed go into
+ * st->hook_calls, the others are marked held. Returns how many go. */
+static size_t hooks_allowed(struct subs_state *st)
+{
+    size_t n = st->nhooks, go = 0;
+    const char **dests = calloc(n, sizeof(*dests));
+    struct subs_circuit_verdict *v;
+
+    HR_ASSERT(dests);
+    for (size_t i = 0; i < n; i++)
+        dests[i] = st->hook_dests[st->hooks[i].call.webhook];
+    v = subs_circuit_check(st, dests, n);
+    for (size_t i = 0; i < n; i++) {
+        struct subs_hook *h = &st->hooks[i];
+
+        h->held = !v[i].allowed;
+        h->held_state = v[i].state;
+        h->held_wait_ms = v[i].wait_ms;
+        if (v[i].allowed)
+            st->hook_calls[go++] = &h->call;
+    }
+    free(dests);
+    free(v);
+    return go;
+}
+
+/* Report the outcomes of the @n calls made to their circuits. */
+static void hooks_report(struct subs_state *st, size_t n)
+{
+    struct hr_circuit_outcome *outs = calloc(n + 1, sizeof(*outs));
+
+    HR_ASSERT(outs);
+    for (size_t i = 0; i < n; i++) {
+        const struct hr_webhook_call *c = st->hook_calls[i];
+
+        outs[i] = (struct hr_circuit_outcome){st->hook_dests[c->webhook],
+                                              c->err_class, c->retry_after_ms};
+    }
+    subs_circuit_report(st, outs, n);
+    free(outs);
+}
+
 enum subs_step subs_webhooks_perform(struct subs_state *st)
 {
-    size_t i, j;
+    size_t i, j, go;
 
     if (!st->nhooks)
         return SUBS_STEP_DONE;
-    for (i = 0; i < st->nhooks; i++)
-        st->hook_calls[i] = &st->hooks[i].call;
-    if (hr_webhooks_perform(st->webhooks, st->hook_calls, st->nhooks)) {
+    go = hooks_allowed(st);
+    if (go && hr_webhooks_perform(st->webhooks, st->hook_calls, go)) {
         /* Our HTTP client or a signature failed: the items keep no
          * outcome and the batch is handled again. */
         subs_webhooks_clear(st);
         hr_worker_set_pause_reason(st->w, "webhook calls could not be made");
         return SUBS_STEP_PAUSE;
     }
+    hooks_report(st, go);
     /* An item's calls were queued together. */
     for (i = 0; i < st->nhooks; i = j) {
         for (j = i + 1;
