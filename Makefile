@@ -50,6 +50,7 @@ bench: release
 	@bash scripts/bench-push.sh
 	@bash scripts/bench-email.sh
 	@bash scripts/bench-subs.sh
+	@bash scripts/bench-subs-google.sh
 
 format:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i

@@ -86,9 +86,8 @@ t1=$(date +%s.%N)
 PROCESSED=$(metric "$METRICS" 'herald_events_processed_total{')
 APPLIED=$(metric "$METRICS" 'herald_subs_applied_total{')
 CALLS=$(metric "$METRICS" 'herald_subs_api_calls_total{worker="subs",status="200"}')
-OUTCOMES=$(curl -sf "$METRICS/metrics" | tee "$WORK/metrics.txt" | awk '/^herald_subs_applied_total\{/ {
-    match($0, /result="[^"]*"/); r = substr($0, RSTART + 8, RLENGTH - 9)
-    printf "%s%s %d", sep, r, $NF; sep = ", " }')
+OUTCOMES=$(subs_outcomes "$METRICS")
+curl -sf "$METRICS/metrics" >"$WORK/metrics.txt" || true # KEEP=1 keeps it
 RATE=$(echo "$PROCESSED / ($t1 - $t0)" | bc)
 RSS=$(peak_rss_mb "$WORKER_PID")
 CPU=$(cpu_s "$WORKER_PID")

@@ -110,6 +110,14 @@ wait_metric() {
     done
 }
 
+# subs_outcomes URL: herald-subs' notifications applied, by result
+# ("applied 3, duplicate 1").
+subs_outcomes() {
+    curl -sf "$1/metrics" | awk '/^herald_subs_applied_total\{/ {
+        match($0, /result="[^"]*"/); r = substr($0, RSTART + 8, RLENGTH - 9)
+        printf "%s%s %d", sep, r, $NF; sep = ", " }'
+}
+
 # peak_rss_mb PID: the process's peak resident set (VmHWM) in MB.
 peak_rss_mb() {
     awk '/VmHWM/ { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status"
