@@ -125,9 +125,10 @@ const char *fanout_normalize_format_name(enum fanout_format fmt);
  *   ("invalid json: ...", "payload too large: N bytes", "unknown record
  *   format", "dynamodb: unknown attribute type 'X' at new.a.b",
  *   "debezium: unknown op 'x'", "cloudevents: missing attribute 'id'").
- *   A batch is all or nothing: one bad record fails the whole Kafka record,
- *   which is the unit that gets dead-lettered and redriven, and the reason
- *   names it ("record 2: dynamodb: missing eventID").
+ *   Here a batch is all or nothing: one bad record fails the whole Kafka
+ *   record, and the reason names it ("record 2: dynamodb: missing
+ *   eventID"); fanout_normalize_input() can set bad records aside instead,
+ *   so that each is dead-lettered alone.
  *
  * Document ids: DynamoDB eventID; CloudEvent source + id; for Debezium
  * "<connector>:<server name>:<db>[.<schema>].<table>:<op>:<position>:<hash>"
