@@ -207,6 +207,12 @@ static bool is_secret(const struct conf_item *it)
     return (it->spec->flags & HR_CONF_SECRET) != 0;
 }
 
+/* Whether NAME_FILE may give the value. */
+static bool from_file(const struct conf_item *it)
+{
+    return (it->spec->flags & (HR_CONF_SECRET | HR_CONF_FROM_FILE)) != 0;
+}
+
 /* How a value appears in an error message: quoted, or hidden for secrets. */
 static const char *shown(const struct conf_item *it, char *buf, size_t size)
 {
@@ -693,14 +699,15 @@ static const char *conf_getenv(const char *name)
     return v && *v ? v : NULL;
 }
 
-/* Resolve one setting: environment (NAME, or NAME_FILE for secrets), then
- * the config file, then hr_conf_set_default(), then the spec default. */
+/* Resolve one setting: environment (NAME, or NAME_FILE for secrets and
+ * HR_CONF_FROM_FILE), then the config file, then hr_conf_set_default(),
+ * then the spec default. */
 static void conf_resolve(struct hr_conf *cfg, struct conf_item *it)
 {
     const char *name = it->spec->name, *env = conf_getenv(name);
     char fname[256] = "";
 
-    if (is_secret(it)) {
+    if (from_file(it)) {
         const char *path;
 
         snprintf(fname, sizeof(fname), "%s_FILE", name);
@@ -735,7 +742,7 @@ static void conf_resolve(struct hr_conf *cfg, struct conf_item *it)
     if (!it->value) {
         if (!(it->spec->flags & HR_CONF_REQUIRED))
             return;
-        if (is_secret(it))
+        if (from_file(it))
             hr_conf_add_error(cfg, "%s: required but not set (set %s or %s)",
                               name, name, fname);
         else
@@ -907,6 +914,8 @@ void hr_conf_print_help(const struct hr_conf *cfg,
             fprintf(out, " (required)");
         if (spec->flags & HR_CONF_SECRET)
             fprintf(out, " (secret; also %s_FILE)", spec->name);
+        else if (spec->flags & HR_CONF_FROM_FILE)
+            fprintf(out, " (also %s_FILE)", spec->name);
         fputc('\n', out);
     }
 }

@@ -16,7 +16,8 @@
  *
  * Secrets (HR_CONF_SECRET) also accept NAME_FILE: the value is read from that
  * file with one trailing newline removed. Secrets never appear in
- * hr_conf_effective() or errors.
+ * hr_conf_effective() or errors. HR_CONF_FROM_FILE settings accept NAME_FILE
+ * the same way but are shown.
  *
  * The --config file is a JSON object. Keys that name a setting
  * ("HERALD_REDIS_URL": "...") set it (strings, numbers and booleans are
@@ -47,8 +48,10 @@ enum hr_conf_type {
 };
 
 enum hr_conf_flags {
-    HR_CONF_SECRET = 1 << 0,   /* never printed; NAME_FILE accepted */
-    HR_CONF_REQUIRED = 1 << 1, /* must be set (env, file, or default) */
+    HR_CONF_SECRET = 1 << 0,    /* never printed; NAME_FILE accepted */
+    HR_CONF_REQUIRED = 1 << 1,  /* must be set (env, file, or default) */
+    HR_CONF_FROM_FILE = 1 << 2, /* NAME_FILE accepted, the value printed (a
+                                   URL whose password the caller masks) */
 };
 
 struct hr_conf_spec {

@@ -27,8 +27,10 @@ const struct hr_conf_spec hr_worker_common_conf[] = {
                "how often consumer lag is refreshed"),
     HR_CONF_STR("HERALD_REDIS_URL",
                 "redis://127.0.0.1:6379/0",
-                0,
-                "redis://[:password@]host:port[/db] or unix:///path.sock"),
+                HR_CONF_FROM_FILE,
+                "redis://[:password@]host:port[/db] or unix:///path.sock "
+                "(it may hold a password: HERALD_REDIS_URL_FILE reads it from "
+                "a mounted secret)"),
     HR_CONF_STR("HERALD_REDIS_PREFIX", "herald:", 0, "Redis key prefix"),
     HR_CONF_ADDR("HERALD_METRICS_ADDR",
                  "0.0.0.0:9400",

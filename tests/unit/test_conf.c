@@ -28,6 +28,7 @@ static const struct hr_conf_spec test_specs[] = {
     HR_CONF_ENUM("HT_ENUM", "info", "debug|info|warn|error", 0, "a level"),
     HR_CONF_ADDR("HT_ADDR", "0.0.0.0:9400", 0, "a listen address"),
     HR_CONF_STR("HT_SECRET", NULL, HR_CONF_SECRET, "a password"),
+    HR_CONF_URL("HT_FURL", NULL, HR_CONF_FROM_FILE, "a url, or from a file"),
     HR_CONF_END,
 };
 
@@ -57,7 +58,7 @@ static const char *const env_names[] = {
     "HT_ENUM",       "HT_ADDR",     "HT_SECRET",     "HT_SECRET_FILE",
     "HT_S_URL",      "HT_S_INT",    "HT_S_ENUM",     "HT_S_BOOL",
     "HT_S_PATH",     "HT_REQ",      "HT_REQ_SECRET", "HT_REQ_SECRET_FILE",
-    "HT_REQ_DEF",    "HT_STR_FILE",
+    "HT_REQ_DEF",    "HT_STR_FILE", "HT_FURL",       "HT_FURL_FILE",
 };
 
 #define MAX_TEMP 16
@@ -674,7 +675,7 @@ static void test_secret_and_secret_file_both_set_is_an_error(void **state)
     hr_conf_free(cfg);
 }
 
-static void test_file_form_is_only_for_secrets(void **state)
+static void test_file_form_is_not_for_plain_settings(void **state)
 {
     struct hr_conf *cfg;
 
@@ -682,6 +683,36 @@ static void test_file_form_is_only_for_secrets(void **state)
     setenv("HT_STR_FILE", write_temp("ignored\n"), 1);
     cfg = load_expect(test_specs, NULL, 0);
     assert_string_equal(hr_conf_str(cfg, "HT_STR"), "dflt");
+    hr_conf_free(cfg);
+}
+
+/* HR_CONF_FROM_FILE: NAME_FILE gives the value as for a secret, and the
+ * value is shown (the caller masks what it must). */
+static void test_from_file_reads_name_file_and_shows_it(void **state)
+{
+    struct hr_conf *cfg;
+    json_t *eff;
+
+    (void)state;
+    setenv("HT_FURL_FILE", write_temp("redis://:pw@cache:6379/0\n"), 1);
+    cfg = load_expect(test_specs, NULL, 0);
+    assert_string_equal(hr_conf_str(cfg, "HT_FURL"),
+                        "redis://:pw@cache:6379/0");
+    eff = hr_conf_effective(cfg);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(eff, "HT_FURL"), "source")),
+                        "env_file");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(eff, "HT_FURL"), "value")),
+                        "redis://:pw@cache:6379/0");
+    json_decref(eff);
+    hr_conf_free(cfg);
+
+    setenv("HT_FURL", "redis://other:6379/0", 1);
+    cfg = load_expect(test_specs, NULL, 1);
+    assert_string_equal(hr_conf_error(cfg, 0),
+                        "HT_FURL: both HT_FURL and HT_FURL_FILE are set; use "
+                        "one");
     hr_conf_free(cfg);
 }
 
@@ -846,7 +877,8 @@ int main(void)
         T(test_secret_file_strips_one_trailing_newline),
         T(test_secret_file_unreadable_is_an_error),
         T(test_secret_and_secret_file_both_set_is_an_error),
-        T(test_file_form_is_only_for_secrets),
+        T(test_file_form_is_not_for_plain_settings),
+        T(test_from_file_reads_name_file_and_shows_it),
         T(test_secrets_are_redacted_in_effective),
         T(test_secret_values_never_appear_in_errors),
         T(test_help_mentions_every_setting),
