@@ -1128,6 +1128,15 @@ static void test_googleplay(void **state)
                                "tok-coin", "sku", "coins_100"));
     send_raw(topic, "g", body);
     free(body);
+    /* the coins refunded: a voided one-time purchase (productType 2) names
+     * no product; its event carries the record's */
+    body =
+        rtdn_with("g-12", G_PACKAGE, "voidedPurchaseNotification",
+                  json_pack("{s:s, s:s, s:i, s:i}", "purchaseToken", "tok-coin",
+                            "orderId", "GPA.1111-2222-3333-44444",
+                            "productType", 2, "refundType", 1));
+    send_raw(topic, "g", body);
+    free(body);
     /* malformed: data that is not base64, and base64 of something that is
      * not JSON */
     send_raw(topic, "g",
@@ -1141,12 +1150,12 @@ static void test_googleplay(void **state)
     body = rtdn("g-7", G_PACKAGE, 2, "tok-429");
     send_raw(topic, "g", body);
     free(body);
-    wait_metric(w, "herald_events_processed_total{", 11);
+    wait_metric(w, "herald_events_processed_total{", 12);
 
     assert_int_equal(hx_metric(w->port,
                                "herald_subs_applied_total{worker=\"subs\","
                                "provider=\"googleplay\",result=\"applied\"}"),
-                     3);
+                     4);
     assert_int_equal(
         hx_metric(w->port, "herald_subs_notifications_total{worker=\"subs\","
                            "provider=\"googleplay\",type=\"test\","
@@ -1212,13 +1221,25 @@ static void test_googleplay(void **state)
     /* entitlement.changed */
     recs = pf_collect(env, "s-google.ent");
     assert_non_null(recs);
-    /* gold, then silver (after the 401), then the coins */
-    assert_int_equal(json_array_size(recs), 3);
+    /* gold, then silver (after the 401), then the coins, then their
+     * refund */
+    assert_int_equal(json_array_size(recs), 4);
     {
         const json_t *silver = json_object_get(
             json_object_get(json_array_get(recs, 1), "event"), "data");
         const json_t *coins = json_object_get(
             json_object_get(json_array_get(recs, 2), "event"), "data");
+        const json_t *refund = json_object_get(
+            json_object_get(json_array_get(recs, 3), "event"), "data");
+
+        assert_string_equal(
+            json_string_value(json_object_get(refund, "product_id")),
+            "coins_100");
+        assert_string_equal(json_string_value(json_object_get(refund, "state")),
+                            "refunded");
+        assert_string_equal(
+            json_string_value(json_object_get(refund, "previous_state")),
+            "active");
 
         assert_string_equal(
             json_string_value(json_object_get(silver, "app_user_id")),

@@ -114,12 +114,13 @@ static long long run(const struct ch *x)
     if (r->type == REDIS_REPLY_ERROR)
         fail_msg("%s: %s", x->id, r->str);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-    assert_int_equal(r->elements, 5);
+    assert_int_equal(r->elements, 6);
     assert_int_equal(r->element[0]->type, REDIS_REPLY_INTEGER);
     assert_int_equal(r->element[1]->type, REDIS_REPLY_STRING);
     assert_int_equal(r->element[2]->type, REDIS_REPLY_STRING);
     assert_int_equal(r->element[3]->type, REDIS_REPLY_STRING);
     assert_int_equal(r->element[4]->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(r->element[5]->type, REDIS_REPLY_STRING);
     code = r->element[0]->integer;
     freeReplyObject(r);
     return code;

@@ -681,6 +681,8 @@ static void test_product_change(void **state)
     c.state = "expired";
     a = apply(&c);
     assert_string_equal(a.state, "expired");
+    /* and the answer names it (entitlement.changed carries it) */
+    assert_string_equal(a.product_id, "family");
     e = entry("u3", "family");
     assert_field(e, "state", "expired");
     json_decref(e);

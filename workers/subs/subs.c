@@ -387,9 +387,11 @@ int subs_emit_changed(struct subs_state *st,
     HR_ASSERT(data);
     json_object_set_new(data, "app_user_id", json_string(a->app_user_id));
     json_object_set_new(data, "provider", json_string(c->provider));
+    /* a change that names no product has its record's */
     json_object_set_new(data, "product_id",
-                        c->product_id ? json_string(c->product_id)
-                                      : json_null());
+                        c->product_id      ? json_string(c->product_id)
+                        : a->product_id[0] ? json_string(a->product_id)
+                                           : json_null());
     json_object_set_new(data, "subscription_id",
                         json_string(c->subscription_id));
     json_object_set_new(data, "state", json_string(a->state));

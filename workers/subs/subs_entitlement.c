@@ -113,7 +113,8 @@ static int copy_element(char *dst, size_t size, const redisReply *e)
     return 0;
 }
 
-/* Fill *@out from the script's {result, owner, previous, state, changed}. */
+/* Fill *@out from the script's {result, owner, previous, state, changed,
+ * product}. */
 static int read_answer(const redisReply *reply,
                        struct subs_applied *out,
                        char *errstr,
@@ -124,7 +125,7 @@ static int read_answer(const redisReply *reply,
                  reply->str);
         return -1;
     }
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 5 ||
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 6 ||
         reply->element[0]->type != REDIS_REPLY_INTEGER ||
         reply->element[0]->integer < 0 ||
         reply->element[0]->integer >= NRESULTS ||
@@ -139,6 +140,9 @@ static int read_answer(const redisReply *reply,
     }
     out->result = (enum subs_apply_result)reply->element[0]->integer;
     out->changed = reply->element[4]->integer != 0;
+    if (copy_element(out->product_id, sizeof(out->product_id),
+                     reply->element[5]))
+        out->product_id[0] = '\0';
     return 0;
 }
 

@@ -130,6 +130,10 @@ struct subs_applied {
     char previous_state[SUBS_ENTITLEMENT_STATE_MAX]; /* "" when none */
     char state[SUBS_ENTITLEMENT_STATE_MAX]; /* after; the stored one (or
                                                "") when not applied */
+    /* The product applied, else the record's; "" when there is none (or
+     * it is longer than the buffer). A change that names no product (a
+     * voided Google one-time purchase) takes its record's. */
+    char product_id[SUBS_ENTITLEMENT_OWNER_MAX];
     /* State, expiry, auto_renew, product or owner differ from before (a
      * first entry always does); for SUBS_DUPLICATE, whether the first
      * apply changed them; false otherwise. The owner counts: a move gives

@@ -11,9 +11,10 @@
 --   auto_renew ("1", "0", "-1" keep), environment ("" keep), snapshot_ms,
 --   dedupe TTL (seconds), the longest owner the caller takes (bytes).
 --   Integers in decimal, below 2^53.
--- Returns {result, owner, previous_state, state, changed}: result 0
--- applied, 1 duplicate, 2 stale, 3 unknown (no record, no state or
--- product); changed 1 or 0.
+-- Returns {result, owner, previous_state, state, changed, product}: result
+-- 0 applied, 1 duplicate, 2 stale, 3 unknown (no record, no state or
+-- product); changed 1 or 0; product the one applied, else the record's
+-- ("" when none).
 local rec_key, seen_key, owner_key = KEYS[1], KEYS[2], KEYS[3]
 local prefix, provider, sub = ARGV[1], ARGV[2], ARGV[3]
 local snapshot = ARGV[10]
@@ -35,13 +36,13 @@ local seen = redis.call('GET', seen_key)
 if seen then
   local o, p, s, c = string.match(seen, '^(.*)\31(.*)\31(.*)\31([01])$')
   if o then
-    return {1, o, p, s, tonumber(c)}
+    return {1, o, p, s, tonumber(c), rec.product_id or ''}
   end
-  return {1, old_owner, old_state, old_state, 0}
+  return {1, old_owner, old_state, old_state, 0, rec.product_id or ''}
 end
 if rec.snapshot_ms and tonumber(snapshot) < tonumber(rec.snapshot_ms) then
   redis.call('SET', seen_key, '1', 'EX', ttl)
-  return {2, old_owner, old_state, old_state, 0}
+  return {2, old_owner, old_state, old_state, 0, rec.product_id or ''}
 end
 
 -- The owner: the store's word, else the record's unless it is the
@@ -77,7 +78,7 @@ local env = keep(ARGV[9], '', rec.environment or '')
 
 if not product or not state then
   redis.call('SET', seen_key, '1', 'EX', ttl)
-  return {3, owner, old_state, old_state, 0}
+  return {3, owner, old_state, old_state, 0, product or ''}
 end
 
 local changed = state ~= old_state or expires ~= (rec.expires_ms or '0') or
@@ -183,4 +184,4 @@ end
 if write_new then
   redis.call('HSET', new_key, product, entry_json())
 end
-return {0, owner, old_state, state, changed and 1 or 0}
+return {0, owner, old_state, state, changed and 1 or 0, product}
