@@ -883,8 +883,14 @@ int hr_worker_main(const struct hr_worker_def *def, int argc, char **argv)
 
     setup_logging(def, w.cfg);
     install_signals();
-    snprintf(w.topics, sizeof(w.topics), "%s,herald.redeliver.%s",
-             hr_conf_str(w.cfg, "HERALD_KAFKA_TOPICS"), def->name);
+    if (hr_conf_str(w.cfg, "HERALD_REDELIVER_TOPIC") &&
+        *hr_conf_str(w.cfg, "HERALD_REDELIVER_TOPIC"))
+        snprintf(w.topics, sizeof(w.topics), "%s,%s",
+                 hr_conf_str(w.cfg, "HERALD_KAFKA_TOPICS"),
+                 hr_conf_str(w.cfg, "HERALD_REDELIVER_TOPIC"));
+    else
+        snprintf(w.topics, sizeof(w.topics), "%s,herald.redeliver.%s",
+                 hr_conf_str(w.cfg, "HERALD_KAFKA_TOPICS"), def->name);
     w.metrics = hr_metrics_new(def->name);
     declare_metrics(&w);
     hr_health_set_ready("starting");

@@ -32,6 +32,13 @@ const struct hr_conf_spec hr_worker_common_conf[] = {
                 "(it may hold a password: HERALD_REDIS_URL_FILE reads it from "
                 "a mounted secret)"),
     HR_CONF_STR("HERALD_REDIS_PREFIX", "herald:", 0, "Redis key prefix"),
+    HR_CONF_STR("HERALD_REDELIVER_TOPIC",
+                NULL,
+                0,
+                "where herald-guard returns this worker's retried events, "
+                "consumed besides HERALD_KAFKA_TOPICS (default "
+                "herald.redeliver.<worker>; herald-guard writes to "
+                "HERALD_GUARD_REDELIVER_PREFIX + <worker>)"),
     HR_CONF_ADDR("HERALD_METRICS_ADDR",
                  "0.0.0.0:9400",
                  0,

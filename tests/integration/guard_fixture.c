@@ -107,7 +107,7 @@ gf_fanout_start(struct gf_env *env, const char *t, const char *const *extra)
 {
     char vars[8][600], path[600], rules[1024], name[128];
     const char *const v[] = {vars[0], vars[1], vars[2], vars[3],
-                             vars[4], vars[5], NULL};
+                             vars[4], vars[5], vars[6], NULL};
     const char *args[] = {"--config", path, NULL};
     FILE *f;
 
@@ -123,13 +123,15 @@ gf_fanout_start(struct gf_env *env, const char *t, const char *const *extra)
         return NULL;
     snprintf(vars[0], sizeof(vars[0]), "HERALD_KAFKA_BROKERS=%s",
              hx_broker_bootstraps(env->broker));
-    snprintf(vars[1], sizeof(vars[1]),
-             "HERALD_KAFKA_TOPICS=%s,%s.redeliver.fanout", t, t);
+    snprintf(vars[1], sizeof(vars[1]), "HERALD_KAFKA_TOPICS=%s", t);
     snprintf(vars[2], sizeof(vars[2]), "HERALD_KAFKA_GROUP=g-%s-fanout", t);
     snprintf(vars[3], sizeof(vars[3]), "HERALD_REDIS_URL=%s",
              hx_redis_url(env->redis));
     snprintf(vars[4], sizeof(vars[4]), "HERALD_RETRY_TOPIC=%s.retry", t);
     snprintf(vars[5], sizeof(vars[5]), "HERALD_DLQ_TOPIC=%s.dlq", t);
+    /* where the guard below redelivers (its prefix is "<t>.redeliver.") */
+    snprintf(vars[6], sizeof(vars[6]),
+             "HERALD_REDELIVER_TOPIC=%s.redeliver.fanout", t);
     snprintf(name, sizeof(name), "%s-fanout", t);
     return proc_start(env, "herald-fanout", name, args, v, extra);
 }
