@@ -1064,6 +1064,18 @@ static void test_a_stale_owner_cannot_complete_a_window(void **state)
         17);
     assert_int_equal(r->element[0]->integer, 0);
     freeReplyObject(r);
+    /* the same event produced again upstream, at a later offset: the
+     * window holds its id, so it is a duplicate too */
+    snprintf(pos, sizeof(pos), "t:0:%d", 3);
+    r = eval_file(
+        c, "email_ingest.lua", 5,
+        (const char *const[]){"fx:email:due", "fx:email:offsets",
+                              "fx:email:win:{u}:c", "fx:email:items:{u}:c",
+                              "fx:email:seen:{u}", now, "60000", "e2", "u", "c",
+                              "l", "60000", "5", "", "", "{\"data\":{}}", pos},
+        17);
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
     redisFree(c);
 }
 

@@ -16,7 +16,11 @@
 --
 -- Exactly once: an event at or below its partition's mark was ingested
 -- before (a redelivery after a crash, or a batch redone), and the marks
--- move in this same call as the windows; events without a position are
+-- move in this same call as the windows; an event id the window already
+-- holds (the same event produced twice upstream, at two offsets) is a
+-- duplicate too: the ids of a window's first <item cap> events are fields
+-- "e:<id>" of its hash, which go with the window (past the cap a copy
+-- could only move the "and N more" count). Events without a position are
 -- remembered by id in their user's seen set instead.
 -- A window's recipient and locale are its first event's "to" and
 -- "locale" (when given). A window counts its events in "n": 1 means this
@@ -58,10 +62,18 @@ for i = 1, (#KEYS - 2) / 3 do
   local len, cap = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
   local to, locale, item, pos = ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9]
 
-  if seen_before(pos, seen, id) then
+  local n = 0
+  if not seen_before(pos, seen, id) then
+    n = redis.call('HINCRBY', win, 'n', 1)
+    if pos ~= '' and n <= cap and
+       redis.call('HSETNX', win, 'e:' .. id, 1) == 0 then
+      redis.call('HINCRBY', win, 'n', -1)
+      n = 0
+    end
+  end
+  if n == 0 then
     out[i] = 0
   else
-    local n = redis.call('HINCRBY', win, 'n', 1)
     if n == 1 then
       local at = now + len
       if mode == 'l' then at = now end
