@@ -973,29 +973,43 @@ static redisReply *eval_file(redisContext *c,
     return r;
 }
 
+/* email_ingest.lua for one event @id of user u in category c (leading, 60 s
+ * windows) at offset @off of partition t:0, at @now: its result code. */
+static long long
+ingest_one(redisContext *c, const char *now, const char *id, int off)
+{
+    char pos[32];
+    redisReply *r;
+    long long code;
+
+    snprintf(pos, sizeof(pos), "t:0:%d", off);
+    r = eval_file(
+        c, "email_ingest.lua", 5,
+        (const char *const[]){"fx:email:due", "fx:email:offsets",
+                              "fx:email:win:{u}:c", "fx:email:items:{u}:c",
+                              "fx:email:seen:{u}", now, "60000", id, "u", "c",
+                              "l", "60000", "5", "", "", "{\"data\":{}}", pos},
+        17);
+    code = r->element[0]->integer;
+    freeReplyObject(r);
+    return code;
+}
+
 /* The fencing of claims, on the scripts themselves: an owner whose lease
  * ran out cannot complete the window another claim took over, and events
  * arriving during a claim open the next window. */
 static void test_a_stale_owner_cannot_complete_a_window(void **state)
 {
     redisContext *c = hx_redis_connect(env->redis);
-    char now[24], later[24], pos[64];
+    char now[24], later[24];
     long long f1, f2;
     redisReply *r;
 
     (void)state;
     assert_non_null(c);
     snprintf(now, sizeof(now), "%lld", (long long)hx_now_ms());
-    snprintf(pos, sizeof(pos), "t:0:%d", 1);
     /* one event opens a leading window of user u (due at once) */
-    r = eval_file(
-        c, "email_ingest.lua", 5,
-        (const char *const[]){"fx:email:due", "fx:email:offsets",
-                              "fx:email:win:{u}:c", "fx:email:items:{u}:c",
-                              "fx:email:seen:{u}", now, "60000", "e1", "u", "c",
-                              "l", "60000", "5", "", "", "{\"data\":{}}", pos},
-        17);
-    freeReplyObject(r);
+    assert_int_equal(ingest_one(c, now, "e1", 1), 1);
     /* replica A claims it with a lease of 100 ms */
     r = eval_file(c, "email_claim.lua", 3,
                   (const char *const[]){"fx:email:due", "fx:email:leases",
@@ -1045,37 +1059,11 @@ static void test_a_stale_owner_cannot_complete_a_window(void **state)
     freeReplyObject(r);
     /* the leading window stays quiet until its end: a new event is
      * suppressed, and a redelivered one is a duplicate */
-    snprintf(pos, sizeof(pos), "t:0:%d", 2);
-    r = eval_file(
-        c, "email_ingest.lua", 5,
-        (const char *const[]){"fx:email:due", "fx:email:offsets",
-                              "fx:email:win:{u}:c", "fx:email:items:{u}:c",
-                              "fx:email:seen:{u}", now, "60000", "e2", "u", "c",
-                              "l", "60000", "5", "", "", "{\"data\":{}}", pos},
-        17);
-    assert_int_equal(r->element[0]->integer, 3);
-    freeReplyObject(r);
-    r = eval_file(
-        c, "email_ingest.lua", 5,
-        (const char *const[]){"fx:email:due", "fx:email:offsets",
-                              "fx:email:win:{u}:c", "fx:email:items:{u}:c",
-                              "fx:email:seen:{u}", now, "60000", "e2", "u", "c",
-                              "l", "60000", "5", "", "", "{\"data\":{}}", pos},
-        17);
-    assert_int_equal(r->element[0]->integer, 0);
-    freeReplyObject(r);
+    assert_int_equal(ingest_one(c, now, "e2", 2), 3);
+    assert_int_equal(ingest_one(c, now, "e2", 2), 0);
     /* the same event produced again upstream, at a later offset: the
      * window holds its id, so it is a duplicate too */
-    snprintf(pos, sizeof(pos), "t:0:%d", 3);
-    r = eval_file(
-        c, "email_ingest.lua", 5,
-        (const char *const[]){"fx:email:due", "fx:email:offsets",
-                              "fx:email:win:{u}:c", "fx:email:items:{u}:c",
-                              "fx:email:seen:{u}", now, "60000", "e2", "u", "c",
-                              "l", "60000", "5", "", "", "{\"data\":{}}", pos},
-        17);
-    assert_int_equal(r->element[0]->integer, 0);
-    freeReplyObject(r);
+    assert_int_equal(ingest_one(c, now, "e2", 3), 0);
     redisFree(c);
 }
 
