@@ -37,6 +37,11 @@ char *hx_tmpdir_new(const char *tag);
  *  is a no-op. Errors are printed, not returned. */
 void hx_tmpdir_remove(const char *dir);
 
+/** The end of a test's @dir (from hx_tmpdir_new()): kept, and its path
+ *  printed, when HERALD_TEST_KEEP is set; removed otherwise; then freed.
+ *  NULL is a no-op. */
+void hx_tmpdir_done(char *dir);
+
 /**
  * HX_BIN_DIR "/" @name, e.g. hx_bin("herald-devbroker"). The result lives in
  * one of 16 rotating static buffers: it stays valid for the next 15 calls

@@ -502,11 +502,7 @@ void hx_fake_http_free(struct hx_fake_http *f)
     if (!f)
         return;
     hx_proc_free(f->proc);
-    if (f->dir && getenv("HERALD_TEST_KEEP"))
-        fprintf(stderr, "keeping %s\n", f->dir);
-    else if (f->dir)
-        hx_tmpdir_remove(f->dir);
-    free(f->dir);
+    hx_tmpdir_done(f->dir);
     free(f->out_path);
     free(f->err_path);
     free(f->ca_file);

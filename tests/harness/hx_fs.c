@@ -47,6 +47,17 @@ remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
     return 0; /* keep going */
 }
 
+void hx_tmpdir_done(char *dir)
+{
+    if (!dir)
+        return;
+    if (getenv("HERALD_TEST_KEEP"))
+        fprintf(stderr, "keeping %s\n", dir);
+    else
+        hx_tmpdir_remove(dir);
+    free(dir);
+}
+
 void hx_tmpdir_remove(const char *dir)
 {
     if (!dir)

@@ -42,11 +42,7 @@ void gf_env_free(struct gf_env *env)
     hx_fake_http_free(env->http);
     hx_broker_free(env->broker);
     hx_redis_free(env->redis);
-    if (env->dir && getenv("HERALD_TEST_KEEP"))
-        fprintf(stderr, "keeping %s\n", env->dir);
-    else
-        hx_tmpdir_remove(env->dir);
-    free(env->dir);
+    hx_tmpdir_done(env->dir);
     free(env);
 }
 

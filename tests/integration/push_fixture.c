@@ -124,11 +124,7 @@ void pf_env_free(struct pf_env *env)
     hx_fake_http_free(env->fake);
     hx_broker_free(env->broker);
     hx_redis_free(env->redis);
-    if (getenv("HERALD_TEST_KEEP"))
-        fprintf(stderr, "keeping %s\n", env->dir);
-    else
-        hx_tmpdir_remove(env->dir);
-    free(env->dir);
+    hx_tmpdir_done(env->dir);
     free(env->ca_file);
     free(env);
 }

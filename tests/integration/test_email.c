@@ -128,11 +128,7 @@ static int group_teardown(void **state)
     hx_fake_http_free(fake_auth);
     hx_fake_http_free(fake_smtps);
     pf_env_free(env);
-    if (dir && getenv("HERALD_TEST_KEEP"))
-        fprintf(stderr, "keeping %s\n", dir);
-    else if (dir)
-        hx_tmpdir_remove(dir);
-    free(dir);
+    hx_tmpdir_done(dir);
     free(config);
     return 0;
 }

@@ -394,11 +394,7 @@ static int group_teardown(void **state)
     (void)state;
     hx_redis_free(F.redis);
     hx_broker_free(F.broker);
-    if (getenv("HERALD_TEST_KEEP"))
-        fprintf(stderr, "keeping %s\n", F.dir);
-    else
-        hx_tmpdir_remove(F.dir);
-    free(F.dir);
+    hx_tmpdir_done(F.dir);
     return 0;
 }
 

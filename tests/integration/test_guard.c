@@ -931,11 +931,7 @@ static int group_teardown(void **state)
     (void)state;
     hx_broker_free(broker);
     hx_redis_free(redis);
-    if (getenv("HERALD_TEST_KEEP"))
-        fprintf(stderr, "keeping %s\n", logdir);
-    else
-        hx_tmpdir_remove(logdir);
-    free(logdir);
+    hx_tmpdir_done(logdir);
     return 0;
 }
 

@@ -48,11 +48,7 @@ void uf_env_free(struct uf_env *env)
         return;
     hx_broker_free(env->broker);
     hx_redis_free(env->redis);
-    if (getenv("HERALD_TEST_KEEP"))
-        fprintf(stderr, "keeping %s\n", env->dir);
-    else
-        hx_tmpdir_remove(env->dir);
-    free(env->dir);
+    hx_tmpdir_done(env->dir);
     free(env);
 }
 
