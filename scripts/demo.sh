@@ -69,13 +69,7 @@ GUARD=$METRICS GUARD_PID=$WORKER_PID
 say "starting the fake APNs, FCM and Web Push (HTTP/2 over TLS) and herald-push"
 start_fake_push TEAM123456 KEY1234567 com.example.chat herald-demo
 echo "fake push:  $FAKE"
-start_worker push "$WORK/push.log" HERALD_TLS_CA_FILE="$WORK/ca.pem" \
-    HERALD_APNS_KEY_FILE="$WORK/AuthKey.p8" HERALD_APNS_KEY_ID=KEY1234567 \
-    HERALD_APNS_TEAM_ID=TEAM123456 HERALD_APNS_TOPIC=com.example.chat \
-    HERALD_APNS_ENDPOINT="$FAKE" HERALD_APNS_SANDBOX_ENDPOINT="$FAKE" \
-    HERALD_FCM_CREDENTIALS_FILE="$WORK/sa.json" HERALD_FCM_ENDPOINT="$FAKE" \
-    HERALD_WEBPUSH_VAPID_KEY_FILE="$WORK/vapid.pem" \
-    HERALD_WEBPUSH_SUBJECT=mailto:ops@example.com
+start_worker push "$WORK/push.log" "${PUSH_ENV[@]}"
 PUSH=$METRICS PUSH_PID=$WORKER_PID
 
 say "starting a fake SMTP server (npm smtp-server) and herald-email"

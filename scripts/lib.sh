@@ -182,7 +182,9 @@ make_pki() {
 # throw-away CA, and the credentials herald-push needs, all in $WORK:
 # ca.pem (HERALD_TLS_CA_FILE), AuthKey.p8 (APNs), sa.json (FCM service
 # account, token_uri on the fake), vapid.pem (Web Push). The fake is told
-# the public halves. Sets FAKE (its origin), FAKE_PORT, FAKE_PID.
+# the public halves. Sets FAKE (its origin), FAKE_PORT, FAKE_PID, and
+# PUSH_ENV: the settings that point herald-push at it for all three
+# providers (start_worker push LOG "${PUSH_ENV[@]}" ...).
 start_fake_push() {
     local team=$1 kid=$2 topic=$3 project=$4
     shift 4
@@ -195,6 +197,13 @@ start_fake_push() {
     PIDS+=($FAKE_PID)
     FAKE_PORT=$(listening_port "$WORK/fake.out")
     FAKE=https://127.0.0.1:$FAKE_PORT
+    PUSH_ENV=(HERALD_TLS_CA_FILE="$WORK/ca.pem"
+        HERALD_APNS_KEY_FILE="$WORK/AuthKey.p8" HERALD_APNS_KEY_ID="$kid"
+        HERALD_APNS_TEAM_ID="$team" HERALD_APNS_TOPIC="$topic"
+        HERALD_APNS_ENDPOINT="$FAKE" HERALD_APNS_SANDBOX_ENDPOINT="$FAKE"
+        HERALD_FCM_CREDENTIALS_FILE="$WORK/sa.json" HERALD_FCM_ENDPOINT="$FAKE"
+        HERALD_WEBPUSH_VAPID_KEY_FILE="$WORK/vapid.pem"
+        HERALD_WEBPUSH_SUBJECT=mailto:ops@example.com)
     node -e '
         const fs = require("fs");
         const [dir, fake, team, kid, topic, project] = process.argv.slice(1);
