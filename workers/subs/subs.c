@@ -50,8 +50,8 @@ static void declare_metrics(struct subs_state *st, struct hr_metrics *m)
                            "entitlement.changed events produced", "provider");
     st->api_calls = hr_metrics_counter(
         m, "herald_subs_api_calls_total",
-        "Play Developer API calls (subscriptionsv2.get, acknowledge) by HTTP "
-        "status (\"error\": no answer)",
+        "Play Developer API calls (purchase reads and acknowledgements) by "
+        "HTTP status (\"error\": no answer)",
         "status");
     st->ack_failures = hr_metrics_counter(
         m, "herald_subs_ack_failures_total",
@@ -217,7 +217,7 @@ subs_handle(struct hr_worker *w, void *state, struct hr_batch *batch)
 }
 
 /* What the apply @a of @c for @item asks: metrics, entitlement.changed,
- * the item's outcome (subs_apply_change() says). */
+ * the item's outcome (subs_flush() says). */
 static enum subs_step settle(struct subs_state *st,
                              struct hr_item *item,
                              const struct subs_change *c,
@@ -283,24 +283,6 @@ apply_failed(struct subs_state *st, struct hr_item *item, const char *errstr)
     }
     hr_item_dead(item, HR_ERR_PERMANENT, "entitlement not applied: %s", errstr);
     return SUBS_STEP_DONE;
-}
-
-enum subs_step subs_apply_change(struct subs_state *st,
-                                 struct hr_item *item,
-                                 const struct subs_change *c)
-{
-    struct subs_applied a;
-    char errstr[512];
-
-    if (subs_entitlement_check(c, errstr, sizeof(errstr))) {
-        hr_item_dead(item, HR_ERR_PERMANENT, "%s", errstr);
-        return SUBS_STEP_DONE;
-    }
-    if (subs_entitlement_apply(st->redis, &st->script, st->prefix, c,
-                               st->set.dedupe_ttl_s, &a, errstr,
-                               sizeof(errstr)))
-        return apply_failed(st, item, errstr);
-    return settle(st, item, c, &a);
 }
 
 void subs_queue_change(struct subs_state *st,

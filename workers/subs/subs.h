@@ -28,9 +28,9 @@
  *
  * A batch is first parsed and its App Store JWS verified on
  * HERALD_SUBS_VERIFY_THREADS threads (subs_verify.c); the loop thread
- * then decides each item in order. The App Store changes of a batch are
- * queued (subs_queue_change()) and
- * applied in one Redis pipeline at its end (subs_flush()); the optional
+ * then decides each item in order. The changes of a batch (both stores')
+ * are queued (subs_queue_change()) and applied in one Redis pipeline at
+ * its end (subs_flush()); the optional
  * backend webhooks are then called together (subs_webhook.c), each item's
  * outcome waiting for its calls.
  *
@@ -300,16 +300,6 @@ enum subs_step subs_google_handle(struct subs_state *st,
                                   const struct hr_http_request *read);
 
 /**
- * Apply @c (checked here: a bad change is dead-lettered) to Redis, count
- * it under @c's provider and emit entitlement.changed when the
- * entitlement changed. Sets @item's outcome unless it returns
- * SUBS_STEP_PAUSE (Redis or the producer unavailable).
- */
-enum subs_step subs_apply_change(struct subs_state *st,
-                                 struct hr_item *item,
-                                 const struct subs_change *c);
-
-/**
  * Queue @c (checked here: a bad change is dead-lettered) for @item, to be
  * applied with the other changes of the batch in one Redis pipeline by
  * subs_flush(); @c's strings are borrowed from @refs (up to three JSON
@@ -322,7 +312,9 @@ void subs_queue_change(struct subs_state *st,
 
 /**
  * Apply every queued change in one pipeline, in the order queued, then
- * settle each one as subs_apply_change() does. Returns SUBS_STEP_PAUSE
+ * settle each one: count it under its provider, emit entitlement.changed
+ * when the entitlement changed, set the item's outcome (or queue its
+ * webhook calls). Returns SUBS_STEP_PAUSE
  * (the changes not settled keep no outcome: the batch is redone) when
  * Redis or the producer is unavailable.
  */

@@ -393,6 +393,32 @@ static char *read_url(const struct subs_state *st,
     return NULL;
 }
 
+/* Queue @c for @item with the batch's other changes (subs_queue_change()),
+ * its strings copied into one JSON array that lives as long as the change:
+ * they come from the notification and the snapshot, both gone when the
+ * item is decided, while the pipeline is applied at the batch's end. */
+static void
+queue(struct subs_state *st, struct hr_item *item, struct subs_change *c)
+{
+    const char **fields[] = {
+        &c->notification_id,   &c->subscription_id, &c->app_user_id,
+        &c->product_id,        &c->state,           &c->environment,
+        &c->notification_type, &c->subtype};
+    json_t *keep = json_array();
+
+    HR_ASSERT(keep);
+    for (size_t i = 0; i < HR_ARRAY_SIZE(fields); i++) {
+        if (!*fields[i])
+            continue;
+        HR_ASSERT(
+            !json_array_append_new(keep, json_string_nocheck(*fields[i])));
+        *fields[i] =
+            json_string_value(json_array_get(keep, json_array_size(keep) - 1));
+    }
+    subs_queue_change(st, item, c, (json_t *const[3]){keep, NULL, NULL});
+    json_decref(keep);
+}
+
 /* The state of @s over the snapshot's @snap_state: revoke and refund say
  * what happened better than the snapshot (expired, or still active for a
  * moment). */
@@ -460,7 +486,7 @@ static enum subs_step subscription(struct subs_state *st,
         .notification_type = n->type,
         .subtype = n->subtype,
     };
-    step = subs_apply_change(st, item, &c);
+    queue(st, item, &c);
 out:
     json_decref(purchase);
     return step;
@@ -528,7 +554,7 @@ static enum subs_step one_time(struct subs_state *st,
         c.app_user_id = p.app_user_id[0] ? p.app_user_id : NULL;
         c.environment = p.test_purchase ? "Sandbox" : "Production";
     }
-    step = subs_apply_change(st, item, &c);
+    queue(st, item, &c);
 out:
     json_decref(purchase);
     return step;
